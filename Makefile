@@ -1,0 +1,32 @@
+# raftkv: the two commands a newcomer needs are `make run` and `make test`.
+GO ?= go
+PKGS ?= ./...
+
+.PHONY: run test bench sim lint fmt build
+
+## run: start a local 3-member cluster on 127.0.0.1 and print how to talk to it
+run:
+	$(GO) run ./cmd/raftkv cluster --size 3
+
+## test: vet, then every test with a bounded simulation campaign (CI runs this)
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+## bench: every benchmark once, with allocations
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## sim: a longer simulation campaign (SEEDS=N to change its size)
+SEEDS ?= 2000
+sim:
+	$(GO) test -count=1 -timeout 120m ./simulator/ -run TestSimulation -seeds=$(SEEDS)
+
+## lint: formatting and vet (staticcheck too when it is installed)
+lint:
+	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; exit 1)
+	$(GO) vet $(PKGS)
+	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); fi
+
+build:
+	$(GO) build -o bin/raftkv ./cmd/raftkv
