@@ -1,0 +1,168 @@
+package kvstore
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// node is one file or directory of the key space. A node does not store its
+// full path (that would dominate the memory of a large store); the path is
+// known to whoever reached the node, or rebuilt by path().
+type node struct {
+	// name is the node's last path segment.
+	// Invariant: "" for the root only; otherwise non-empty and without '/'.
+	name string
+	// parent is the directory holding the node.
+	// Invariant: nil for the root only; parent.children[name] == this node.
+	parent *node
+	// createdIndex is the index at which the node was created.
+	// Invariant: createdIndex <= modifiedIndex <= the store's index.
+	createdIndex uint64
+	// modifiedIndex is the index of the node's last change.
+	modifiedIndex uint64
+	// value is a file's value. Invariant: "" for directories.
+	value string
+	// children holds a directory's children by name.
+	// Invariant: non-nil if and only if the node is a directory.
+	children map[string]*node
+	// expiry is the node's TTL state.
+	// Invariant: nil if and only if the node is permanent; when non-nil the
+	// node is in the store's expiry heap at expiry.heapIndex.
+	expiry *expiry
+}
+
+// expiry is the TTL state of a node that has one.
+type expiry struct {
+	// at is the expiration instant in Unix nanoseconds.
+	at int64
+	// heapIndex is the node's position in the expiry heap.
+	// Invariant: heap.nodes[heapIndex].expiry == this expiry.
+	heapIndex int
+}
+
+// newFile returns a detached file node created at index.
+func newFile(name, value string, index uint64) *node {
+	return &node{name: name, value: value, createdIndex: index, modifiedIndex: index}
+}
+
+// newDir returns a detached, empty directory node created at index.
+func newDir(name string, index uint64) *node {
+	return &node{name: name, children: map[string]*node{}, createdIndex: index, modifiedIndex: index}
+}
+
+// isDir reports whether n is a directory.
+func (n *node) isDir() bool {
+	return n.children != nil
+}
+
+// isHidden reports whether n's own name starts with '_' (spec §7.3).
+func (n *node) isHidden() bool {
+	return strings.HasPrefix(n.name, "_")
+}
+
+// path rebuilds n's full path by walking up to the root. Used where the
+// path is not already known: expiry, tie-breaking in the expiry heap.
+func (n *node) path() string {
+	if n.parent == nil {
+		return "/"
+	}
+	size := 0
+	for m := n; m.parent != nil; m = m.parent {
+		size += 1 + len(m.name)
+	}
+	buf := make([]byte, size)
+	end := size
+	for m := n; m.parent != nil; m = m.parent {
+		end -= len(m.name)
+		copy(buf[end:], m.name)
+		end--
+		buf[end] = '/'
+	}
+	return string(buf)
+}
+
+// attach makes child a child of dir.
+func (dir *node) attach(child *node) {
+	if !dir.isDir() || child.parent != nil || dir.children[child.name] != nil {
+		panic("kvstore: attach to a non-directory or over an existing child")
+	}
+	child.parent = dir
+	dir.children[child.name] = child
+}
+
+// detach removes n from its parent directory.
+func (n *node) detach() {
+	if n.parent == nil || n.parent.children[n.name] != n {
+		panic("kvstore: detach of a node that is not attached")
+	}
+	delete(n.parent.children, n.name)
+	n.parent = nil
+}
+
+// sortedChildren returns a directory's children sorted by name (which for
+// siblings is the same as sorting by full key), hidden ones included.
+func (n *node) sortedChildren() []*node {
+	children := make([]*node, 0, len(n.children))
+	for _, child := range n.children {
+		children = append(children, child)
+	}
+	slices.SortFunc(children, func(a, b *node) int { return strings.Compare(a.name, b.name) })
+	return children
+}
+
+// childPath joins a directory path and a child name.
+func childPath(dirPath, name string) string {
+	if dirPath == "/" {
+		return "/" + name
+	}
+	return dirPath + "/" + name
+}
+
+// keyOf turns an internal path into the key etcd shows: the root's key is
+// the empty string (spec §2).
+func keyOf(p string) string {
+	if p == "/" {
+		return ""
+	}
+	return p
+}
+
+// render returns n as etcd shows it at path p, without children: the form
+// of prevNode and of the nodes of write events.
+func (n *node) render(p string, now time.Time) *Node {
+	out := &Node{
+		Key:           keyOf(p),
+		ModifiedIndex: n.modifiedIndex,
+		CreatedIndex:  n.createdIndex,
+	}
+	if n.isDir() {
+		out.Dir = true
+	} else {
+		value := n.value
+		out.Value = &value
+	}
+	out.Expiration, out.TTL = n.expirationAndTTL(now)
+	return out
+}
+
+// expirationAndTTL returns what etcd reports for n's TTL at time now: the
+// expiration in UTC and the seconds left, rounded up (spec §4.2); nil and 0
+// for a permanent node.
+func (n *node) expirationAndTTL(now time.Time) (*time.Time, int64) {
+	if n.expiry == nil {
+		return nil, 0
+	}
+	return expirationAndTTL(n.expiry.at, now)
+}
+
+// expirationAndTTL is node.expirationAndTTL for a bare expiration instant.
+func expirationAndTTL(at int64, now time.Time) (*time.Time, int64) {
+	expiration := time.Unix(0, at).UTC()
+	left := expiration.Sub(now)
+	ttl := left / time.Second
+	if left%time.Second > 0 {
+		ttl++
+	}
+	return &expiration, int64(ttl)
+}
