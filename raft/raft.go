@@ -1,0 +1,627 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+)
+
+// ErrProposalDropped is returned when a proposal cannot be taken now: no
+// leader is known, a leadership transfer is under way, the uncommitted-bytes
+// bound is reached, or this member may not propose. The caller may retry.
+var ErrProposalDropped = errors.New("raft: proposal dropped")
+
+// ErrStepLocalMsg is returned by Node.Step for a message that only a local
+// call may make.
+var ErrStepLocalMsg = errors.New("raft: cannot step a local message")
+
+// ErrStepPeerNotFound is returned for a response from a member the leader
+// does not know.
+var ErrStepPeerNotFound = errors.New("raft: cannot step a response from an unknown member")
+
+// raft is one member's consensus state machine. All methods run on the
+// caller's goroutine; nothing in here blocks, sleeps, reads a clock or does
+// I/O. Inputs are messages and ticks; outputs accumulate in msgs,
+// msgsAfterPersist and readStates for Node.Ready to hand out.
+type raft struct {
+	id uint64
+
+	// Term and Vote are Figure 2's currentTerm and votedFor.
+	Term uint64
+	Vote uint64
+
+	log     *raftLog
+	trk     tracker
+	state   StateType
+	cfg     Config
+	rand    *rand.Rand
+	isLearner bool
+
+	// lead is the leader of Term as far as this member knows, or None.
+	lead uint64
+	// leadTransferee is the member leadership is being handed to, or None.
+	// Invariant: leadTransferee != None only in StateLeader.
+	leadTransferee uint64
+	// transferredThisTerm disables lease reads for the rest of the term once
+	// a transfer has been attempted: the transferee may win an election that
+	// voters grant despite any lease.
+	transferredThisTerm bool
+	// pendingConfIndex is the index of the last configuration change the
+	// leader appended; no other may be proposed until it is applied.
+	pendingConfIndex uint64
+	// uncommittedSize is the bytes of the leader's uncommitted entries.
+	uncommittedSize uint64
+
+	readOnly *readOnly
+	// pendingReads are reads that arrived before the leader committed an
+	// entry of its own term, when its commit index is not yet trustworthy
+	// (§6.4, step 1).
+	pendingReads []Message
+	readStates   []ReadState
+
+	// msgs may be sent at once; msgsAfterPersist only after the state in the
+	// same Ready is durable (see Ready).
+	msgs             []Message
+	msgsAfterPersist []Message
+
+	// ticks counts calls to Tick; leases are measured on it.
+	ticks uint64
+	// electionElapsed is, for a leader or candidate, the ticks since it
+	// reached that state; for a follower, the ticks since it last heard from
+	// a valid leader.
+	electionElapsed  int
+	heartbeatElapsed int
+	// randomizedElectionTimeout is in [ElectionTick, 2*ElectionTick).
+	randomizedElectionTimeout int
+	// bootQuiet makes a member that has just started ignore votes for an
+	// election timeout, honouring a lease it may have acknowledged before a
+	// crash (lease reads only).
+	bootQuiet bool
+
+	// incomingSnapshot assembles the chunks of a snapshot being received.
+	incomingSnapshot *incomingSnapshot
+
+	tick func()
+	step func(r *raft, m Message) error
+}
+
+func newRaft(c Config) (*raft, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	log, err := newLog(c.Storage, c.MaxCommittedSizePerReady)
+	if err != nil {
+		return nil, err
+	}
+	hs, cs, err := c.Storage.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("raft: read initial state from storage: %w", err)
+	}
+	r := &raft{
+		id:       c.ID,
+		log:      log,
+		cfg:      c,
+		rand:     c.Rand,
+		trk:      newTracker(c.MaxInflightMsgs, c.MaxInflightBytes),
+		readOnly: newReadOnly(c.ReadOnlyOption),
+		lead:     None,
+	}
+	if err := restoreConfig(&r.trk, log.lastIndex(), cs); err != nil {
+		return nil, fmt.Errorf("raft: restore configuration %+v: %w", cs, err)
+	}
+	r.isLearner = r.trk.progress[r.id] != nil && r.trk.progress[r.id].IsLearner
+	if !hs.IsEmpty() {
+		if hs.Commit < log.committed || hs.Commit > log.lastIndex() {
+			return nil, fmt.Errorf("raft: stored commit index %d is out of range [%d, %d]", hs.Commit, log.committed, log.lastIndex())
+		}
+		log.committed = hs.Commit
+		r.Term, r.Vote = hs.Term, hs.Vote
+	}
+	// A torn write may have kept entries of a term whose hard state did not
+	// reach the disk; never go back below a term the log already holds.
+	r.Term = max(r.Term, log.lastTerm())
+	if c.Applied > 0 {
+		if c.Applied > log.committed {
+			return nil, fmt.Errorf("raft: Config.Applied %d is beyond the commit index %d", c.Applied, log.committed)
+		}
+		if c.Applied < log.applied {
+			return nil, fmt.Errorf("raft: Config.Applied %d is before the snapshot index %d", c.Applied, log.applied)
+		}
+		log.appliedTo(c.Applied)
+	}
+	r.becomeFollower(r.Term, None)
+	r.bootQuiet = c.ReadOnlyOption == ReadOnlyLeaseBased
+	return r, nil
+}
+
+func (r *raft) hardState() HardState {
+	return HardState{Term: r.Term, Vote: r.Vote, Commit: r.log.committed}
+}
+
+func (r *raft) softState() SoftState { return SoftState{Lead: r.lead, State: r.state} }
+
+// send queues m, filling in From and Term, on the list that its kind
+// requires (see Ready for the persistence contract).
+func (r *raft) send(m Message) {
+	m.From = r.id
+	switch m.Type {
+	case MsgVote, MsgVoteResp, MsgPreVote, MsgPreVoteResp:
+		// Vote messages carry the term they are about, set by the caller.
+		if m.Term == 0 {
+			panic(fmt.Sprintf("raft: %s sent with term 0", m.Type))
+		}
+	case MsgProp, MsgReadIndex, MsgTransferLeader:
+		// Forwarded requests belong to no term: the leader handles them
+		// whatever term it is in.
+		m.Term = 0
+	default:
+		m.Term = r.Term
+	}
+	switch m.Type {
+	case MsgAppResp, MsgVote, MsgVoteResp:
+		// These vouch for state that must be durable first: an accepted
+		// append or installed snapshot, a vote (ours or the one granted).
+		r.msgsAfterPersist = append(r.msgsAfterPersist, m)
+	default:
+		r.msgs = append(r.msgs, m)
+	}
+}
+
+// reset prepares for a new term.
+func (r *raft) reset(term uint64) {
+	if r.Term != term {
+		r.Term = term
+		r.Vote = None
+		r.transferredThisTerm = false
+	}
+	r.lead = None
+	r.electionElapsed = 0
+	r.heartbeatElapsed = 0
+	r.resetRandomizedElectionTimeout()
+	r.abortLeaderTransfer()
+	r.trk.resetVotes()
+	last := r.log.lastIndex()
+	r.trk.visit(func(id uint64, pr *Progress) {
+		*pr = Progress{Next: last + 1, IsLearner: pr.IsLearner, inflights: pr.inflights}
+		pr.inflights.reset()
+		if id == r.id {
+			// The leader's own entries count once durable: Match is the
+			// durable prefix, the rest follows at Advance.
+			pr.Match = r.log.unstable.offset - 1
+			if r.log.unstable.snapshot != nil {
+				pr.Match = 0
+			}
+		}
+	})
+	r.pendingConfIndex = 0
+	r.uncommittedSize = 0
+	r.readOnly = newReadOnly(r.cfg.ReadOnlyOption)
+	r.pendingReads = nil
+}
+
+func (r *raft) resetRandomizedElectionTimeout() {
+	r.randomizedElectionTimeout = r.cfg.ElectionTick + r.rand.IntN(r.cfg.ElectionTick)
+}
+
+func (r *raft) becomeFollower(term, lead uint64) {
+	r.step = stepFollower
+	r.reset(term)
+	r.tick = r.tickElection
+	r.lead = lead
+	r.state = StateFollower
+}
+
+func (r *raft) becomePreCandidate() {
+	if r.state == StateLeader {
+		panic("raft: invalid transition [leader -> pre-candidate]")
+	}
+	// A pre-candidate keeps its term and vote: PreVote changes nothing
+	// until a quorum says an election could be won (§9.6 of the thesis).
+	r.step = stepCandidate
+	r.trk.resetVotes()
+	r.tick = r.tickElection
+	r.lead = None
+	r.state = StatePreCandidate
+}
+
+func (r *raft) becomeCandidate() {
+	if r.state == StateLeader {
+		panic("raft: invalid transition [leader -> candidate]")
+	}
+	// §5.2: increment currentTerm, vote for self.
+	r.step = stepCandidate
+	r.reset(r.Term + 1)
+	r.tick = r.tickElection
+	r.Vote = r.id
+	r.state = StateCandidate
+}
+
+func (r *raft) becomeLeader() {
+	if r.state == StateFollower {
+		panic("raft: invalid transition [follower -> leader]")
+	}
+	r.step = stepLeader
+	r.reset(r.Term)
+	r.tick = r.tickHeartbeat
+	r.lead = r.id
+	r.state = StateLeader
+	// Followers start in probe state at our last index (reset did that);
+	// our own progress replicates.
+	r.trk.progress[r.id].becomeReplicate()
+	r.trk.progress[r.id].Next = r.log.lastIndex() + 1
+	// Configuration changes in the uncommitted tail may be pending: forbid
+	// new ones until everything we have is applied.
+	r.pendingConfIndex = r.log.lastIndex()
+	// §5.4.2 / §8: a new leader commits an entry of its own term at once (a
+	// no-op), which also commits everything before it.
+	if !r.appendEntry(Entry{Data: nil}) {
+		panic("raft: leader's empty entry was refused")
+	}
+}
+
+// campaign starts an election: a pre-vote or a real one.
+func (r *raft) campaign(preVote, transfer bool) {
+	if !r.promotable() {
+		return
+	}
+	var term uint64
+	var voteType MessageType
+	if preVote {
+		r.becomePreCandidate()
+		voteType = MsgPreVote
+		// A pre-vote asks about the term we would campaign in.
+		term = r.Term + 1
+	} else {
+		r.becomeCandidate()
+		voteType = MsgVote
+		term = r.Term
+	}
+	// Our own vote counts at once; it is durable before any other arrives,
+	// since MsgVote leaves only after the Ready that persists it.
+	r.trk.recordVote(r.id, true)
+	if _, _, res := r.trk.tallyVotes(); res == VoteWon {
+		// A single voter wins at once.
+		if preVote {
+			r.campaign(false, transfer)
+		} else {
+			r.becomeLeader()
+		}
+		return
+	}
+	for _, id := range r.trk.voterIDs() {
+		if id == r.id {
+			continue
+		}
+		r.send(Message{To: id, Term: term, Type: voteType, Index: r.log.lastIndex(),
+			LogTerm: r.log.lastTerm(), Transfer: transfer})
+	}
+}
+
+// promotable reports whether this member may become leader: it votes, and
+// it holds no committed configuration change it has not applied (which
+// could remove it).
+func (r *raft) promotable() bool {
+	pr := r.trk.progress[r.id]
+	if pr == nil || pr.IsLearner || r.log.unstable.snapshot != nil {
+		return false
+	}
+	return !r.hasUnappliedConfChanges()
+}
+
+func (r *raft) hasUnappliedConfChanges() bool {
+	if r.log.applied >= r.log.committed {
+		return false
+	}
+	lo, hi := r.log.applied+1, r.log.committed+1
+	for lo < hi {
+		ents, err := r.log.slice(lo, hi, 1<<20)
+		if err != nil {
+			panic(fmt.Sprintf("raft: read unapplied entries: %v", err))
+		}
+		for i := range ents {
+			if ents[i].Type == EntryConfChange {
+				return true
+			}
+		}
+		lo += uint64(len(ents))
+	}
+	return false
+}
+
+// tickElection is a follower's and a candidate's tick: start an election
+// when the randomized timeout passes without a leader (§5.2).
+func (r *raft) tickElection() {
+	r.electionElapsed++
+	if r.bootQuiet && r.electionElapsed >= r.cfg.ElectionTick {
+		r.bootQuiet = false
+	}
+	if r.promotable() && r.electionElapsed >= r.randomizedElectionTimeout {
+		r.electionElapsed = 0
+		r.hup(false)
+	}
+}
+
+// hup starts an election, with a pre-vote first if configured.
+func (r *raft) hup(transfer bool) {
+	if r.state == StateLeader {
+		return
+	}
+	r.campaign(r.cfg.PreVote && !transfer, transfer)
+}
+
+// tickHeartbeat is a leader's tick: heartbeats every HeartbeatTick, and
+// every ElectionTick the CheckQuorum test and the end of a stalled
+// transfer.
+func (r *raft) tickHeartbeat() {
+	r.heartbeatElapsed++
+	r.electionElapsed++
+	if r.electionElapsed >= r.cfg.ElectionTick {
+		r.electionElapsed = 0
+		if r.cfg.CheckQuorum {
+			if !r.trk.quorumActive() {
+				// §6.2 of the thesis: a leader that cannot reach a quorum
+				// steps down rather than serve stale reads forever.
+				r.becomeFollower(r.Term, None)
+				return
+			}
+			r.trk.visit(func(id uint64, pr *Progress) {
+				if id != r.id {
+					pr.RecentActive = false
+				}
+			})
+		}
+		// A transfer that did not finish within an election timeout is
+		// abandoned, and proposals are accepted again (§3.10).
+		r.abortLeaderTransfer()
+	}
+	if r.state != StateLeader {
+		return
+	}
+	if r.heartbeatElapsed >= r.cfg.HeartbeatTick {
+		r.heartbeatElapsed = 0
+		r.bcastHeartbeat()
+		r.resendStalledSnapshots()
+	}
+}
+
+// Step handles a message from a peer. It applies Figure 2's rule for all
+// servers first ("if RPC request or response contains term T > currentTerm:
+// set currentTerm = T, convert to follower"), with the PreVote and
+// CheckQuorum refinements, then hands the message to the role's step.
+func (r *raft) Step(m Message) error {
+	switch {
+	case m.Term == 0:
+		// A forwarded request: no term to compare.
+	case m.Term > r.Term:
+		if !r.stepHigherTerm(m) {
+			return nil
+		}
+	case m.Term < r.Term:
+		r.stepLowerTerm(m)
+		return nil
+	}
+	switch m.Type {
+	case MsgVote, MsgPreVote:
+		r.handleVoteRequest(m)
+		return nil
+	}
+	return r.step(r, m)
+}
+
+// stepHigherTerm applies the higher-term rule and reports whether m should
+// then be processed.
+func (r *raft) stepHigherTerm(m Message) bool {
+	if m.Type == MsgVote || m.Type == MsgPreVote {
+		// CheckQuorum's lease (§4.2.3 of the thesis): while we hear from a
+		// leader, a vote request is ignored unless a transfer asked for it.
+		inLease := r.cfg.CheckQuorum && r.lead != None && r.electionElapsed < r.cfg.ElectionTick
+		if (inLease || r.bootQuiet) && !m.Transfer {
+			return false
+		}
+	}
+	switch {
+	case m.Type == MsgPreVote:
+		// A pre-vote does not change our term.
+	case m.Type == MsgPreVoteResp && !m.Reject:
+		// A granted pre-vote is for the term we will campaign in; the term
+		// changes when the real election starts.
+	default:
+		if m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap {
+			r.becomeFollower(m.Term, m.From)
+		} else {
+			r.becomeFollower(m.Term, None)
+		}
+	}
+	return true
+}
+
+// stepLowerTerm answers a message from an older term.
+func (r *raft) stepLowerTerm(m Message) {
+	switch {
+	case (r.cfg.CheckQuorum || r.cfg.PreVote) && (m.Type == MsgHeartbeat || m.Type == MsgApp):
+		// A stale leader (cut off by a partition) may never hear a higher
+		// term otherwise: with PreVote or CheckQuorum, no candidate's vote
+		// request reaches it with one. Tell it our term so it steps down.
+		r.send(Message{To: m.From, Type: MsgAppResp})
+	case m.Type == MsgPreVote:
+		// Refuse, at our term, so the pre-candidate learns it is behind.
+		r.send(Message{To: m.From, Term: r.Term, Type: MsgPreVoteResp, Reject: true})
+	default:
+		// Ignore: §5.1, "if a server receives a request with a stale term
+		// number, it rejects the request"; a stale response means nothing.
+	}
+}
+
+// handleVoteRequest is RequestVote's receiver (Figure 2): grant if we have
+// not voted for another in this term and the candidate's log is at least as
+// up to date as ours (§5.4.1).
+func (r *raft) handleVoteRequest(m Message) {
+	canVote := r.Vote == m.From ||
+		// We have not voted this term and know no leader...
+		(r.Vote == None && r.lead == None) ||
+		// ...or this is a pre-vote for a later term.
+		(m.Type == MsgPreVote && m.Term > r.Term)
+	respType := MsgVoteResp
+	if m.Type == MsgPreVote {
+		respType = MsgPreVoteResp
+	}
+	if canVote && r.log.isUpToDate(m.Index, m.LogTerm) {
+		// The response carries the term it is about, so that a candidate
+		// counts it for the right election.
+		r.send(Message{To: m.From, Term: m.Term, Type: respType})
+		if m.Type == MsgVote {
+			// Only a real vote counts; reset the timer so we do not
+			// compete with the candidate we just voted for.
+			r.electionElapsed = 0
+			r.Vote = m.From
+		}
+		return
+	}
+	r.send(Message{To: m.From, Term: r.Term, Type: respType, Reject: true})
+}
+
+// appendEntry appends entries proposed at this leader, numbering them. It
+// returns false if the uncommitted-bytes bound refuses them.
+func (r *raft) appendEntry(es ...Entry) bool {
+	li := r.log.lastIndex()
+	var size uint64
+	for i := range es {
+		es[i].Term = r.Term
+		es[i].Index = li + 1 + uint64(i)
+		size += es[i].size()
+	}
+	// An empty entry (the no-op) is always accepted, so that a leader can
+	// always commit; proposals count against the bound.
+	if r.uncommittedSize > 0 && size > 0 && r.uncommittedSize+size > r.cfg.MaxUncommittedEntriesSize {
+		return false
+	}
+	r.uncommittedSize += size
+	r.log.append(es...)
+	// Our own Match moves when the entries are durable (Advance).
+	return true
+}
+
+// advance is called once the state handed out in a Ready is durable and its
+// committed entries applied.
+func (r *raft) advance(rd Ready) {
+	if !rd.Snapshot.IsEmpty() {
+		r.log.stableSnapTo(rd.Snapshot.Metadata.Index)
+		r.log.appliedTo(rd.Snapshot.Metadata.Index)
+	}
+	if n := len(rd.Entries); n > 0 {
+		e := rd.Entries[n-1]
+		r.log.stableTo(e.Index, e.Term)
+	}
+	if n := len(rd.CommittedEntries); n > 0 {
+		r.appliedTo(rd.CommittedEntries[n-1].Index)
+	}
+	// Durability counts for the leader's own progress now (§10.2.1 of the
+	// thesis: the leader writes its log in parallel with its followers).
+	if r.state == StateLeader {
+		pr := r.trk.progress[r.id]
+		if pr != nil && pr.maybeUpdate(r.log.unstable.offset-1) && r.maybeCommit() {
+			r.bcastAppend()
+		}
+	}
+}
+
+// appliedTo records applied entries and does what applying them enables:
+// leaving a joint configuration automatically.
+func (r *raft) appliedTo(index uint64) {
+	oldApplied := r.log.applied
+	r.log.appliedTo(index)
+	if r.state == StateLeader && r.trk.config.AutoLeave && oldApplied < r.pendingConfIndex && index >= r.pendingConfIndex {
+		// Entering the joint configuration is applied: propose leaving it
+		// (§4.3 of the thesis). An empty ConfChange leaves.
+		data, _ := (&ConfChange{}).MarshalBinary()
+		if r.appendEntry(Entry{Type: EntryConfChange, Data: data}) {
+			r.pendingConfIndex = r.log.lastIndex()
+			r.bcastAppend()
+		}
+	}
+}
+
+// maybeCommit advances the commit index to what a quorum holds, if that is
+// an entry of the current term (Figure 8).
+func (r *raft) maybeCommit() bool {
+	if !r.log.maybeCommit(r.trk.committed(), r.Term) {
+		return false
+	}
+	r.reduceUncommittedSize()
+	r.releasePendingReads()
+	return true
+}
+
+// reduceUncommittedSize recomputes the uncommitted bytes after a commit.
+func (r *raft) reduceUncommittedSize() {
+	if r.uncommittedSize == 0 {
+		return
+	}
+	var size uint64
+	lo, hi := r.log.committed+1, r.log.lastIndex()+1
+	for lo < hi {
+		ents, err := r.log.slice(lo, hi, 1<<20)
+		if err != nil {
+			break
+		}
+		for i := range ents {
+			size += ents[i].size()
+		}
+		lo += uint64(len(ents))
+	}
+	r.uncommittedSize = size
+}
+
+// applyConfChange switches to the configuration cc leads to, when the
+// application applies it.
+func (r *raft) applyConfChange(cc ConfChange) (ConfState, error) {
+	c := changer{tracker: &r.trk, lastIndex: r.log.lastIndex()}
+	var cfg TrackerConfig
+	var prs map[uint64]*Progress
+	var err error
+	if cc.LeavesJoint() {
+		cfg, prs, err = c.leaveJoint()
+	} else if joint, autoLeave := cc.entersJoint(); joint {
+		cfg, prs, err = c.enterJoint(autoLeave, cc.Changes)
+	} else {
+		cfg, prs, err = c.simple(cc.Changes)
+	}
+	if err != nil {
+		return r.trk.config.ConfState(), err
+	}
+	r.switchToConfig(cfg, prs)
+	return cfg.ConfState(), nil
+}
+
+func (r *raft) switchToConfig(cfg TrackerConfig, prs map[uint64]*Progress) {
+	r.trk.setConfig(cfg, prs)
+	pr, ok := r.trk.progress[r.id]
+	r.isLearner = ok && pr.IsLearner
+	if (!ok || r.isLearner) && r.state == StateLeader {
+		// Removed or demoted: the leader keeps replicating until its removal
+		// commits (it has), then steps down if asked to (§4.2.2 of the
+		// thesis).
+		if r.cfg.StepDownOnRemoval {
+			r.becomeFollower(r.Term, None)
+		}
+		return
+	}
+	if r.state != StateLeader || len(cfg.Voters[0]) == 0 {
+		return
+	}
+	// The quorum may have changed: the commit index may move.
+	if r.maybeCommit() {
+		r.bcastAppend()
+	} else {
+		r.trk.visit(func(id uint64, pr *Progress) {
+			if id != r.id {
+				r.maybeSendAppend(id, false)
+			}
+		})
+	}
+	if r.leadTransferee != None && !r.trk.config.Voters.Contains(r.leadTransferee) {
+		r.abortLeaderTransfer()
+	}
+}
+
+func (r *raft) abortLeaderTransfer() { r.leadTransferee = None }

@@ -1,0 +1,200 @@
+package raft
+
+import "errors"
+
+// InstallSnapshot (§7 of the paper, Figure 13). A leader that has compacted
+// the entries a follower needs sends its latest snapshot instead, in chunks
+// of MaxSnapshotChunkSize bytes with a few chunks in flight at a time; the
+// follower acknowledges each chunk with MsgSnapResp and, once the last one
+// has arrived and the snapshot is durable, with a MsgAppResp at the
+// snapshot's index, which puts the follower back into log replication.
+
+// snapshotChunksInFlight is how many chunks may await acknowledgement.
+const snapshotChunksInFlight = 4
+
+// snapshotStallHeartbeats is how many heartbeat intervals a transfer may go
+// without progress before it is resumed from the last acknowledged byte.
+const snapshotStallHeartbeats = 2
+
+// incomingSnapshot is a follower's snapshot under assembly.
+type incomingSnapshot struct {
+	metadata SnapshotMetadata
+	total    uint64
+	// data holds the bytes received so far.
+	// Invariant: uint64(len(data)) <= total.
+	data []byte
+}
+
+// startSnapshot puts member to into snapshot state and starts sending the
+// latest snapshot. It reports whether anything was sent.
+func (r *raft) startSnapshot(to uint64, pr *Progress) bool {
+	if !pr.RecentActive {
+		// Do not stream a snapshot to a member we have not heard from.
+		return false
+	}
+	snap, err := r.log.snapshot()
+	if errors.Is(err, ErrSnapshotTemporarilyUnavailable) {
+		return false
+	} else if err != nil {
+		panic("raft: read snapshot: " + err.Error())
+	}
+	if snap.IsEmpty() {
+		panic("raft: entries are compacted but there is no snapshot")
+	}
+	pr.becomeSnapshot(snap.Metadata.Index)
+	r.sendSnapshotChunks(to, pr, snap)
+	return true
+}
+
+// sendSnapshotChunks sends chunks of snap while the window allows.
+func (r *raft) sendSnapshotChunks(to uint64, pr *Progress, snap Snapshot) {
+	total := uint64(len(snap.Data))
+	chunk := r.cfg.MaxSnapshotChunkSize
+	for first := pr.SnapshotSent == 0; first || (pr.SnapshotSent < total && pr.SnapshotSent-pr.SnapshotAcked < snapshotChunksInFlight*chunk); first = false {
+		end := min(pr.SnapshotSent+chunk, total)
+		r.send(Message{To: to, Type: MsgSnap, Snapshot: &SnapshotChunk{
+			Metadata: snap.Metadata, Offset: pr.SnapshotSent, Total: total,
+			Data: snap.Data[pr.SnapshotSent:end],
+		}})
+		pr.SnapshotSent = end
+	}
+}
+
+// resumeSnapshot re-reads the snapshot and sends more of it; if a newer
+// snapshot has replaced it, the transfer starts over with that one.
+func (r *raft) resumeSnapshot(to uint64, pr *Progress) {
+	snap, err := r.log.snapshot()
+	if err != nil || snap.Metadata.Index != pr.PendingSnapshot {
+		pr.becomeProbe()
+		r.maybeSendAppend(to, true)
+		return
+	}
+	r.sendSnapshotChunks(to, pr, snap)
+}
+
+// handleSnapshotChunkAck is the leader's side of a chunk acknowledgement.
+func (r *raft) handleSnapshotChunkAck(m Message, pr *Progress) {
+	c := m.Snapshot
+	if pr.State != StateSnapshot || c == nil || c.Metadata.Index != pr.PendingSnapshot {
+		return // stale
+	}
+	pr.snapshotStalled = 0
+	if m.Reject {
+		// The follower lost track (a chunk went missing); go back to where
+		// it says it is.
+		pr.SnapshotAcked, pr.SnapshotSent = c.Offset, c.Offset
+	} else if c.Offset > pr.SnapshotAcked && c.Offset <= pr.SnapshotSent {
+		pr.SnapshotAcked = c.Offset
+	}
+	r.resumeSnapshot(m.From, pr)
+}
+
+// resendStalledSnapshots restarts transfers that made no progress for a
+// while (chunks lost), and gives up on members that went silent.
+func (r *raft) resendStalledSnapshots() {
+	r.trk.visit(func(id uint64, pr *Progress) {
+		if pr.State != StateSnapshot || id == r.id {
+			return
+		}
+		pr.snapshotStalled++
+		if pr.snapshotStalled < snapshotStallHeartbeats {
+			return
+		}
+		pr.snapshotStalled = 0
+		if !pr.RecentActive || pr.SnapshotAcked >= pr.SnapshotSent && pr.SnapshotSent > 0 {
+			// Silent member, or every chunk acknowledged but the final
+			// answer lost: go back to probing, which restarts the snapshot
+			// if it is still needed.
+			pr.becomeProbe()
+			r.maybeSendAppend(id, true)
+			return
+		}
+		pr.SnapshotSent = pr.SnapshotAcked
+		r.resumeSnapshot(id, pr)
+	})
+}
+
+// handleSnapshotChunk is the follower's side: assemble, then install.
+func (r *raft) handleSnapshotChunk(m Message) {
+	c := m.Snapshot
+	if c == nil {
+		return
+	}
+	ack := func(offset uint64, reject bool) {
+		r.send(Message{To: m.From, Type: MsgSnapResp, Reject: reject,
+			Snapshot: &SnapshotChunk{Metadata: c.Metadata, Offset: offset, Total: c.Total}})
+	}
+	if c.Metadata.Index <= r.log.committed {
+		// We already have everything it holds.
+		r.incomingSnapshot = nil
+		ack(c.Total, false)
+		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.log.committed})
+		return
+	}
+	in := r.incomingSnapshot
+	if c.Offset == 0 {
+		in = &incomingSnapshot{metadata: c.Metadata, total: c.Total}
+		r.incomingSnapshot = in
+	}
+	if in == nil || in.metadata.Index != c.Metadata.Index || in.metadata.Term != c.Metadata.Term ||
+		in.total != c.Total {
+		ack(0, true)
+		return
+	}
+	if uint64(len(in.data)) != c.Offset || c.Offset+uint64(len(c.Data)) > c.Total {
+		ack(uint64(len(in.data)), true)
+		return
+	}
+	in.data = append(in.data, c.Data...)
+	ack(uint64(len(in.data)), false)
+	if uint64(len(in.data)) < in.total {
+		return
+	}
+	r.incomingSnapshot = nil
+	snap := Snapshot{Metadata: in.metadata, Data: in.data}
+	if r.restore(snap) {
+		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.log.lastIndex()})
+	} else {
+		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.log.committed})
+	}
+}
+
+// restore replaces the log and configuration with snapshot s. It returns
+// false if s brings nothing new.
+func (r *raft) restore(s Snapshot) bool {
+	if s.Metadata.Index <= r.log.committed {
+		return false
+	}
+	if r.state != StateFollower {
+		// Only a leader of our term sends snapshots, so we are a follower.
+		panic("raft: a non-follower is restoring a snapshot")
+	}
+	cs := s.Metadata.ConfState
+	found := false
+	for _, set := range [][]uint64{cs.Voters, cs.Learners, cs.VotersOutgoing} {
+		for _, id := range set {
+			found = found || id == r.id
+		}
+	}
+	if !found {
+		// A snapshot whose configuration does not include us was not meant
+		// for us (we were removed, or it is mis-addressed): refuse it.
+		return false
+	}
+	if r.log.matchTerm(s.Metadata.Index, s.Metadata.Term) {
+		// Our log already holds the snapshot's last entry: fast-forward the
+		// commit index instead of replacing the log (§7: "if existing log
+		// entry has same index and term as snapshot's last included entry,
+		// retain log entries following it").
+		r.log.commitTo(s.Metadata.Index)
+		return false
+	}
+	r.log.restore(s)
+	r.trk = newTracker(r.cfg.MaxInflightMsgs, r.cfg.MaxInflightBytes)
+	if err := restoreConfig(&r.trk, r.log.lastIndex(), cs); err != nil {
+		panic("raft: restore configuration from snapshot: " + err.Error())
+	}
+	pr := r.trk.progress[r.id]
+	r.isLearner = pr != nil && pr.IsLearner
+	return true
+}
