@@ -50,8 +50,8 @@ func newTestCluster(t testing.TB, n int, configure func(*Config)) *testCluster {
 func (c *testCluster) config(id uint64, s Storage) Config {
 	cfg := Config{
 		ID: id, ElectionTick: 10, HeartbeatTick: 1, Storage: s,
-		Rand:            rand.New(rand.NewPCG(uint64(id), 42)),
-		MaxSizePerMsg:   1 << 20, MaxInflightMsgs: 256,
+		Rand:          rand.New(rand.NewPCG(uint64(id), 42)),
+		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256,
 	}
 	if c.configure != nil {
 		c.configure(&cfg)

@@ -326,5 +326,5 @@ func (l *raftLog) restore(s Snapshot) {
 
 // stableTo marks entries up to i (term t) durable; stableSnapTo, the
 // snapshot at i.
-func (l *raftLog) stableTo(i, t uint64) { l.unstable.stableTo(i, t) }
+func (l *raftLog) stableTo(i, t uint64)  { l.unstable.stableTo(i, t) }
 func (l *raftLog) stableSnapTo(i uint64) { l.unstable.stableSnapTo(i) }

@@ -30,11 +30,11 @@ type raft struct {
 	Term uint64
 	Vote uint64
 
-	log     *raftLog
-	trk     tracker
-	state   StateType
-	cfg     Config
-	rand    *rand.Rand
+	log       *raftLog
+	trk       tracker
+	state     StateType
+	cfg       Config
+	rand      *rand.Rand
 	isLearner bool
 
 	// lead is the leader of Term as far as this member knows, or None.
