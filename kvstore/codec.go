@@ -126,11 +126,17 @@ type decoder struct {
 	data   []byte
 	offset int
 	err    error
+	// kind is the sentinel every error wraps; ErrBadCommand if nil.
+	kind error
 }
 
 func (d *decoder) fail(format string, args ...any) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: at byte %d: %s", ErrBadCommand, d.offset, fmt.Sprintf(format, args...))
+		kind := d.kind
+		if kind == nil {
+			kind = ErrBadCommand
+		}
+		d.err = fmt.Errorf("%w: at byte %d: %s", kind, d.offset, fmt.Sprintf(format, args...))
 	}
 }
 
