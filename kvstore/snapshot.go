@@ -62,7 +62,12 @@ func (s *Store) Save() ([]byte, error) {
 			return nil, err
 		}
 	}
-	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable)), nil
+	return appendCRC(buf), nil
+}
+
+// appendCRC seals buf with its CRC-32C.
+func appendCRC(buf []byte) []byte {
+	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable))
 }
 
 // crcTable is the Castagnoli polynomial table.

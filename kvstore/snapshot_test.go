@@ -1,0 +1,137 @@
+package kvstore
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// populated returns a store with files, directories, hidden keys, TTLs and
+// a history with every kind of event.
+func populated(t testing.TB) *Store {
+	s := newTestStore(t)
+	mustApply(t, s, set("/a", "1"))
+	mustApply(t, s, withTTL(set("/d/x", "2"), 30))
+	mustApply(t, s, withTTL(mkdir("/d/sub"), 40))
+	mustApply(t, s, set("/_hidden/y", ""))
+	mustApply(t, s, Command{Op: OpSet, Path: "/d/x", Refresh: true, HasTTL: true, TTL: 60})
+	mustApply(t, s, Command{Op: OpCreateInOrder, Path: "/q", Value: "job"})
+	mustApply(t, s, Command{Op: OpCompareAndSwap, Path: "/a", PrevValue: "1", Value: "one"})
+	mustApply(t, s, set("/gone/z", "z"))
+	mustApply(t, s, Command{Op: OpDelete, Path: "/gone", Recursive: true})
+	mustApply(t, s, withTTL(set("/soon", "s"), 1))
+	apply(s, Command{Op: OpExpire, Now: t0.Add(2 * time.Second)})
+	return s
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	s := populated(t)
+	data, err := s.Save()
+	require.NoError(t, err)
+	again, _ := s.Save()
+	assert.Equal(t, data, again, "Save is deterministic")
+
+	restored := newTestStore(t)
+	require.NoError(t, restored.Restore(data))
+	assert.Equal(t, s.Hash(), restored.Hash())
+	assert.Equal(t, s.CurrentIndex(), restored.CurrentIndex())
+	copied, _ := restored.Save()
+	assert.Equal(t, data, copied)
+	next1, _ := s.NextExpiration()
+	next2, _ := restored.NextExpiration()
+	assert.Equal(t, next1, next2)
+
+	for _, opts := range []GetOptions{{Recursive: true, Now: t0}, {Now: t0.Add(time.Second)}} {
+		e1, err1 := s.Get("/", opts)
+		e2, err2 := restored.Get("/", opts)
+		require.NoError(t, err1)
+		require.NoError(t, err2)
+		assert.Equal(t, jsonOf(t, e1), jsonOf(t, e2))
+	}
+	// The history came along: a watch from index 1 sees the same event.
+	w1 := mustWatch(t, s, "/", WatchOptions{Recursive: true, SinceIndex: 2})
+	w2 := mustWatch(t, restored, "/", WatchOptions{Recursive: true, SinceIndex: 2})
+	e1, _ := received(w1)
+	e2, _ := received(w2)
+	assert.Equal(t, jsonOf(t, e1), jsonOf(t, e2))
+}
+
+func TestSnapshotEmptyStore(t *testing.T) {
+	s := newTestStore(t)
+	data, err := s.Save()
+	require.NoError(t, err)
+	restored := populated(t)
+	require.NoError(t, restored.Restore(data))
+	assert.Equal(t, s.Hash(), restored.Hash())
+	assert.Equal(t, uint64(0), restored.CurrentIndex())
+	_, ok := restored.NextExpiration()
+	assert.False(t, ok)
+}
+
+func TestSnapshotCorruptionLeavesStoreUnchanged(t *testing.T) {
+	data, err := populated(t).Save()
+	require.NoError(t, err)
+	s := newTestStore(t)
+	mustApply(t, s, set("/mine", "v"))
+	w := mustWatch(t, s, "/mine", WatchOptions{})
+	hash := s.Hash()
+
+	check := func(name string, bad []byte) {
+		err := s.Restore(bad)
+		require.ErrorIs(t, err, ErrBadSnapshot, name)
+		require.Equal(t, hash, s.Hash(), name)
+	}
+	for i := range data {
+		bad := append([]byte(nil), data...)
+		bad[i] ^= 0x10
+		check(fmt.Sprintf("bit flip at %d", i), bad)
+	}
+	for i := range data {
+		check(fmt.Sprintf("truncated to %d", i), data[:i])
+	}
+	check("nil", nil)
+	check("extra byte", append(append([]byte(nil), data...), 0))
+	assert.Equal(t, 1, s.WatcherCount(), "a failed restore keeps the watchers")
+	_, closed := received(w)
+	assert.False(t, closed)
+}
+
+func TestSnapshotRestoreClosesWatchers(t *testing.T) {
+	data, err := populated(t).Save()
+	require.NoError(t, err)
+	s := newTestStore(t)
+	w := mustWatch(t, s, "/a", WatchOptions{Stream: true})
+	require.NoError(t, s.Restore(data))
+	events, closed := received(w)
+	assert.Empty(t, events)
+	assert.True(t, closed)
+	assert.Equal(t, 0, s.WatcherCount())
+}
+
+func TestSnapshotRejectsBrokenInvariants(t *testing.T) {
+	// A well-checksummed snapshot whose content is inconsistent.
+	s := newTestStore(t)
+	mustApply(t, s, set("/a", "1"))
+	good, _ := s.Save()
+	body := good[:len(good)-4]
+	reseal := func(b []byte) []byte {
+		out := append([]byte(nil), b...)
+		return appendCRC(out)
+	}
+	// Index byte right after magic+version: claim index 5 with a history
+	// ending at 1.
+	bad := append([]byte(nil), body...)
+	bad[5] = 5
+	err := s.Restore(reseal(bad))
+	require.ErrorIs(t, err, ErrBadSnapshot)
+	assert.Contains(t, err.Error(), "history ends at 1, index is 5")
+
+	// Claim index 0: the node /a, created at 1, is from the future.
+	bad[5] = 0
+	err = s.Restore(reseal(bad))
+	require.ErrorIs(t, err, ErrBadSnapshot)
+	assert.Contains(t, err.Error(), "beyond index 0")
+}
