@@ -50,3 +50,6 @@ func withTTL(c Command, ttl uint64) Command {
 	c.HasTTL, c.TTL = true, ttl
 	return c
 }
+
+// jsonMarshal is json.Marshal, named for the property tests.
+var jsonMarshal = json.Marshal

@@ -93,36 +93,47 @@ func (s *Store) Get(path string, opts GetOptions) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	budget := s.cfg.MaxListNodes
 	out := n.render(p, opts.Now)
 	if n.isDir() {
-		if out.Nodes, err = s.list(n, p, opts, &budget); err != nil {
+		l := lister{opts: opts, top: p, budget: s.cfg.MaxListNodes, limit: s.cfg.MaxListNodes}
+		if out.Nodes, err = l.list(n, p); err != nil {
 			return nil, err
 		}
 	}
 	return &Event{Action: ActionGet, Node: out, EtcdIndex: s.index}, nil
 }
 
-// list renders the visible children of the directory n at path p, their
-// own children too when recursive. budget is the number of nodes the
-// listing may still hold; exceeding it is a limit error.
-func (s *Store) list(n *node, p string, opts GetOptions, budget *int) ([]*Node, *Error) {
+// lister renders directory listings for one Get.
+type lister struct {
+	opts GetOptions
+	// top is the path the Get asked for, named in a limit error.
+	top string
+	// budget is the number of nodes the listing may still hold.
+	budget int
+	// limit is the store's MaxListNodes, for the error message.
+	limit int
+}
+
+// list renders the visible children of the directory n at path p, and
+// their own children too when recursive (spec §7.2). Listing more nodes
+// than the budget allows, at all levels together, is a limit error.
+func (l *lister) list(n *node, p string) ([]*Node, *Error) {
 	children := n.sortedChildren()
 	out := make([]*Node, 0, len(children))
 	for _, child := range children {
 		if child.isHidden() {
 			continue
 		}
-		if *budget == 0 {
+		if l.budget == 0 {
 			return nil, NewError(CodeInvalidField,
-				fmt.Sprintf("the listing of %s has more than %d nodes", p, s.cfg.MaxListNodes), 0)
+				fmt.Sprintf("the listing of %s has more than %d nodes", l.top, l.limit), 0)
 		}
-		*budget--
+		l.budget--
 		path := childPath(p, child.name)
-		rendered := child.render(path, opts.Now)
-		if opts.Recursive && child.isDir() {
+		rendered := child.render(path, l.opts.Now)
+		if l.opts.Recursive && child.isDir() {
 			var err *Error
-			if rendered.Nodes, err = s.list(child, path, opts, budget); err != nil {
+			if rendered.Nodes, err = l.list(child, path); err != nil {
 				return nil, err
 			}
 		}
