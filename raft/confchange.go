@@ -268,9 +268,6 @@ func (c changer) initProgress(cfg *TrackerConfig, prs map[uint64]*Progress, id u
 		// nothing is known yet.
 		Next:      max(c.lastIndex, 1),
 		IsLearner: learner,
-		// A new member counts as active, so that CheckQuorum does not
-		// depose the leader before it has had a chance to reach it.
-		RecentActive: true,
 		inflights:    newInflights(c.tracker.maxInflight, c.tracker.maxInflightBytes),
 	}
 }

@@ -24,14 +24,14 @@ func stepLeader(r *raft, m Message) error {
 	}
 	switch m.Type {
 	case MsgAppResp:
-		pr.RecentActive = true
+		pr.LastHeard = r.ticks
 		if m.Reject {
 			r.handleAppendRejected(m, pr)
 		} else {
 			r.handleAppendAccepted(m, pr)
 		}
 	case MsgHeartbeatResp:
-		pr.RecentActive = true
+		pr.LastHeard = r.ticks
 		pr.ProbeSent = false
 		// A follower that answers a heartbeat is reachable: keep streaming
 		// to it if it is behind.
@@ -43,7 +43,7 @@ func stepLeader(r *raft, m Message) error {
 			r.releaseReads()
 		}
 	case MsgSnapResp:
-		pr.RecentActive = true
+		pr.LastHeard = r.ticks
 		r.handleSnapshotChunkAck(m, pr)
 	}
 	return nil
@@ -111,7 +111,6 @@ func (r *raft) checkConfChangeProposal(e *Entry) error {
 // handleAppendAccepted advances the follower's progress and, if a quorum
 // now holds more, the commit index.
 func (r *raft) handleAppendAccepted(m Message, pr *Progress) {
-	wasPaused := pr.isPaused()
 	if !pr.maybeUpdate(m.Index) {
 		return
 	}
@@ -130,9 +129,6 @@ func (r *raft) handleAppendAccepted(m Message, pr *Progress) {
 	if r.maybeCommit() {
 		// Followers learn the new commit index from the next append.
 		r.bcastAppend()
-	} else if wasPaused {
-		// The member was held back; let it know where things stand.
-		r.maybeSendAppend(m.From, true)
 	}
 	// Keep streaming while the window allows.
 	for r.maybeSendAppend(m.From, false) {
@@ -161,11 +157,12 @@ func (r *raft) handleAppendRejected(m Message, pr *Progress) {
 	}
 }
 
-// bcastAppend sends appends to every member that can take them.
+// bcastAppend sends appends to every member that can take them: new
+// entries, or a new commit index.
 func (r *raft) bcastAppend() {
 	r.trk.visit(func(id uint64, _ *Progress) {
 		if id != r.id {
-			r.maybeSendAppend(id, true)
+			r.maybeSendAppend(id, false)
 		}
 	})
 }
@@ -182,7 +179,7 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 	prevIndex := pr.Next - 1
 	prevTerm, errTerm := r.log.term(prevIndex)
 	ents, errEnts := r.log.entries(pr.Next, r.cfg.MaxSizePerMsg)
-	if len(ents) == 0 && !sendIfEmpty {
+	if len(ents) == 0 && !sendIfEmpty && !pr.canBumpCommit(r.log.committed) {
 		return false
 	}
 	if errTerm != nil || errEnts != nil {
@@ -195,9 +192,12 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 	}
 	r.send(Message{To: to, Type: MsgApp, Index: prevIndex, LogTerm: prevTerm,
 		Entries: ents, Commit: r.log.committed})
+	last := prevIndex
 	if n := len(ents); n > 0 {
-		pr.sentEntries(ents[n-1].Index, bytes)
+		last = ents[n-1].Index
+		pr.sentEntries(last, bytes)
 	}
+	pr.sentCommit = max(pr.sentCommit, min(r.log.committed, last))
 	return true
 }
 
@@ -210,7 +210,9 @@ func (r *raft) bcastHeartbeat() {
 		if id == r.id {
 			return
 		}
-		r.send(Message{To: id, Type: MsgHeartbeat, Commit: min(pr.Match, r.log.committed), Context: ctx})
+		commit := min(pr.Match, r.log.committed)
+		r.send(Message{To: id, Type: MsgHeartbeat, Commit: commit, Context: ctx})
+		pr.sentCommit = max(pr.sentCommit, commit)
 		// A probing member gets one append per heartbeat interval.
 		pr.ProbeSent = false
 	})

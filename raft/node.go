@@ -117,6 +117,8 @@ func (n *Node) Bootstrap(voters []uint64) error {
 		ents[i] = Entry{Term: 1, Index: uint64(i + 1), Type: EntryConfChange, Data: data}
 	}
 	r.becomeFollower(1, None)
+	// A new cluster has no lease to honour.
+	r.bootQuiet = false
 	r.log.append(ents...)
 	r.log.committed = uint64(len(ents))
 	// Apply the configuration now, so that this member knows its cluster
@@ -131,7 +133,7 @@ func (n *Node) Bootstrap(voters []uint64) error {
 }
 
 // Tick advances the member's logical clock by one tick.
-func (n *Node) Tick() { n.r.tick(); n.r.ticks++ }
+func (n *Node) Tick() { n.r.ticks++; n.r.tick() }
 
 // Campaign makes the member start an election now (with a pre-vote if
 // configured).

@@ -39,6 +39,9 @@ type Progress struct {
 	// Invariant: Match < Next.
 	Match, Next uint64
 	State       ProgressState
+	// sentCommit is the highest commit index the member has been told of
+	// (by appends and heartbeats), as far as its log lets it take it.
+	sentCommit uint64
 	// ProbeSent, in StateProbe, says an append is out and no other will be
 	// sent until a reply or the next heartbeat.
 	ProbeSent bool
@@ -51,9 +54,9 @@ type Progress struct {
 	// snapshotStalled counts heartbeat intervals without an acknowledged
 	// chunk; a stalled transfer restarts from SnapshotAcked.
 	snapshotStalled int
-	// RecentActive says the member has been heard from since the last
-	// CheckQuorum round.
-	RecentActive bool
+	// LastHeard is the leader's tick count when it last heard from the
+	// member (or when it started tracking it).
+	LastHeard uint64
 	// IsLearner marks a member that receives the log but does not vote.
 	IsLearner bool
 	// inflights bounds the appends in flight in StateReplicate.
@@ -97,6 +100,10 @@ func (p *Progress) becomeSnapshot(snapshotIndex uint64) {
 func (p *Progress) resetState(state ProgressState) {
 	p.State = state
 	p.ProbeSent = false
+	if state == StateProbe {
+		// We lost track of the member: tell it the commit index again.
+		p.sentCommit = 0
+	}
 	p.PendingSnapshot, p.SnapshotSent, p.SnapshotAcked, p.snapshotStalled = 0, 0, 0, 0
 	p.inflights.reset()
 }
@@ -151,6 +158,13 @@ func (p *Progress) maybeDecrTo(rejected, matchHint uint64) bool {
 	p.Next = max(min(rejected, matchHint+1), p.Match+1)
 	p.ProbeSent = false
 	return true
+}
+
+// canBumpCommit reports whether an append (even an empty one) would let
+// the member advance its commit index: it commits at most up to the last
+// index the leader has sent it.
+func (p *Progress) canBumpCommit(committed uint64) bool {
+	return min(committed, p.Next-1) > p.sentCommit
 }
 
 // isPaused reports whether the leader must hold back appends to the member.

@@ -105,6 +105,8 @@ func newRaft(c Config) (*raft, error) {
 		trk:      newTracker(c.MaxInflightMsgs, c.MaxInflightBytes),
 		readOnly: newReadOnly(c.ReadOnlyOption),
 		lead:     None,
+		// Tick counts start at 1: 0 stands for "never" in leases.
+		ticks: 1,
 	}
 	if err := restoreConfig(&r.trk, log.lastIndex(), cs); err != nil {
 		return nil, fmt.Errorf("raft: restore configuration %+v: %w", cs, err)
@@ -128,10 +130,40 @@ func newRaft(c Config) (*raft, error) {
 			return nil, fmt.Errorf("raft: Config.Applied %d is before the snapshot index %d", c.Applied, log.applied)
 		}
 		log.appliedTo(c.Applied)
+		// The snapshot's configuration is in storage; the changes applied
+		// since are in the log. Replay them: the application will not.
+		if err := r.replayConfChanges(log.firstIndex(), c.Applied); err != nil {
+			return nil, err
+		}
 	}
 	r.becomeFollower(r.Term, None)
 	r.bootQuiet = c.ReadOnlyOption == ReadOnlyLeaseBased
 	return r, nil
+}
+
+// replayConfChanges applies the configuration changes in [lo, hi], entries
+// the application applied before a restart.
+func (r *raft) replayConfChanges(lo, hi uint64) error {
+	for lo <= hi {
+		ents, err := r.log.slice(lo, hi+1, 1<<20)
+		if err != nil {
+			return fmt.Errorf("raft: read applied entries [%d, %d]: %w", lo, hi, err)
+		}
+		for _, e := range ents {
+			if e.Type != EntryConfChange {
+				continue
+			}
+			var cc ConfChange
+			if err := cc.UnmarshalBinary(e.Data); err != nil {
+				return fmt.Errorf("raft: applied entry %d: %w", e.Index, err)
+			}
+			// A change that failed when first applied fails again and
+			// changes nothing, as it did then.
+			_, _ = r.applyConfChange(cc)
+		}
+		lo += uint64(len(ents))
+	}
+	return nil
 }
 
 func (r *raft) hardState() HardState {
@@ -182,7 +214,7 @@ func (r *raft) reset(term uint64) {
 	r.trk.resetVotes()
 	last := r.log.lastIndex()
 	r.trk.visit(func(id uint64, pr *Progress) {
-		*pr = Progress{Next: last + 1, IsLearner: pr.IsLearner, inflights: pr.inflights}
+		*pr = Progress{Next: last + 1, IsLearner: pr.IsLearner, inflights: pr.inflights, LastHeard: r.ticks}
 		pr.inflights.reset()
 		if id == r.id {
 			// The leader's own entries count once durable: Match is the
@@ -355,21 +387,14 @@ func (r *raft) hup(transfer bool) {
 func (r *raft) tickHeartbeat() {
 	r.heartbeatElapsed++
 	r.electionElapsed++
+	if r.cfg.CheckQuorum && !r.quorumActive() {
+		// §6.2 of the thesis: a leader that has not heard from a quorum for
+		// an election timeout steps down rather than lead in name only.
+		r.becomeFollower(r.Term, None)
+		return
+	}
 	if r.electionElapsed >= r.cfg.ElectionTick {
 		r.electionElapsed = 0
-		if r.cfg.CheckQuorum {
-			if !r.trk.quorumActive() {
-				// §6.2 of the thesis: a leader that cannot reach a quorum
-				// steps down rather than serve stale reads forever.
-				r.becomeFollower(r.Term, None)
-				return
-			}
-			r.trk.visit(func(id uint64, pr *Progress) {
-				if id != r.id {
-					pr.RecentActive = false
-				}
-			})
-		}
 		// A transfer that did not finish within an election timeout is
 		// abandoned, and proposals are accepted again (§3.10).
 		r.abortLeaderTransfer()
@@ -382,6 +407,27 @@ func (r *raft) tickHeartbeat() {
 		r.bcastHeartbeat()
 		r.resendStalledSnapshots()
 	}
+}
+
+// quorumActive reports whether a quorum of voters has been heard from
+// within the last election timeout.
+func (r *raft) quorumActive() bool {
+	heard := r.trk.config.Voters.CommittedIndex(func(id uint64) uint64 {
+		if id == r.id {
+			return r.ticks
+		}
+		if pr := r.trk.progress[id]; pr != nil {
+			return pr.LastHeard
+		}
+		return 0
+	})
+	return r.ticks-heard < uint64(r.cfg.ElectionTick)
+}
+
+// recentlyActive reports whether the leader heard from pr's member within
+// the last election timeout.
+func (r *raft) recentlyActive(pr *Progress) bool {
+	return r.ticks-pr.LastHeard < uint64(r.cfg.ElectionTick)
 }
 
 // Step handles a message from a peer. It applies Figure 2's rule for all
@@ -594,6 +640,13 @@ func (r *raft) applyConfChange(cc ConfChange) (ConfState, error) {
 }
 
 func (r *raft) switchToConfig(cfg TrackerConfig, prs map[uint64]*Progress) {
+	for _, pr := range prs {
+		if pr.LastHeard == 0 {
+			// A new member gets a full election timeout to answer before it
+			// counts as silent.
+			pr.LastHeard = r.ticks
+		}
+	}
 	r.trk.setConfig(cfg, prs)
 	pr, ok := r.trk.progress[r.id]
 	r.isLearner = ok && pr.IsLearner

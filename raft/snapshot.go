@@ -28,7 +28,7 @@ type incomingSnapshot struct {
 // startSnapshot puts member to into snapshot state and starts sending the
 // latest snapshot. It reports whether anything was sent.
 func (r *raft) startSnapshot(to uint64, pr *Progress) bool {
-	if !pr.RecentActive {
+	if !r.recentlyActive(pr) {
 		// Do not stream a snapshot to a member we have not heard from.
 		return false
 	}
@@ -101,7 +101,7 @@ func (r *raft) resendStalledSnapshots() {
 			return
 		}
 		pr.snapshotStalled = 0
-		if !pr.RecentActive || pr.SnapshotAcked >= pr.SnapshotSent && pr.SnapshotSent > 0 {
+		if !r.recentlyActive(pr) || pr.SnapshotAcked >= pr.SnapshotSent && pr.SnapshotSent > 0 {
 			// Silent member, or every chunk acknowledged but the final
 			// answer lost: go back to probing, which restarts the snapshot
 			// if it is still needed.

@@ -105,18 +105,6 @@ func (t *tracker) committed() uint64 {
 	})
 }
 
-// quorumActive reports whether a quorum of voters has been heard from
-// recently (CheckQuorum, §6.2 of the thesis).
-func (t *tracker) quorumActive() bool {
-	votes := map[uint64]bool{}
-	t.visit(func(id uint64, pr *Progress) {
-		if !pr.IsLearner {
-			votes[id] = pr.RecentActive
-		}
-	})
-	return t.config.Voters.VoteResult(votes) == VoteWon
-}
-
 // voterIDs returns the voters in increasing order.
 func (t *tracker) voterIDs() []uint64 { return t.config.Voters.IDs() }
 
