@@ -268,7 +268,7 @@ func (c changer) initProgress(cfg *TrackerConfig, prs map[uint64]*Progress, id u
 		// nothing is known yet.
 		Next:      max(c.lastIndex, 1),
 		IsLearner: learner,
-		inflights:    newInflights(c.tracker.maxInflight, c.tracker.maxInflightBytes),
+		inflights: newInflights(c.tracker.maxInflight, c.tracker.maxInflightBytes),
 	}
 }
 
