@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -11,7 +12,7 @@ import (
 // MemoryStorage per member, the network a queue that tests deliver from,
 // drop from, or partition.
 type testCluster struct {
-	t       testing.TB
+	t       fataler
 	ids     []uint64
 	nodes   map[uint64]*Node
 	storage map[uint64]*MemoryStorage
@@ -27,7 +28,13 @@ type testCluster struct {
 	configure func(*Config)
 }
 
-func newTestCluster(t testing.TB, n int, configure func(*Config)) *testCluster {
+// fataler is what the cluster needs of a test: *testing.T or *rapid.T.
+type fataler interface {
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+func newTestCluster(t fataler, n int, configure func(*Config)) *testCluster {
 	c := &testCluster{
 		t: t, nodes: map[uint64]*Node{}, storage: map[uint64]*MemoryStorage{},
 		applied: map[uint64][]Entry{}, readStates: map[uint64][]ReadState{},
@@ -103,9 +110,14 @@ func (c *testCluster) processReady(id uint64) bool {
 		if err := s.ApplySnapshot(rd.Snapshot); err != nil {
 			c.t.Fatalf("member %d: apply snapshot: %v", id, err)
 		}
-		// The state machine of these tests is the list of applied entries;
-		// a snapshot stands for everything up to its index.
-		c.applied[id] = append(c.applied[id][:0], Entry{Index: rd.Snapshot.Metadata.Index, Term: rd.Snapshot.Metadata.Term, Data: rd.Snapshot.Data})
+		// The state machine of these tests is the list of data applied; a
+		// snapshot holds that list, comma-separated (see snapshotData).
+		c.applied[id] = c.applied[id][:0]
+		for _, d := range strings.Split(string(rd.Snapshot.Data), ",") {
+			if d != "" {
+				c.applied[id] = append(c.applied[id], Entry{Index: rd.Snapshot.Metadata.Index, Data: []byte(d)})
+			}
+		}
 	}
 	if err := s.Append(rd.Entries); err != nil {
 		c.t.Fatalf("member %d: append: %v", id, err)
@@ -227,6 +239,22 @@ func (c *testCluster) propose(id uint64, data string) error {
 	err := c.nodes[id].Propose([]byte(data))
 	c.processReadies()
 	return err
+}
+
+// snapshotData is the state machine of member id as a snapshot holds it.
+func (c *testCluster) snapshotData(id uint64) []byte {
+	return []byte(strings.Join(c.appliedData(id), ","))
+}
+
+// compact snapshots member id's state machine at its applied index and
+// compacts its log up to there.
+func (c *testCluster) compact(id uint64) error {
+	_, _, applied := c.nodes[id].BasicStatus()
+	cs := c.nodes[id].r.trk.config.ConfState()
+	if _, err := c.storage[id].CreateSnapshot(applied, &cs, c.snapshotData(id)); err != nil {
+		return err
+	}
+	return c.storage[id].Compact(applied)
 }
 
 // appliedData returns the data of the normal, non-empty entries id applied.
