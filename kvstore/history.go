@@ -9,7 +9,8 @@ import (
 // start from a past index (spec §8.3). Every modifying event enters it,
 // refreshes included.
 type eventHistory struct {
-	// events is the ring. Invariant: len(events) == historyCapacity.
+	// events is the ring; its length is the capacity (historyCapacity,
+	// except in tests that want the ring to wrap sooner).
 	events []*Event
 	// front is the position of the oldest retained event.
 	front int
@@ -19,8 +20,8 @@ type eventHistory struct {
 	size int
 }
 
-func newEventHistory() *eventHistory {
-	return &eventHistory{events: make([]*Event, historyCapacity)}
+func newEventHistory(capacity int) *eventHistory {
+	return &eventHistory{events: make([]*Event, capacity)}
 }
 
 // add appends e, dropping the oldest event when the ring is full.

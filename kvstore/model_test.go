@@ -15,8 +15,9 @@ type model struct {
 	cfg   Config
 	nodes map[string]*modelNode // "/" is always present, as a directory
 	index uint64
-	// history is every event so far; the store keeps the last 1000.
-	history  []*Event
+	// history is every event so far; the store keeps the last historyCap.
+	history    []*Event
+	historyCap int
 	watchers []*modelWatcher
 }
 
@@ -39,7 +40,7 @@ type modelWatcher struct {
 }
 
 func newModel(cfg Config) *model {
-	return &model{cfg: cfg.withDefaults(), nodes: map[string]*modelNode{"/": {dir: true}}}
+	return &model{cfg: cfg.withDefaults(), nodes: map[string]*modelNode{"/": {dir: true}}, historyCap: historyCapacity}
 }
 
 func modelClean(p string) string { return path.Clean("/" + p) }
@@ -462,8 +463,8 @@ func (m *model) watch(p string, opts WatchOptions) (*modelWatcher, *Error) {
 		since = m.index + 1
 	}
 	retained := m.history
-	if len(retained) > historyCapacity {
-		retained = retained[len(retained)-historyCapacity:]
+	if len(retained) > m.historyCap {
+		retained = retained[len(retained)-m.historyCap:]
 	}
 	var oldest uint64
 	if len(retained) > 0 {

@@ -14,9 +14,10 @@ import (
 var propertyConfig = Config{MaxKeyLength: 26, MaxValueSize: 2, MaxDepth: 3, MaxListNodes: 7, WatchBuffer: 2}
 
 // genPath draws a key from a small space, so that operations collide:
-// nested paths, hidden segments, the root, and unclean spellings.
+// nested paths, hidden segments, names that are string prefixes of their
+// siblings, the root, and unclean spellings.
 func genPath(t *rapid.T, label string) string {
-	segments := rapid.SliceOfN(rapid.SampledFrom([]string{"a", "b", "c", "_h"}), 0, 4).Draw(t, label+"-segments")
+	segments := rapid.SliceOfN(rapid.SampledFrom([]string{"a", "ab", "b", "_h"}), 0, 4).Draw(t, label+"-segments")
 	p := "/" + strings.Join(segments, "/")
 	switch rapid.IntRange(0, 9).Draw(t, label+"-spelling") {
 	case 0:
@@ -32,7 +33,9 @@ func genPath(t *rapid.T, label string) string {
 type clock struct{ now time.Time }
 
 func (c *clock) step(t *rapid.T) time.Time {
-	c.now = c.now.Add(time.Duration(rapid.Int64Range(-500, 3000).Draw(t, "clock-step-ms")) * time.Millisecond)
+	// Many steps of 0 make commands share a clock, so TTLs tie.
+	ms := rapid.SampledFrom([]int64{0, 0, 0, 1, 400, 999, 1000, 2500, -500}).Draw(t, "clock-step-ms")
+	c.now = c.now.Add(time.Duration(ms) * time.Millisecond)
 	return c.now
 }
 
@@ -59,7 +62,9 @@ func genCommand(t *rapid.T, now time.Time, index uint64) Command {
 	}
 	if rapid.Bool().Draw(t, "has-ttl") {
 		c.HasTTL = true
-		c.TTL = rapid.SampledFrom([]uint64{0, 1, 2, 3, 5, 10, 9999999999, 1<<64 - 1}).Draw(t, "ttl")
+		// Huge TTLs wrap around (spec §6.1): 9999999999 lands before 1970,
+		// 17500000000 between 1970 and 2000, 2^64-1 one second ago.
+		c.TTL = rapid.SampledFrom([]uint64{0, 1, 2, 3, 5, 10, 9999999999, 17500000000, 1<<64 - 1}).Draw(t, "ttl")
 	}
 	if rapid.IntRange(0, 4).Draw(t, "refresh") == 0 {
 		c.Refresh = true
@@ -190,6 +195,9 @@ func TestPropertyStoreMatchesModel(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := newModel(propertyConfig)
+		// A short history makes the ring wrap and error 401 reachable.
+		m.historyCap = rapid.SampledFrom([]int{3, 10, historyCapacity}).Draw(t, "history")
+		s.history = newEventHistory(m.historyCap)
 		clk := &clock{now: t0}
 		var watchers []*watchPair
 		steps := rapid.IntRange(1, 60).Draw(t, "steps")

@@ -206,7 +206,7 @@ type restorer struct {
 
 func (r *restorer) read() restoredState {
 	r.state.index = r.uvarint("index")
-	r.state.history = newEventHistory()
+	r.state.history = newEventHistory(historyCapacity)
 	root := r.node(0)
 	if r.err == nil && (root.name != "" || !root.isDir() || root.expiry != nil || root.createdIndex != 0 || root.modifiedIndex != 0) {
 		r.fail("the root is not an empty-named, permanent directory with index 0")

@@ -42,7 +42,7 @@ func New(cfg Config) (*Store, error) {
 	return &Store{
 		cfg:     cfg,
 		root:    newDir("", 0),
-		history: newEventHistory(),
+		history: newEventHistory(historyCapacity),
 		hub:     newWatchHub(),
 	}, nil
 }
