@@ -18,7 +18,7 @@ type model struct {
 	// history is every event so far; the store keeps the last historyCap.
 	history    []*Event
 	historyCap int
-	watchers []*modelWatcher
+	watchers   []*modelWatcher
 }
 
 type modelNode struct {
