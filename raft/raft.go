@@ -489,9 +489,14 @@ func (r *raft) stepLowerTerm(m Message) {
 		// term otherwise: with PreVote or CheckQuorum, no candidate's vote
 		// request reaches it with one. Tell it our term so it steps down.
 		r.send(Message{To: m.From, Type: MsgAppResp})
-	case m.Type == MsgPreVote:
-		// Refuse, at our term, so the pre-candidate learns it is behind.
-		r.send(Message{To: m.From, Term: r.Term, Type: MsgPreVoteResp, Reject: true})
+	case m.Type == MsgPreVote || m.Type == MsgVote:
+		// Figure 2: "Reply false if term < currentTerm." The answer carries
+		// our term, so the candidate learns it is behind and steps down.
+		respType := MsgVoteResp
+		if m.Type == MsgPreVote {
+			respType = MsgPreVoteResp
+		}
+		r.send(Message{To: m.From, Term: r.Term, Type: respType, Reject: true})
 	default:
 		// Ignore: §5.1, "if a server receives a request with a stale term
 		// number, it rejects the request"; a stale response means nothing.
