@@ -1,0 +1,53 @@
+// Package raft is the Raft consensus algorithm as a pure state machine.
+//
+// A Node holds one member's consensus state. It never starts a goroutine,
+// reads a clock, touches a disk or a socket, or draws a random number from
+// anywhere but the seeded source in its Config. The application drives it:
+//
+//   - Tick, at a fixed interval, is the only notion of time;
+//   - Step hands it a message from a peer;
+//   - Propose, ProposeConfChange, ReadIndex and TransferLeadership are
+//     requests from the application;
+//   - Ready hands back what to do: state to persist, messages to send,
+//     committed entries to apply, reads to serve; Advance says it is done.
+//
+// Because the whole member is a function of its inputs, a test or a
+// simulator can run a cluster of them in one goroutine and replay any run
+// from its seed. The persistence contract — what must be durable before
+// which message leaves — is the doc comment of Ready.
+//
+// # Reading the code next to the paper
+//
+// The paper is "In Search of an Understandable Consensus Algorithm"
+// (Ongaro and Ousterhout, extended version); "the thesis" is Ongaro's
+// "Consensus: Bridging Theory and Practice".
+//
+//	Figure 2, all servers       raft.go: Step, stepHigherTerm, stepLowerTerm
+//	§5.2 leader election        raft.go: tickElection, campaign, handleVoteRequest
+//	§5.3 log replication        leader.go: maybeSendAppend, handleAppendAccepted;
+//	                            follower.go: handleAppendEntries; log.go: maybeAppend
+//	§5.4.1 election restriction log.go: isUpToDate
+//	§5.4.2 / Figure 8           log.go: maybeCommit; raft.go: becomeLeader (no-op)
+//	§6 membership changes       confchange.go, tracker.go, quorum.go
+//	§7 log compaction           snapshot.go, storage.go
+//	§8 client interaction       read_only.go (ReadIndex, §6.4 of the thesis)
+//	thesis §3.10 transfer       leader.go: handleTransferLeader
+//	thesis §6.2 CheckQuorum     raft.go: quorumActive
+//	thesis §9.6 PreVote         raft.go: becomePreCandidate, stepHigherTerm
+//	thesis §10.2.1 pipelining   node.go: Ready.Messages vs MessagesAfterPersist
+//
+// The stories in testdata/*.txt run these rules step by step; paper_test.go
+// checks each rule of Figure 2 on its own; property_test.go checks the
+// safety properties of Figure 3 under random schedules.
+//
+// # What is ours
+//
+// The shape of the API follows etcd's raft (go.etcd.io/raft): Step, Tick,
+// Ready, Advance, progress states, the majority rule in its own type. The
+// code is written here, with differences worth knowing: randomness comes
+// from Config.Rand, never a global source; Ready splits messages into those
+// that may leave at once and those that must wait for the write, so a
+// leader writes its log in parallel with its followers; CheckQuorum and
+// leases are measured in ticks since each member was last heard from;
+// snapshots travel in acknowledged chunks.
+package raft
