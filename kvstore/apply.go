@@ -25,13 +25,16 @@ type Result struct {
 func (s *Store) Apply(index uint64, cmd Command) Result {
 	s.raftIndex = index
 	op := cmd.resolve()
-	if err := s.checkCommand(op, cmd); err != nil {
+	p := ""
+	if op != OpExpire {
+		p = cleanPath(cmd.Path)
+	}
+	if err := s.checkCommand(op, p, cmd); err != nil {
 		return Result{Err: err}
 	}
 	if op == OpExpire {
 		return Result{Expired: s.expire(cmd.Now)}
 	}
-	p := cleanPath(cmd.Path)
 	var e *Event
 	var err *Error
 	switch op {
@@ -59,8 +62,8 @@ func (s *Store) Apply(index uint64, cmd Command) Result {
 }
 
 // checkCommand rejects malformed commands before anything changes, with
-// the request errors etcd gives (index 0).
-func (s *Store) checkCommand(op Op, cmd Command) *Error {
+// the request errors etcd gives (index 0). p is the cleaned cmd.Path.
+func (s *Store) checkCommand(op Op, p string, cmd Command) *Error {
 	if !op.valid() {
 		return NewError(CodeInvalidField, fmt.Sprintf("unknown operation %v", op), 0)
 	}
@@ -80,7 +83,7 @@ func (s *Store) checkCommand(op Op, cmd Command) *Error {
 		return NewError(CodeInvalidField,
 			fmt.Sprintf("value is %d bytes long, the limit is %d", len(cmd.Value), s.cfg.MaxValueSize), 0)
 	}
-	return s.checkPath(cleanPath(cmd.Path))
+	return s.checkPath(p)
 }
 
 // set creates or replaces the node at p (spec §6.4).
@@ -88,12 +91,12 @@ func (s *Store) set(p string, cmd Command) (*Event, *Error) {
 	if p == "/" {
 		return nil, s.rootReadOnly()
 	}
-	existing, err := s.lookup(p)
-	if err != nil && err.Code != CodeKeyNotFound {
-		return nil, err
-	}
 	c := creation{path: p, action: ActionSet, dir: cmd.Dir, value: cmd.Value, replace: true}
 	if cmd.Refresh {
+		// A refresh needs the node to exist. Without refresh, create finds
+		// the same errors a lookup would (a file in the way is 104) and a
+		// missing node is simply created.
+		existing, err := s.lookup(p)
 		if err != nil {
 			return nil, err
 		}
@@ -153,10 +156,11 @@ func (s *Store) create(c creation, cmd Command) (*Event, *Error) {
 
 	// Every check has passed: from here on the command succeeds.
 	next := s.index + 1
-	e := &Event{Action: c.action, EtcdIndex: next, Refresh: c.refresh}
+	block := newEvent(c.action, next)
+	block.event.Refresh = c.refresh
 	n := existing
 	if n != nil {
-		e.PrevNode = n.render(p, cmd.Now)
+		block.renderPrevNode(n, p, cmd.Now)
 		n.createdIndex, n.modifiedIndex = next, next
 	} else {
 		parent = s.makeDirs(parent, missing, next)
@@ -173,9 +177,9 @@ func (s *Store) create(c creation, cmd Command) (*Event, *Error) {
 		hasTTL = false
 	}
 	s.setExpiry(n, at, hasTTL)
-	e.Node = n.render(p, cmd.Now)
-	s.commit(e)
-	return e, nil
+	block.renderNode(n, p, cmd.Now)
+	s.commit(&block.event)
+	return &block.event, nil
 }
 
 // findDir finds the directory at the clean path p without creating
@@ -231,7 +235,9 @@ func (s *Store) update(p string, cmd Command) (*Event, *Error) {
 		return nil, NewError(CodeNotFile, p, s.index)
 	}
 	next := s.index + 1
-	e := &Event{Action: ActionUpdate, EtcdIndex: next, Refresh: cmd.Refresh, PrevNode: n.render(p, cmd.Now)}
+	block := newEvent(ActionUpdate, next)
+	block.event.Refresh = cmd.Refresh
+	block.renderPrevNode(n, p, cmd.Now)
 	if !n.isDir() {
 		if !cmd.Refresh {
 			n.value = cmd.Value
@@ -240,10 +246,10 @@ func (s *Store) update(p string, cmd Command) (*Event, *Error) {
 	}
 	at, hasTTL := cmd.expiration()
 	s.setExpiry(n, at, hasTTL)
-	e.Node = n.render(p, cmd.Now)
-	e.Node.ModifiedIndex = next
-	s.commit(e)
-	return e, nil
+	block.renderNode(n, p, cmd.Now)
+	block.node.ModifiedIndex = next
+	s.commit(&block.event)
+	return &block.event, nil
 }
 
 // compareAndSwap updates a file if its value and index match (spec §6.8).
@@ -262,16 +268,18 @@ func (s *Store) compareAndSwap(p string, cmd Command) (*Event, *Error) {
 		return nil, err
 	}
 	next := s.index + 1
-	e := &Event{Action: ActionCompareAndSwap, EtcdIndex: next, Refresh: cmd.Refresh, PrevNode: n.render(p, cmd.Now)}
+	block := newEvent(ActionCompareAndSwap, next)
+	block.event.Refresh = cmd.Refresh
+	block.renderPrevNode(n, p, cmd.Now)
 	if !cmd.Refresh {
 		n.value = cmd.Value
 	}
 	n.modifiedIndex = next
 	at, hasTTL := cmd.expiration()
 	s.setExpiry(n, at, hasTTL)
-	e.Node = n.render(p, cmd.Now)
-	s.commit(e)
-	return e, nil
+	block.renderNode(n, p, cmd.Now)
+	s.commit(&block.event)
+	return &block.event, nil
 }
 
 // compare checks cmd's PrevValue and PrevIndex against the file n; a
@@ -348,12 +356,11 @@ func (s *Store) expire(now time.Time) []*Event {
 // at any removed path receive it (spec §8.4).
 func (s *Store) remove(n *node, p, action string, now time.Time) *Event {
 	next := s.index + 1
-	e := &Event{
-		Action:    action,
-		EtcdIndex: next,
-		Node:      &Node{Key: p, Dir: n.isDir(), ModifiedIndex: next, CreatedIndex: n.createdIndex},
-		PrevNode:  n.render(p, now),
-	}
+	block := newEvent(action, next)
+	block.node = Node{Key: p, Dir: n.isDir(), ModifiedIndex: next, CreatedIndex: n.createdIndex}
+	block.event.Node = &block.node
+	block.renderPrevNode(n, p, now)
+	e := &block.event
 	notify := s.hub.len() > 0
 	if !notify && s.expiries.len() == 0 {
 		// Nothing in the subtree needs a visit: no TTL to drop, no watcher.

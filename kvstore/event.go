@@ -38,6 +38,35 @@ type Event struct {
 	Refresh bool `json:"-"`
 }
 
+// eventBlock holds a write's event and the nodes it points to, so that an
+// apply makes one allocation instead of five: applies run by the million,
+// and allocation (with the collection it causes on a large heap) was most
+// of their cost.
+type eventBlock struct {
+	event            Event
+	node, prevNode   Node
+	value, prevValue string
+}
+
+// newEvent returns an event with the given action and index, whose node
+// and previous node can be rendered into the same allocation with
+// renderNode and renderPrevNode.
+func newEvent(action string, index uint64) *eventBlock {
+	block := &eventBlock{}
+	block.event = Event{Action: action, EtcdIndex: index}
+	return block
+}
+
+// renderNode renders n at path p as the event's node.
+func (b *eventBlock) renderNode(n *node, p string, now time.Time) {
+	b.event.Node = n.renderInto(&b.node, &b.value, p, now)
+}
+
+// renderPrevNode renders n at path p as the event's previous node.
+func (b *eventBlock) renderPrevNode(n *node, p string, now time.Time) {
+	b.event.PrevNode = n.renderInto(&b.prevNode, &b.prevValue, p, now)
+}
+
 // Index is the index of the change the event describes.
 func (e *Event) Index() uint64 {
 	return e.Node.ModifiedIndex

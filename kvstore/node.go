@@ -131,7 +131,21 @@ func keyOf(p string) string {
 // render returns n as etcd shows it at path p, without children: the form
 // of prevNode and of the nodes of write events.
 func (n *node) render(p string, now time.Time) *Node {
-	out := &Node{
+	block := &renderedNode{}
+	return n.renderInto(&block.node, &block.value, p, now)
+}
+
+// renderedNode is a Node together with the storage its Value points to,
+// so that rendering a file costs one allocation instead of two.
+type renderedNode struct {
+	node  Node
+	value string
+}
+
+// renderInto renders n at path p into out, keeping a file's value in
+// *valueSlot (which must outlive out), and returns out.
+func (n *node) renderInto(out *Node, valueSlot *string, p string, now time.Time) *Node {
+	*out = Node{
 		Key:           keyOf(p),
 		ModifiedIndex: n.modifiedIndex,
 		CreatedIndex:  n.createdIndex,
@@ -139,8 +153,8 @@ func (n *node) render(p string, now time.Time) *Node {
 	if n.isDir() {
 		out.Dir = true
 	} else {
-		value := n.value
-		out.Value = &value
+		*valueSlot = n.value
+		out.Value = valueSlot
 	}
 	out.Expiration, out.TTL = n.expirationAndTTL(now)
 	return out
