@@ -100,14 +100,21 @@ func (n *node) detach() {
 	n.parent = nil
 }
 
+// namedNode is a child with its name beside it, so that sorting touches
+// the names without first following a pointer to every node.
+type namedNode struct {
+	name string
+	node *node
+}
+
 // sortedChildren returns a directory's children sorted by name (which for
 // siblings is the same as sorting by full key), hidden ones included.
-func (n *node) sortedChildren() []*node {
-	children := make([]*node, 0, len(n.children))
-	for _, child := range n.children {
-		children = append(children, child)
+func (n *node) sortedChildren() []namedNode {
+	children := make([]namedNode, 0, len(n.children))
+	for name, child := range n.children {
+		children = append(children, namedNode{name, child})
 	}
-	slices.SortFunc(children, func(a, b *node) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(children, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
 	return children
 }
 

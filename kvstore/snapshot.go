@@ -94,7 +94,7 @@ func appendTree(buf []byte, n *node) []byte {
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(n.children)))
 	for _, child := range n.sortedChildren() {
-		buf = appendTree(buf, child)
+		buf = appendTree(buf, child.node)
 	}
 	return buf
 }

@@ -120,7 +120,8 @@ type lister struct {
 func (l *lister) list(n *node, p string) ([]*Node, *Error) {
 	children := n.sortedChildren()
 	out := make([]*Node, 0, len(children))
-	for _, child := range children {
+	for _, named := range children {
+		child := named.node
 		if child.isHidden() {
 			continue
 		}
