@@ -1,0 +1,367 @@
+package simulator
+
+import (
+	"fmt"
+
+	"github.com/raftkv/raftkv/raft"
+)
+
+// The invariants, by the names a failure reports.
+const (
+	InvElectionSafety     = "election-safety"       // at most one leader per term (§5.2)
+	InvVoteOnce           = "vote-once"             // a member grants at most one vote per term (§5.2)
+	InvLeaderAppendOnly   = "leader-append-only"    // a leader never overwrites or deletes its entries (§5.3)
+	InvLogMatching        = "log-matching"          // same index and term ⇒ same log up to there (§5.3)
+	InvLeaderCompleteness = "leader-completeness"   // a leader holds every committed entry (§5.4)
+	InvStateMachineSafety = "state-machine-safety"  // no two members apply different entries at an index (§5.4.3)
+	InvCommittedDurable   = "committed-is-durable"  // a committed entry is durable on a quorum
+	InvDurability         = "durability"            // what a member synced survives its crash
+	InvTermMonotonic      = "term-monotonic"        // a member's term never goes back
+	InvApplyCommitted     = "apply-committed"       // only committed entries are applied, in order
+	InvLinearizable       = "linearizability"       // the clients' history is linearizable
+	InvRefusedNoEffect    = "refused-has-no-effect" // an operation a member refused never takes effect
+)
+
+// checker keeps what it needs to check Raft's safety properties
+// incrementally: every member's log as a chain of hashes (the chain hash of
+// entry i covers entries 1..i, so two logs agree up to i exactly when their
+// chain hashes at i agree), the committed prefix, and what was applied.
+type checker struct {
+	quorum int
+	// bootstrap is the index of the last bootstrap entry (one per founding
+	// voter), committed by construction.
+	bootstrap uint64
+	views     []memberView
+	// chains maps an entry (index, term) to its chain hash, as first
+	// written anywhere.
+	chains map[[2]uint64]uint64
+	// committed[i] is the chain hash of committed entry i (0: unknown).
+	// Invariant: len(committed)-1 is the highest commit index seen.
+	committed []uint64
+	// commitTerms[i] is the term of the member whose commit index first
+	// covered entry i: at least the term in which i was committed.
+	commitTerms []uint64
+	// applied[i] is the identity (term and data hash) of the entry applied
+	// at i; appliedOps[i] its operation, if it is a client's append.
+	applied    []uint64
+	appliedOps []uint64
+	// leaders[t] is the member that led term t (0: none seen).
+	leaders []uint64
+	// votes maps (voter, term) to the candidate the voter granted.
+	votes map[[2]uint64]uint64
+	// fail is called with the first violation.
+	fail func(invariant, detail string)
+}
+
+// memberView is the checker's picture of one member.
+type memberView struct {
+	id uint64
+	// chain[i] is the chain hash of entry i in the member's log, for
+	// known <= i <= last; terms[i] its term.
+	chain, terms []uint64
+	known, last  uint64
+	hs           raft.HardState
+	ss           raft.SoftState
+	applied      uint64
+	// syncedTerm is the term of the last synced hard state.
+	syncedTerm uint64
+	down       bool
+}
+
+func newChecker(n int, fail func(invariant, detail string)) *checker {
+	c := &checker{
+		quorum: n/2 + 1, bootstrap: uint64(n), views: make([]memberView, n),
+		chains: map[[2]uint64]uint64{}, committed: []uint64{0}, commitTerms: []uint64{0}, applied: []uint64{0}, appliedOps: []uint64{0},
+		votes: map[[2]uint64]uint64{}, fail: fail,
+	}
+	for i := range c.views {
+		c.views[i] = memberView{id: uint64(i + 1), chain: []uint64{0}, terms: []uint64{0}}
+	}
+	return c
+}
+
+func (c *checker) failf(invariant, format string, args ...any) {
+	c.fail(invariant, fmt.Sprintf(format, args...))
+}
+
+func entryHash(e *raft.Entry) uint64 {
+	return hashBytes(mix(hashInit, uint64(e.Type)<<56|e.Term), e.Data)
+}
+
+func chainHash(prev uint64, index, term, dataHash uint64) uint64 {
+	return mix(mix(mix(prev, index), term), dataHash)
+}
+
+// setLen makes v's arrays hold index i.
+func (v *memberView) setLen(i uint64) {
+	for uint64(len(v.chain)) <= i {
+		v.chain = append(v.chain, 0)
+		v.terms = append(v.terms, 0)
+	}
+}
+
+// holds reports whether v's log holds the entry whose chain hash at index i
+// is h (or a snapshot past it).
+func (v *memberView) holds(i, h uint64) bool {
+	if i < v.known || i == 0 || h == 0 {
+		return true // inside the snapshot (committed and applied), or unknown
+	}
+	return i <= v.last && v.chain[i] == h
+}
+
+// observe checks what member idx did in one round of work.
+func (c *checker) observe(idx int, act *Activity) {
+	v := &c.views[idx]
+	wasLeader := v.ss.State == raft.StateLeader
+	leaderTerm := v.hs.Term
+	if act.Snapshot.Index != 0 {
+		if wasLeader && act.HardState.Term == leaderTerm {
+			c.failf(InvLeaderAppendOnly, "member %d, leader of term %d, installed snapshot %d", v.id, leaderTerm, act.Snapshot.Index)
+			return
+		}
+		h, ok := c.chains[[2]uint64{act.Snapshot.Index, act.Snapshot.Term}]
+		if !ok {
+			c.failf(InvLogMatching, "member %d installed snapshot %d/%d of an entry nobody wrote", v.id, act.Snapshot.Index, act.Snapshot.Term)
+			return
+		}
+		v.setLen(act.Snapshot.Index)
+		v.chain[act.Snapshot.Index], v.terms[act.Snapshot.Index] = h, act.Snapshot.Term
+		v.known, v.last = act.Snapshot.Index, act.Snapshot.Index
+		v.applied = act.Snapshot.Index
+	}
+	if len(act.Entries) > 0 {
+		c.observeEntries(v, act.Entries, wasLeader && act.SoftState.State == raft.StateLeader && act.HardState.Term == leaderTerm)
+	}
+	c.observeState(v, act.HardState, act.SoftState, act.Synced)
+	for i := range act.Applied {
+		c.observeApply(v, &act.Applied[i])
+	}
+}
+
+func (c *checker) observeEntries(v *memberView, ents []raft.Entry, stillLeader bool) {
+	first := ents[0].Index
+	if first > v.last+1 || first <= v.known && v.known > 0 {
+		c.failf(InvLogMatching, "member %d wrote entries from %d onto a log of [%d, %d]", v.id, first, v.known+1, v.last)
+		return
+	}
+	if stillLeader && first <= v.last {
+		c.failf(InvLeaderAppendOnly, "member %d, leader of term %d, overwrote its log from %d (last %d)", v.id, v.hs.Term, first, v.last)
+		return
+	}
+	v.setLen(ents[len(ents)-1].Index)
+	prev := v.chain[first-1]
+	for i := range ents {
+		e := &ents[i]
+		h := chainHash(prev, e.Index, e.Term, entryHash(e))
+		key := [2]uint64{e.Index, e.Term}
+		if old, ok := c.chains[key]; !ok {
+			c.chains[key] = h
+		} else if old != h {
+			c.failf(InvLogMatching, "member %d holds entry %d/%d with a different log before it than another member", v.id, e.Index, e.Term)
+			return
+		}
+		if e.Index < uint64(len(c.committed)) && e.Index <= v.last && e.Index >= v.known {
+			if ch := c.committed[e.Index]; ch != 0 && v.chain[e.Index] == ch && h != ch {
+				c.failf(InvCommittedDurable, "member %d overwrote committed entry %d with %d/%d", v.id, e.Index, e.Index, e.Term)
+				return
+			}
+		}
+		v.chain[e.Index], v.terms[e.Index] = h, e.Term
+		prev = h
+	}
+	v.last = ents[len(ents)-1].Index
+}
+
+func (c *checker) observeState(v *memberView, hs raft.HardState, ss raft.SoftState, synced bool) {
+	if hs.Term < v.hs.Term {
+		c.failf(InvTermMonotonic, "member %d went from term %d back to %d", v.id, v.hs.Term, hs.Term)
+		return
+	}
+	becameLeader := ss.State == raft.StateLeader && (v.ss.State != raft.StateLeader || hs.Term != v.hs.Term)
+	v.hs, v.ss = hs, ss
+	if synced {
+		v.syncedTerm = hs.Term
+	}
+	if ss.State == raft.StateLeader {
+		for uint64(len(c.leaders)) <= hs.Term {
+			c.leaders = append(c.leaders, 0)
+		}
+		if l := c.leaders[hs.Term]; l != 0 && l != v.id {
+			c.failf(InvElectionSafety, "members %d and %d are both leaders of term %d", l, v.id, hs.Term)
+			return
+		}
+		c.leaders[hs.Term] = v.id
+	}
+	if becameLeader {
+		// The leader must hold every entry committed in an earlier term.
+		// Its election may have been observed late (a Ready held up by a
+		// full disk), so entries committed in its term or later are left
+		// out; commitTerms overestimate the term, which keeps this sound.
+		ci := uint64(len(c.committed)) - 1
+		for ci > 0 && c.commitTerms[ci] >= hs.Term {
+			ci--
+		}
+		if ci > c.bootstrap && !v.holds(ci, c.committed[ci]) {
+			c.failf(InvLeaderCompleteness, "member %d became leader of term %d without entry %d committed in term %d or earlier", v.id, hs.Term, ci, c.commitTerms[ci])
+			return
+		}
+	}
+	if hs.Commit > v.last {
+		c.failf(InvApplyCommitted, "member %d has commit index %d beyond its last entry %d", v.id, hs.Commit, v.last)
+		return
+	}
+	c.observeCommit(v, hs.Commit)
+}
+
+// observeCommit checks a member's commit index against the committed
+// prefix, and extends that prefix.
+func (c *checker) observeCommit(v *memberView, commit uint64) {
+	top := uint64(len(c.committed)) - 1
+	if commit <= top {
+		if commit >= v.known && commit > 0 && c.committed[commit] != 0 && v.chain[commit] != c.committed[commit] {
+			c.failf(InvStateMachineSafety, "member %d committed a different entry %d than another member", v.id, commit)
+		}
+		return
+	}
+	if top >= v.known && top > 0 && c.committed[top] != 0 && v.chain[top] != c.committed[top] {
+		c.failf(InvStateMachineSafety, "member %d committed a different entry %d than another member", v.id, top)
+		return
+	}
+	for i := top + 1; i <= commit; i++ {
+		h := uint64(0)
+		if i >= v.known {
+			h = v.chain[i]
+		}
+		c.committed = append(c.committed, h)
+		c.commitTerms = append(c.commitTerms, v.hs.Term)
+	}
+	c.checkCommittedDurable()
+	if c.committed[commit] == 0 {
+		return
+	}
+	// Leader completeness for leaders elected before this commit became
+	// known: a leader of a later term than the commit's must hold it.
+	term := v.hs.Term
+	for j := range c.views {
+		w := &c.views[j]
+		if !w.down && w.ss.State == raft.StateLeader && w.hs.Term > term && !w.holds(commit, c.committed[commit]) {
+			c.failf(InvLeaderCompleteness, "member %d leads term %d without entry %d committed in term %d", w.id, w.hs.Term, commit, term)
+			return
+		}
+	}
+}
+
+// checkCommittedDurable checks that the last committed entry is in the log
+// of a quorum (of a down member, the log it had synced when it crashed).
+func (c *checker) checkCommittedDurable() {
+	ci := uint64(len(c.committed)) - 1
+	h := c.committed[ci]
+	if ci <= c.bootstrap || h == 0 {
+		// Every founding member writes the bootstrap entries itself.
+		return
+	}
+	n := 0
+	for j := range c.views {
+		if c.views[j].holds(ci, h) {
+			n++
+		}
+	}
+	if n < c.quorum {
+		c.failf(InvCommittedDurable, "committed entry %d is held by %d members, fewer than a quorum of %d", ci, n, c.quorum)
+	}
+}
+
+func (c *checker) observeApply(v *memberView, e *raft.Entry) {
+	if e.Index != v.applied+1 {
+		c.failf(InvApplyCommitted, "member %d applied entry %d after %d", v.id, e.Index, v.applied)
+		return
+	}
+	if e.Index > v.hs.Commit && e.Index >= uint64(len(c.committed)) {
+		c.failf(InvApplyCommitted, "member %d applied entry %d beyond every commit index (its own is %d)", v.id, e.Index, v.hs.Commit)
+		return
+	}
+	v.applied = e.Index
+	id := entryHash(e)
+	for uint64(len(c.applied)) <= e.Index {
+		c.applied = append(c.applied, 0)
+		c.appliedOps = append(c.appliedOps, 0)
+	}
+	if old := c.applied[e.Index]; old == 0 {
+		c.applied[e.Index] = id
+		if e.Type == raft.EntryNormal && len(e.Data) >= 8 {
+			c.appliedOps[e.Index] = decodeOp(e.Data)
+		}
+	} else if old != id {
+		c.failf(InvStateMachineSafety, "member %d applied a different entry at index %d (term %d) than another member", v.id, e.Index, e.Term)
+	}
+}
+
+// observeVote checks a vote granted in a message about to be sent.
+func (c *checker) observeVote(m *raft.Message) {
+	key := [2]uint64{m.From, m.Term}
+	if prev, ok := c.votes[key]; ok && prev != m.To {
+		c.failf(InvVoteOnce, "member %d granted its vote in term %d to %d and to %d", m.From, m.Term, prev, m.To)
+		return
+	}
+	c.votes[key] = m.To
+}
+
+// crashed marks member idx down: its view stays what it had synced.
+func (c *checker) crashed(idx int) {
+	v := &c.views[idx]
+	v.down = true
+	v.ss = raft.SoftState{}
+}
+
+// restarted checks a restarted member's recovered log against what it had
+// synced, and takes the recovered log as its view.
+func (c *checker) restarted(idx int, s raft.Storage, applied uint64) {
+	v := &c.views[idx]
+	old := *v
+	nv := memberView{id: v.id}
+	hs, _, _ := s.InitialState()
+	snap, _ := s.Snapshot()
+	first, _ := s.FirstIndex()
+	last, _ := s.LastIndex()
+	nv.known = first - 1
+	nv.setLen(last)
+	if nv.known > 0 {
+		term, err := s.Term(nv.known)
+		if err != nil {
+			c.failf(InvDurability, "member %d restarted with a log whose first entry %d has no term: %v", v.id, nv.known, err)
+			return
+		}
+		h, ok := c.chains[[2]uint64{nv.known, term}]
+		if !ok {
+			c.failf(InvDurability, "member %d restarted with a log starting after %d/%d, an entry nobody wrote", v.id, nv.known, term)
+			return
+		}
+		nv.chain[nv.known], nv.terms[nv.known] = h, term
+	}
+	nv.last = nv.known
+	if last > nv.known {
+		ents, err := s.Entries(first, last+1, ^uint64(0))
+		if err != nil {
+			c.failf(InvDurability, "member %d restarted with unreadable entries: %v", v.id, err)
+			return
+		}
+		c.observeEntries(&nv, ents, false)
+	}
+	nv.hs = raft.HardState{Term: max(hs.Term, nv.terms[nv.last]), Vote: hs.Vote, Commit: hs.Commit}
+	nv.syncedTerm = nv.hs.Term
+	nv.applied = max(applied, snap.Metadata.Index)
+	if nv.hs.Term < old.syncedTerm {
+		c.failf(InvDurability, "member %d synced term %d but restarted at term %d", v.id, old.syncedTerm, nv.hs.Term)
+		return
+	}
+	// Entries written after the last sync may be lost or torn, and may
+	// have replaced a synced suffix (a new leader's entries): what must
+	// survive is the synced part of the committed prefix.
+	i := min(old.last, uint64(len(c.committed))-1)
+	if h := c.committed[i]; i > c.bootstrap && i >= old.known && h != 0 && old.chain[i] == h && !nv.holds(i, h) {
+		c.failf(InvDurability, "member %d held committed entry %d but restarted without it (log [%d, %d], terms before %v, after %v)", v.id, i, nv.known+1, nv.last, old.terms[old.known:old.last+1], nv.terms[nv.known:nv.last+1])
+		return
+	}
+	*v = nv
+	c.checkCommittedDurable()
+}

@@ -1,0 +1,142 @@
+package simulator
+
+import (
+	"errors"
+	"time"
+)
+
+// client issues operations one at a time to a member of its choosing,
+// sticking with a member that answers and moving on from one that does not.
+type client struct {
+	seq    uint32
+	target int
+	// op is the history index of the outstanding operation, or -1.
+	op int
+}
+
+type opStatus uint8
+
+const (
+	opPending opStatus = iota
+	opOK
+	opRefused
+	opUnknown
+)
+
+// opRecord is one operation of the history: called and returned at virtual
+// times, with its outcome.
+type opRecord struct {
+	client int
+	id     uint64
+	read   bool
+	call   time.Duration
+	ret    time.Duration
+	status opStatus
+	// length and last are the answer (see Reply); result holds an answer
+	// on its way to the client.
+	length, last uint64
+	result       Reply
+}
+
+func (s *Simulation) startClients() {
+	s.clients = make([]client, s.p.Clients)
+	for c := range s.clients {
+		s.clients[c] = client{target: s.rngClients.IntN(len(s.members)), op: -1}
+		s.q.push(event{at: time.Duration(s.rngClients.Int64N(int64(s.p.OpInterval))), kind: evClient, member: c})
+	}
+}
+
+// clientNext issues client c's next operation.
+func (s *Simulation) clientNext(c int) {
+	cl := &s.clients[c]
+	if s.phase != phaseFaults || cl.op >= 0 {
+		return
+	}
+	cl.seq++
+	op := Op{ID: uint64(c)<<32 | uint64(cl.seq), Read: s.rngClients.IntN(100) < s.p.ReadPercent}
+	idx := len(s.history)
+	s.history = append(s.history, opRecord{client: c, id: op.ID, read: op.Read, call: s.now})
+	s.stats.Ops++
+	cl.op = idx
+	s.rec = traceRecord{kind: trCall, member: uint64(cl.target + 1), index: op.ID, count: boolToUint(op.Read)}
+	s.emit()
+	sm := s.members[cl.target]
+	done := func(r Reply) { s.answer(idx, r) }
+	switch {
+	case !sm.up:
+		// Connection refused: the operation certainly had no effect.
+		done(Reply{Err: ErrRefused})
+		return
+	case sm.paused:
+		sm.submissions = append(sm.submissions, submission{op, done})
+	default:
+		sm.m.Submit(op, done)
+		s.scheduleProcess(cl.target)
+	}
+	s.q.push(event{at: s.now + s.p.ClientTimeout, kind: evTimeout, arg: uint64(idx)})
+}
+
+// answer receives a member's answer to operation idx: at once if the
+// member answered from Submit, after the disk time of the round if from
+// Process.
+func (s *Simulation) answer(idx int, r Reply) {
+	s.history[idx].result = r
+	if s.inProcess >= 0 {
+		s.responses = append(s.responses, idx)
+		return
+	}
+	s.clientReturn(idx)
+}
+
+func (s *Simulation) clientReturn(idx int) {
+	rec := &s.history[idx]
+	if rec.status != opPending {
+		return // timed out already
+	}
+	rec.ret = s.now
+	r := rec.result
+	switch {
+	case r.Err == nil:
+		rec.status, rec.length, rec.last = opOK, r.Length, r.Last
+		s.stats.OpsOK++
+	case errors.Is(r.Err, ErrRefused):
+		rec.status = opRefused
+		s.stats.OpsRefused++
+	default:
+		rec.status = opUnknown
+		s.stats.OpsUnknown++
+	}
+	s.rec = traceRecord{kind: trReturn, index: rec.id, count: rec.length, commit: uint64(rec.status)}
+	s.emit()
+	s.clientDone(rec, rec.status != opOK)
+}
+
+func (s *Simulation) clientTimeout(idx int) {
+	rec := &s.history[idx]
+	if rec.status != opPending {
+		return
+	}
+	rec.status, rec.ret = opUnknown, s.now
+	s.stats.OpsUnknown++
+	s.rec = traceRecord{kind: trTimeout, index: rec.id}
+	s.emit()
+	s.clientDone(rec, true)
+}
+
+// clientDone schedules the client's next operation, at its interval after
+// the last call.
+func (s *Simulation) clientDone(rec *opRecord, moveOn bool) {
+	cl := &s.clients[rec.client]
+	cl.op = -1
+	if moveOn {
+		cl.target = s.rngClients.IntN(len(s.members))
+	}
+	s.q.push(event{at: max(s.now, rec.call+s.p.OpInterval), kind: evClient, member: rec.client})
+}
+
+func boolToUint(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}

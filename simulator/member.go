@@ -1,0 +1,183 @@
+package simulator
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/raftkv/raftkv/raft"
+)
+
+// Member is one cluster member as the simulator drives it. It is shaped on
+// server.Member (see DESIGN.md): the same inputs — a tick, a peer message, a
+// client request — and one method, Process, that lets the member do its
+// pending work and hands back what the simulator needs to move the world
+// forward (messages) and to check it (what was written, applied, and the
+// member's state).
+//
+// Ownership and concurrency: the simulator calls every method from its one
+// goroutine; a Member never starts a goroutine, reads a clock or draws a
+// random number except from the source in its MemberConfig. It writes its
+// durable state only through the Disk it was made with.
+type Member interface {
+	// Tick advances the member's logical clock by one tick.
+	Tick()
+	// Receive hands the member a message from a peer.
+	Receive(m raft.Message)
+	// Submit starts a client operation. done is called exactly once if the
+	// member answers (from within a later Process, or at once when the
+	// member refuses the operation); never if the member crashes first.
+	Submit(op Op, done func(Reply))
+	// HasWork reports whether Process has anything to do.
+	HasWork() bool
+	// Process does one round of pending work: it takes what raft has ready,
+	// writes it to the disk, applies what is committed and answers clients.
+	// Messages in Activity.Messages may leave at once; AfterPersist only
+	// once the disk time of this round has passed.
+	Process() Activity
+	// Storage is the member's raft log as raft reads it, for the checks
+	// that compare logs after a restart.
+	Storage() raft.Storage
+	// Applied is the index the member's state machine reflects.
+	Applied() uint64
+}
+
+// Activity is what one call of Member.Process did.
+type Activity struct {
+	// Messages may be delivered at once.
+	Messages []raft.Message
+	// AfterPersist may leave only after the disk work of this round.
+	AfterPersist []raft.Message
+	// HardState and SoftState are the member's state after the round.
+	HardState raft.HardState
+	SoftState raft.SoftState
+	// Snapshot, if not empty, was installed (written and applied).
+	Snapshot raft.SnapshotMetadata
+	// Entries were written to the log, replacing any from the first one's
+	// index on.
+	Entries []raft.Entry
+	// Applied are the entries applied to the state machine, in order.
+	Applied []raft.Entry
+	// Synced says the disk was synced at the end of the round: everything
+	// written so far is durable.
+	Synced bool
+	// Stalled says the disk refused the writes (full): the member kept the
+	// work and will retry; nothing after the write happened.
+	Stalled bool
+	// Crashed says the disk died under the member (a crash in the middle of
+	// a write): the member must be dropped and restarted from its disk.
+	Crashed bool
+}
+
+// Op is a client operation on the log-appender state machine.
+type Op struct {
+	// ID names the operation uniquely in the run: client<<32 | sequence.
+	ID uint64
+	// Read asks for the state (length and last element) instead of
+	// appending ID.
+	Read bool
+}
+
+// Reply is a member's answer to an Op.
+type Reply struct {
+	// Err is set if the operation failed. ErrRefused means it certainly
+	// did not take effect.
+	Err error
+	// Length is the length of the log after the append (its position), or
+	// at the read.
+	Length uint64
+	// Last is the last element at a read.
+	Last uint64
+}
+
+// ErrRefused is a member's answer to an operation it did not take (no
+// leader known, a transfer under way, a full queue): it certainly had no
+// effect.
+var ErrRefused = errors.New("simulator: operation refused")
+
+// MemberConfig is what a Factory needs to make or restart a member.
+type MemberConfig struct {
+	ID uint64
+	// Peers are the IDs of the founding voters, sorted; a new member whose
+	// disk is empty bootstraps with them.
+	Peers []uint64
+	// Raft is the raft configuration; ID, Storage, Rand and Applied are
+	// filled in by the factory.
+	Raft raft.Config
+	// Rand is the member's random source (for raft's election timeouts).
+	Rand *rand.Rand
+	// SnapshotEvery makes the member snapshot its state machine and compact
+	// its log every that many applied entries; 0 never.
+	SnapshotEvery uint64
+	// SnapshotKeep is how many entries stay in the log behind a snapshot,
+	// for followers that are only slightly behind.
+	SnapshotKeep uint64
+	// Bug plants a bug, for tests that check the simulator finds it.
+	Bug PlantedBug
+}
+
+// PlantedBug names a deliberate bug a test can plant in a member.
+type PlantedBug uint8
+
+const (
+	// NoBug is a correct member.
+	NoBug PlantedBug = iota
+	// BugForgetVote makes a restarted member forget the vote it persisted,
+	// so that it can grant a second vote in the same term.
+	BugForgetVote
+)
+
+var bugNames = []string{"none", "forget-vote"}
+
+func (b PlantedBug) String() string {
+	if int(b) < len(bugNames) {
+		return bugNames[b]
+	}
+	return fmt.Sprintf("PlantedBug(%d)", uint8(b))
+}
+
+// ParseBug reads a planted bug's name.
+func ParseBug(name string) (PlantedBug, error) {
+	for i, n := range bugNames {
+		if n == name {
+			return PlantedBug(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown planted bug %q (known: %v)", name, bugNames)
+}
+
+// Factory makes a member from its disk: a new one if the disk is empty, a
+// restarted one otherwise. An error means the member cannot start (say, its
+// disk is corrupt); the simulator keeps it down.
+type Factory func(cfg MemberConfig, disk Disk) (Member, error)
+
+// Disk is a member's stable storage as the simulator sees it: the member
+// writes through its own interface to it (MemDisk for the raft adapter, the
+// storage package's FS for server.Member), while the simulator injects
+// faults and charges the time writes take.
+type Disk interface {
+	// Crash discards what was not synced, keeping a random prefix of the
+	// unsynced writes, the last of which may be torn.
+	Crash(rng *rand.Rand)
+	// ArmCrash makes the disk die after n more writes: the n-th is torn and
+	// the member sees ErrDiskCrashed. It models a crash in the middle of a
+	// write.
+	ArmCrash(n int)
+	// SetFull makes every write fail with ErrDiskFull while full is true.
+	SetFull(full bool)
+	// Corrupt damages one durable record; a member must refuse to start
+	// from it. It reports whether there was anything to damage.
+	Corrupt(rng *rand.Rand) bool
+	// Elapsed returns the disk time spent since the last call (writes and
+	// syncs), and resets it.
+	Elapsed() (writes, syncs int)
+}
+
+// ErrDiskFull is the error a full disk returns for a write.
+var ErrDiskFull = errors.New("simulator: disk full")
+
+// ErrDiskCrashed is the error of a disk that died in the middle of a write.
+var ErrDiskCrashed = errors.New("simulator: disk crashed")
+
+// ErrDiskCorrupt is the error of a disk with a damaged durable record.
+var ErrDiskCorrupt = errors.New("simulator: disk record corrupt")

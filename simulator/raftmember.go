@@ -1,0 +1,388 @@
+package simulator
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/raftkv/raftkv/raft"
+)
+
+// raftMember is today's Member: a raft.Node over a MemDisk, with a
+// log-appending state machine. It carries out each Ready exactly as the
+// persistence contract in raft/node.go says.
+type raftMember struct {
+	cfg  MemberConfig
+	node *raft.Node
+	disk *MemDisk
+	sm   logAppender
+	// confState is the configuration as of the applied index, for
+	// snapshots.
+	confState raft.ConfState
+	// snapIndex is the index of the last snapshot taken or installed.
+	snapIndex uint64
+	// ready is a Ready handed out whose writes the disk refused (full);
+	// Process retries it before taking another.
+	ready *raft.Ready
+	// proposals are the appends submitted here, by operation ID.
+	proposals map[uint64]func(Reply)
+	// reads are the reads submitted here and not yet answered.
+	reads map[uint64]func(Reply)
+	// readyReads are reads whose ReadState arrived, waiting for the
+	// applied index to reach theirs.
+	// Invariant: sorted by index.
+	readyReads []raft.ReadState
+	// hardState and softState are the states as of the last Ready carried
+	// out: what Activity reports, never state that is not yet durable.
+	hardState raft.HardState
+	softState raft.SoftState
+}
+
+// NewRaftMember is the Factory of today's member. A disk must be a *MemDisk.
+func NewRaftMember(cfg MemberConfig, d Disk) (Member, error) {
+	disk, ok := d.(*MemDisk)
+	if !ok {
+		return nil, fmt.Errorf("simulator: the raft member needs a *MemDisk, got %T", d)
+	}
+	storage, err := disk.Open()
+	if err != nil {
+		return nil, err
+	}
+	m := &raftMember{cfg: cfg, disk: disk, proposals: map[uint64]func(Reply){}, reads: map[uint64]func(Reply){}}
+	hs, cs, err := storage.InitialState()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Bug == BugForgetVote && hs.Vote != raft.None {
+		// The planted bug: the vote does not survive the restart.
+		hs.Vote = raft.None
+		_ = storage.SetHardState(hs)
+	}
+	snap, err := storage.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	if !snap.IsEmpty() {
+		if err := m.sm.restore(snap.Data); err != nil {
+			return nil, fmt.Errorf("simulator: member %d: restore snapshot %d: %w", cfg.ID, snap.Metadata.Index, err)
+		}
+		m.snapIndex = snap.Metadata.Index
+		m.sm.applied = snap.Metadata.Index
+		m.confState = cs
+	}
+	rc := cfg.Raft
+	rc.ID, rc.Storage, rc.Rand = cfg.ID, storage, cfg.Rand
+	// The state machine is volatile: a restarted member has what its
+	// snapshot holds, and raft hands out everything after it again.
+	rc.Applied = snap.Metadata.Index
+	node, err := raft.NewNode(rc)
+	if err != nil {
+		return nil, err
+	}
+	m.node = node
+	last, _ := storage.LastIndex()
+	if last == 0 && hs.IsEmpty() {
+		if err := node.Bootstrap(cfg.Peers); err != nil {
+			return nil, err
+		}
+	} else {
+		// A restarted member starts from what its disk holds.
+		m.hardState, m.softState, _ = node.BasicStatus()
+	}
+	return m, nil
+}
+
+func (m *raftMember) Tick()                    { m.node.Tick() }
+func (m *raftMember) Receive(msg raft.Message) { _ = m.node.Step(msg) }
+func (m *raftMember) Storage() raft.Storage    { return m.disk.current }
+func (m *raftMember) Applied() uint64          { return m.sm.applied }
+func (m *raftMember) HasWork() bool            { return m.ready != nil || m.node.HasReady() }
+
+// Submit implements Member.
+func (m *raftMember) Submit(op Op, done func(Reply)) {
+	if op.Read {
+		m.reads[op.ID] = done
+		m.node.ReadIndex(binary.LittleEndian.AppendUint64(nil, op.ID))
+		return
+	}
+	if err := m.node.Propose(encodeOp(op.ID)); err != nil {
+		done(Reply{Err: fmt.Errorf("%w: %w", ErrRefused, err)})
+		return
+	}
+	m.proposals[op.ID] = done
+}
+
+// Process implements Member: one Ready, carried out as the contract says.
+func (m *raftMember) Process() Activity {
+	var act Activity
+	if m.ready == nil {
+		if !m.node.HasReady() {
+			act.HardState, act.SoftState = m.hardState, m.softState
+			return act
+		}
+		rd := m.node.Ready()
+		m.ready = &rd
+		// Step 1: messages may leave at once.
+		act.Messages = rd.Messages
+	}
+	rd := m.ready
+	// Step 2: snapshot, entries, hard state; synced if MustSync.
+	if err := m.persist(rd); err != nil {
+		switch {
+		case errors.Is(err, ErrDiskFull):
+			act.Stalled = true
+		case errors.Is(err, ErrDiskCrashed):
+			act.Crashed = true
+		default:
+			panic(fmt.Sprintf("simulator: member %d: persist: %v", m.cfg.ID, err))
+		}
+		act.HardState, act.SoftState = m.hardState, m.softState
+		return act
+	}
+	m.ready = nil
+	act.Synced = rd.MustSync
+	act.Entries = rd.Entries
+	act.Snapshot = rd.Snapshot.Metadata
+	// Step 3: the messages that vouch for what was just stored.
+	act.AfterPersist = rd.MessagesAfterPersist
+	// Step 4: apply.
+	if !rd.Snapshot.IsEmpty() {
+		if err := m.sm.restore(rd.Snapshot.Data); err != nil {
+			panic(fmt.Sprintf("simulator: member %d: install snapshot %d: %v", m.cfg.ID, rd.Snapshot.Metadata.Index, err))
+		}
+		m.sm.applied = rd.Snapshot.Metadata.Index
+		m.confState = rd.Snapshot.Metadata.ConfState
+		m.snapIndex = rd.Snapshot.Metadata.Index
+	}
+	act.Applied = rd.CommittedEntries
+	for i := range rd.CommittedEntries {
+		m.apply(&rd.CommittedEntries[i])
+	}
+	// Step 5: reads.
+	for _, rs := range rd.ReadStates {
+		i, _ := slices.BinarySearchFunc(m.readyReads, rs.Index, func(a raft.ReadState, idx uint64) int {
+			return cmpUint(a.Index, idx+1)
+		})
+		m.readyReads = slices.Insert(m.readyReads, i, rs)
+	}
+	m.answerReads()
+	// Step 6.
+	m.node.Advance(*rd)
+	m.maybeSnapshot()
+	// Report the states the Ready carried, not the node's current ones:
+	// messages stepped while the Ready was held (a full disk) may have
+	// moved the node past what is written.
+	if !rd.HardState.IsEmpty() {
+		m.hardState = rd.HardState
+	}
+	if rd.SoftState != nil {
+		m.softState = *rd.SoftState
+	}
+	act.HardState, act.SoftState = m.hardState, m.softState
+	return act
+}
+
+// persist is step 2 of the contract.
+func (m *raftMember) persist(rd *raft.Ready) error {
+	if !rd.Snapshot.IsEmpty() {
+		if err := m.disk.SaveSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if len(rd.Entries) > 0 {
+		if err := m.disk.SaveEntries(rd.Entries); err != nil {
+			return err
+		}
+	}
+	if !rd.HardState.IsEmpty() {
+		if err := m.disk.SaveHardState(rd.HardState); err != nil {
+			return err
+		}
+	}
+	if rd.MustSync {
+		return m.disk.Sync()
+	}
+	return nil
+}
+
+// apply applies one committed entry.
+func (m *raftMember) apply(e *raft.Entry) {
+	if e.Index != m.sm.applied+1 {
+		panic(fmt.Sprintf("simulator: member %d applies entry %d after %d", m.cfg.ID, e.Index, m.sm.applied))
+	}
+	m.sm.applied = e.Index
+	switch e.Type {
+	case raft.EntryConfChange:
+		var cc raft.ConfChange
+		if err := cc.UnmarshalBinary(e.Data); err != nil {
+			panic(fmt.Sprintf("simulator: member %d: decode conf change %d: %v", m.cfg.ID, e.Index, err))
+		}
+		cs, err := m.node.ApplyConfChange(cc)
+		if err == nil {
+			m.confState = cs
+		}
+	case raft.EntryNormal:
+		if len(e.Data) == 0 {
+			return // a leader's no-op
+		}
+		id := decodeOp(e.Data)
+		length, ok := m.sm.append(id)
+		if done := m.proposals[id]; done != nil && ok {
+			delete(m.proposals, id)
+			done(Reply{Length: length})
+		}
+	}
+}
+
+func (m *raftMember) answerReads() {
+	n := 0
+	for n < len(m.readyReads) && m.readyReads[n].Index <= m.sm.applied {
+		rs := m.readyReads[n]
+		id := binary.LittleEndian.Uint64(rs.RequestCtx)
+		if done := m.reads[id]; done != nil {
+			delete(m.reads, id)
+			done(Reply{Length: uint64(len(m.sm.list)), Last: m.sm.last()})
+		}
+		n++
+	}
+	m.readyReads = m.readyReads[n:]
+}
+
+// maybeSnapshot snapshots the state machine and compacts the log every
+// SnapshotEvery applied entries.
+func (m *raftMember) maybeSnapshot() {
+	every := m.cfg.SnapshotEvery
+	if every == 0 || m.sm.applied < m.snapIndex+every {
+		return
+	}
+	index := m.sm.applied
+	if err := m.disk.CreateSnapshot(index, m.confState, m.sm.encode()); err != nil {
+		if errors.Is(err, ErrDiskFull) || errors.Is(err, ErrDiskCrashed) {
+			return // try again later; a dead disk is noticed at the next persist
+		}
+		panic(fmt.Sprintf("simulator: member %d: create snapshot %d: %v", m.cfg.ID, index, err))
+	}
+	m.snapIndex = index
+	if index > m.cfg.SnapshotKeep {
+		first, _ := m.disk.current.FirstIndex()
+		if compact := index - m.cfg.SnapshotKeep; compact >= first {
+			if err := m.disk.Compact(compact); err != nil && !errors.Is(err, ErrDiskFull) && !errors.Is(err, ErrDiskCrashed) {
+				panic(fmt.Sprintf("simulator: member %d: compact %d: %v", m.cfg.ID, compact, err))
+			}
+		}
+	}
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// encodeOp is an append's entry data: the operation ID and eight bytes of
+// payload, so that entries have some size.
+func encodeOp(id uint64) []byte {
+	b := make([]byte, 16)
+	binary.LittleEndian.PutUint64(b, id)
+	binary.LittleEndian.PutUint64(b[8:], mix(hashInit, id))
+	return b
+}
+
+func decodeOp(data []byte) uint64 {
+	if len(data) < 8 {
+		panic(fmt.Sprintf("simulator: entry data of %d bytes is no operation", len(data)))
+	}
+	return binary.LittleEndian.Uint64(data)
+}
+
+// logAppender is the state machine: the list of appended operation IDs. An
+// append it has seen before (a proposal the network duplicated) is applied
+// once only: a client's sequence numbers increase, and one at or below the
+// highest applied for that client is a duplicate.
+type logAppender struct {
+	// applied is the index of the last entry applied.
+	applied uint64
+	list    []uint64
+	// lastSeq is, per client, the highest sequence number applied.
+	lastSeq []uint32
+}
+
+// append applies operation id and returns the list's new length; ok is
+// false for a duplicate, which changes nothing.
+func (s *logAppender) append(id uint64) (length uint64, ok bool) {
+	client, seq := int(id>>32), uint32(id)
+	if client >= len(s.lastSeq) {
+		s.lastSeq = append(s.lastSeq, make([]uint32, client+1-len(s.lastSeq))...)
+	}
+	if seq <= s.lastSeq[client] {
+		return uint64(len(s.list)), false
+	}
+	s.lastSeq[client] = seq
+	s.list = append(s.list, id)
+	return uint64(len(s.list)), true
+}
+
+func (s *logAppender) last() uint64 {
+	if len(s.list) == 0 {
+		return 0
+	}
+	return s.list[len(s.list)-1]
+}
+
+// encode is the snapshot of the state machine.
+func (s *logAppender) encode() []byte {
+	b := make([]byte, 0, 16+4*len(s.lastSeq)+8*len(s.list))
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(s.lastSeq)))
+	for _, seq := range s.lastSeq {
+		b = binary.LittleEndian.AppendUint32(b, seq)
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(s.list)))
+	for _, id := range s.list {
+		b = binary.LittleEndian.AppendUint64(b, id)
+	}
+	return b
+}
+
+// restore replaces the state with a snapshot's.
+func (s *logAppender) restore(b []byte) error {
+	read := func(n int) ([]byte, error) {
+		if len(b) < n {
+			return nil, errors.New("snapshot data is truncated")
+		}
+		out := b[:n]
+		b = b[n:]
+		return out, nil
+	}
+	h, err := read(8)
+	if err != nil {
+		return err
+	}
+	clients := binary.LittleEndian.Uint64(h)
+	if clients > uint64(len(b))/4 {
+		return errors.New("snapshot data is truncated")
+	}
+	lastSeq := make([]uint32, clients)
+	for i := range lastSeq {
+		v, _ := read(4)
+		lastSeq[i] = binary.LittleEndian.Uint32(v)
+	}
+	if h, err = read(8); err != nil {
+		return err
+	}
+	n := binary.LittleEndian.Uint64(h)
+	if n != uint64(len(b))/8 || len(b)%8 != 0 {
+		return errors.New("snapshot data has the wrong length")
+	}
+	list := make([]uint64, n)
+	for i := range list {
+		v, _ := read(8)
+		list[i] = binary.LittleEndian.Uint64(v)
+	}
+	s.list, s.lastSeq = list, lastSeq
+	return nil
+}

@@ -1,0 +1,549 @@
+package simulator
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+
+	"github.com/raftkv/raftkv/raft"
+)
+
+// FailureKind says what kind of check a run failed.
+type FailureKind string
+
+const (
+	FailSafety          FailureKind = "safety"
+	FailLiveness        FailureKind = "liveness"
+	FailLinearizability FailureKind = "linearizability"
+	FailPanic           FailureKind = "panic"
+	FailDeterminism     FailureKind = "determinism"
+)
+
+// Failure is a failed run: what failed, where, and how to replay it.
+type Failure struct {
+	Kind      FailureKind
+	Invariant string
+	Detail    string
+	// Event is the number of the event after which the check failed, At
+	// its virtual time.
+	Event uint64
+	At    time.Duration
+	// Replay is the command that replays the run; ReplayTest the go test
+	// invocation that does.
+	Replay, ReplayTest string
+}
+
+func (f *Failure) Error() string {
+	return fmt.Sprintf("%s failure: %s at event %d (t=%v): %s\n  replay: %s\n  replay: %s",
+		f.Kind, f.Invariant, f.Event, f.At, f.Detail, f.Replay, f.ReplayTest)
+}
+
+// Result is the outcome of one run.
+type Result struct {
+	Seed   uint64
+	Params Params
+	// Events is the number of events carried out; SimTime the virtual time
+	// the run covered; Wall the real time it took.
+	Events  uint64
+	SimTime time.Duration
+	Wall    time.Duration
+	// TraceHash is the hash of the whole trace; Hashes, with
+	// Config.RecordHashes, the hash after each event.
+	TraceHash uint64
+	Hashes    []uint64
+	Failure   *Failure
+	Stats     Stats
+}
+
+// Stats count what happened in a run.
+type Stats struct {
+	Messages, Delivered, Dropped, Duplicated int
+	Crashes, Restarts, FailedDisks           int
+	LeaderChanges                            int
+	Commit                                   uint64
+	Ops, OpsOK, OpsUnknown, OpsRefused       int
+	FaultsInjected                           [numFaultClasses]int
+	// Linearizability is the porcupine verdict ("ok", "unknown" for a
+	// check that timed out, "skipped").
+	Linearizability string
+}
+
+type phase uint8
+
+const (
+	phaseFaults phase = iota
+	phaseLiveness
+	phaseDone
+)
+
+// simMember is the simulator's side of one member.
+type simMember struct {
+	idx  int
+	id   uint64
+	m    Member // nil while down
+	disk Disk
+	rng  *rand.Rand
+	// incarnation counts crashes; events of an older incarnation are stale.
+	// crashAt[k] is when incarnation k ended.
+	incarnation uint64
+	crashAt     []time.Duration
+	up          bool
+	// failed is a member whose disk is corrupt: it stays down.
+	failed bool
+	paused bool
+	// backlog holds what arrived while paused: message slots and client
+	// submissions.
+	backlog     []int32
+	submissions []submission
+	// slow multiplies processing and disk time.
+	slow             time.Duration
+	tick             time.Duration
+	processScheduled bool
+	busyUntil        time.Duration
+	// armed says a torn-write crash is armed on the disk.
+	armed bool
+}
+
+type submission struct {
+	op   Op
+	done func(Reply)
+}
+
+// Simulation is one run. Make it with New, run it with Run.
+type Simulation struct {
+	cfg     Config
+	p       Params
+	q       eventQueue
+	now     time.Duration
+	events  uint64
+	members []*simMember
+	nw      *network
+	check   *checker
+	tr      *tracer
+	rec     traceRecord
+	hashes  []uint64
+
+	rngClients *rand.Rand
+	rngDisk    *rand.Rand
+	rngFaults  [numFaultClasses]*rand.Rand
+
+	clients []client
+	history []opRecord
+	// inProcess is the member whose Process is running, or -1;
+	// responses are the client answers it gave, delivered after its disk
+	// time.
+	inProcess int
+	responses []int
+
+	phase      phase
+	livenessBy time.Duration
+	// linkFault and clogFault say a partition-like or clog fault is on.
+	linkFault, clogFault bool
+	failure              *Failure
+	stats                Stats
+	// lastLog is when the last periodic status line was written.
+	lastLog time.Duration
+}
+
+// New prepares a run of cfg.
+func New(cfg Config) *Simulation {
+	cfg = cfg.withDefaults()
+	p := drawParams(cfg)
+	s := &Simulation{cfg: cfg, p: p, inProcess: -1, tr: newTracer(cfg.Trace)}
+	s.nw = newNetwork(p.Members, rand.New(rand.NewPCG(cfg.Seed, streamNetwork)))
+	s.rngClients = rand.New(rand.NewPCG(cfg.Seed, streamClients))
+	s.rngDisk = rand.New(rand.NewPCG(cfg.Seed, streamDisk))
+	for c := range numFaultClasses {
+		s.rngFaults[c] = rand.New(rand.NewPCG(cfg.Seed, streamFaults+uint64(c)))
+	}
+	s.check = newChecker(p.Members, s.failSafety)
+	return s
+}
+
+// Params returns the run's parameters.
+func (s *Simulation) Params() Params { return s.p }
+
+// Run runs a simulation of cfg to its end.
+func Run(cfg Config) Result { return New(cfg).Run() }
+
+// Run carries the run out and returns its result.
+func (s *Simulation) Run() (res Result) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			s.fail(FailPanic, "panic", fmt.Sprintf("%v\n%s", r, debug.Stack()))
+		}
+		s.tr.flush()
+		res = s.result()
+		res.Wall = time.Since(start)
+	}()
+	s.start()
+	for s.q.len() > 0 && s.failure == nil && s.phase != phaseDone {
+		e := s.q.pop()
+		s.now = e.at
+		s.events++
+		s.handle(e)
+		if s.cfg.RecordHashes {
+			s.hashes = append(s.hashes, s.tr.hash)
+		}
+	}
+	if s.failure == nil && !s.cfg.NoLinearizability {
+		s.checkHistory()
+	} else if s.cfg.NoLinearizability {
+		s.stats.Linearizability = "skipped"
+	}
+	if s.cfg.Log != nil {
+		s.logSummary(s.cfg.Log)
+	}
+	return res
+}
+
+func (s *Simulation) result() Result {
+	s.stats.Commit = uint64(len(s.check.committed)) - 1
+	return Result{
+		Seed: s.cfg.Seed, Params: s.p, Events: s.events, SimTime: s.now,
+		TraceHash: s.tr.hash, Hashes: s.hashes, Failure: s.failure, Stats: s.stats,
+	}
+}
+
+// start creates the members and schedules the first events.
+func (s *Simulation) start() {
+	n := s.p.Members
+	s.members = make([]*simMember, n)
+	driftRng := s.rngFaults[FaultDrift]
+	for i := range n {
+		sm := &simMember{
+			idx: i, id: uint64(i + 1), disk: s.cfg.NewDisk(), slow: 1, tick: s.p.Tick,
+			rng: rand.New(rand.NewPCG(s.cfg.Seed, streamMembers+uint64(i))),
+		}
+		if s.p.Faults.Has(FaultDrift) {
+			drift := (driftRng.Float64()*2 - 1) * s.p.MaxDrift
+			sm.tick = time.Duration(float64(s.p.Tick) * (1 + drift))
+		}
+		s.members[i] = sm
+	}
+	for i := range n {
+		if !s.startMember(i) {
+			return
+		}
+	}
+	s.startClients()
+	s.startFaults()
+	if s.cfg.NoLiveness {
+		s.q.push(event{at: s.cfg.Duration, kind: evEnd})
+	} else {
+		s.q.push(event{at: s.cfg.Duration, kind: evHeal})
+	}
+}
+
+func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
+	peers := make([]uint64, len(s.members))
+	for i := range peers {
+		peers[i] = uint64(i + 1)
+	}
+	return MemberConfig{
+		ID: sm.id, Peers: peers, Rand: sm.rng, Bug: s.cfg.Bug,
+		SnapshotEvery: s.p.SnapshotEvery, SnapshotKeep: s.p.SnapshotKeep,
+		Raft: raft.Config{
+			ElectionTick: s.p.ElectionTick, HeartbeatTick: s.p.HeartbeatTick,
+			MaxSizePerMsg: s.p.MaxSizePerMsg, MaxInflightMsgs: s.p.MaxInflightMsgs,
+			MaxSnapshotChunkSize: s.p.MaxSnapshotChunkSize,
+			PreVote:              s.p.PreVote, CheckQuorum: s.p.CheckQuorum,
+			ReadOnlyOption: map[bool]raft.ReadOnlyOption{false: raft.ReadOnlySafe, true: raft.ReadOnlyLeaseBased}[s.p.LeaseReads],
+		},
+	}
+}
+
+// startMember makes member i from its disk (new, or restarted after a
+// crash) and starts its clock. It reports false if the run failed.
+func (s *Simulation) startMember(i int) bool {
+	sm := s.members[i]
+	m, err := s.cfg.Factory(s.memberConfig(sm), sm.disk)
+	if err != nil {
+		sm.failed = true
+		s.stats.FailedDisks++
+		s.trace(trRestart, sm.id, "refused to start: "+err.Error())
+		s.logf("member %d refuses to start: %v", sm.id, err)
+		return true
+	}
+	sm.m, sm.up = m, true
+	if sm.incarnation > 0 {
+		s.stats.Restarts++
+		s.trace(trRestart, sm.id, "")
+		s.logf("member %d restarts", sm.id)
+		s.check.restarted(i, m.Storage(), m.Applied())
+		s.check.views[i].down = false
+	}
+	s.q.push(event{at: s.now + time.Duration(sm.rng.Int64N(int64(sm.tick))), kind: evTick, member: i, arg: sm.incarnation})
+	s.scheduleProcess(i)
+	return s.failure == nil
+}
+
+// crash takes member i down: its disk loses what was not synced.
+func (s *Simulation) crash(i int, why string) {
+	sm := s.members[i]
+	if !sm.up {
+		return
+	}
+	s.stats.Crashes++
+	s.trace(trCrash, sm.id, why)
+	s.logf("member %d crashes (%s)", sm.id, why)
+	sm.up, sm.m, sm.paused, sm.armed = false, nil, false, false
+	sm.crashAt = append(sm.crashAt, s.now)
+	sm.incarnation++
+	sm.processScheduled = false
+	for _, slot := range sm.backlog {
+		s.nw.release(slot)
+	}
+	sm.backlog, sm.submissions = nil, nil
+	sm.disk.Crash(s.rngDisk)
+	s.check.crashed(i)
+}
+
+// handle carries out one event.
+func (s *Simulation) handle(e event) {
+	switch e.kind {
+	case evDeliver:
+		s.deliver(int32(e.arg))
+	case evTick:
+		s.tickMember(e.member, e.arg)
+	case evProcess:
+		s.process(e.member, e.arg)
+	case evClient:
+		s.clientNext(e.member)
+	case evTimeout:
+		s.clientTimeout(int(e.arg))
+	case evReturn:
+		s.clientReturn(int(e.arg))
+	case evFault:
+		s.fault(e.arg)
+	case evHeal:
+		s.healAll()
+	case evEnd:
+		s.phase = phaseDone
+	case evLiveness:
+		s.checkLiveness()
+	}
+}
+
+func (s *Simulation) tickMember(i int, incarnation uint64) {
+	sm := s.members[i]
+	if incarnation != sm.incarnation || !sm.up {
+		return // the member crashed; its restart starts a new clock
+	}
+	s.rec = traceRecord{kind: trTick, member: sm.id}
+	s.emit()
+	s.q.push(event{at: s.now + sm.tick, kind: evTick, member: i, arg: incarnation})
+	if sm.paused {
+		return // a paused member misses its ticks
+	}
+	sm.m.Tick()
+	s.scheduleProcess(i)
+}
+
+// scheduleProcess makes member i do its pending work soon, if it has any.
+func (s *Simulation) scheduleProcess(i int) {
+	sm := s.members[i]
+	if sm.processScheduled || !sm.up || sm.paused || !sm.m.HasWork() {
+		return
+	}
+	sm.processScheduled = true
+	at := max(s.now, sm.busyUntil) + s.p.ProcessDelay*sm.slow
+	s.q.push(event{at: at, kind: evProcess, member: i, arg: sm.incarnation})
+}
+
+func (s *Simulation) process(i int, incarnation uint64) {
+	sm := s.members[i]
+	if incarnation != sm.incarnation || !sm.up {
+		return
+	}
+	sm.processScheduled = false
+	if sm.paused {
+		return // resume schedules the work
+	}
+	s.inProcess, s.responses = i, s.responses[:0]
+	act := sm.m.Process()
+	s.inProcess = -1
+	writes, syncs := sm.disk.Elapsed()
+	diskTime := (time.Duration(writes)*s.p.WriteCost + time.Duration(syncs)*s.p.SyncCost) * sm.slow
+	s.rec = traceRecord{kind: trProcess, member: sm.id, count: uint64(len(act.Entries)), index: uint64(len(act.Applied)), commit: act.HardState.Commit}
+	s.emit()
+	for k := range act.Messages {
+		s.send(i, &act.Messages[k], s.now)
+	}
+	if act.Crashed {
+		s.crash(i, "disk died in a write")
+		s.scheduleRestart(FaultTorn, i)
+		return
+	}
+	s.observe(i, &act)
+	if s.failure != nil {
+		return
+	}
+	done := s.now + diskTime
+	for k := range act.AfterPersist {
+		s.send(i, &act.AfterPersist[k], done)
+	}
+	sm.busyUntil = done
+	for _, op := range s.responses {
+		s.q.push(event{at: done, kind: evReturn, arg: uint64(op)})
+	}
+	if act.Stalled {
+		// A full disk: try again a little later.
+		sm.processScheduled = true
+		s.q.push(event{at: s.now + 5*time.Millisecond, kind: evProcess, member: i, arg: sm.incarnation})
+		return
+	}
+	s.scheduleProcess(i)
+}
+
+// observe runs the checks on a round of work and traces what changed.
+func (s *Simulation) observe(i int, act *Activity) {
+	v := &s.check.views[i]
+	prevSS, prevHS := v.ss, v.hs
+	prevCommit := uint64(len(s.check.committed)) - 1
+	s.check.observe(i, act)
+	if act.SoftState != prevSS || act.HardState.Term != prevHS.Term {
+		s.rec = traceRecord{kind: trState, member: v.id, term: act.HardState.Term, lead: act.SoftState.Lead, state: act.SoftState.State.String()}
+		s.emit()
+		if act.SoftState.State == raft.StateLeader && prevSS.State != raft.StateLeader {
+			s.stats.LeaderChanges++
+			s.logf("member %d becomes leader of term %d", v.id, act.HardState.Term)
+		}
+	}
+	if c := uint64(len(s.check.committed)) - 1; c > prevCommit {
+		s.rec = traceRecord{kind: trCommit, member: v.id, commit: c}
+		s.emit()
+		if s.cfg.Log != nil && s.now-s.lastLog >= time.Second {
+			s.lastLog = s.now
+			s.logf("commit index %d; ops ok=%d unknown=%d refused=%d", c, s.stats.OpsOK, s.stats.OpsUnknown, s.stats.OpsRefused)
+		}
+	}
+}
+
+// send puts a message on the network, leaving the sender at departs.
+func (s *Simulation) send(from int, m *raft.Message, departs time.Duration) {
+	if m.Type == raft.MsgVoteResp && !m.Reject {
+		s.check.observeVote(m)
+	}
+	to := int(m.To) - 1
+	if to < 0 || to >= len(s.members) || to == from {
+		return
+	}
+	s.stats.Messages++
+	nw, p := s.nw, &s.p
+	link := from*nw.n + to
+	faulty := s.phase == phaseFaults
+	if faulty && nw.cut[link] {
+		s.stats.Dropped++
+		return
+	}
+	if faulty && p.Faults.Has(FaultDrop) && nw.rng.Float64() < p.DropRate {
+		s.stats.Dropped++
+		return
+	}
+	copies := 1
+	if faulty && p.Faults.Has(FaultDup) && nw.rng.Float64() < p.DupRate {
+		copies = 2
+		s.stats.Duplicated++
+	}
+	sm := s.members[from]
+	for range copies {
+		slot := nw.alloc(envelope{msg: *m, from: from, to: to, incarnation: sm.incarnation, departs: departs})
+		if faulty && nw.clogged[link] {
+			nw.held = append(nw.held, slot)
+			continue
+		}
+		s.q.push(event{at: departs + s.delay(faulty), kind: evDeliver, arg: uint64(slot)})
+	}
+}
+
+// delay draws a message's time on the wire.
+func (s *Simulation) delay(faulty bool) time.Duration {
+	p, rng := &s.p, s.nw.rng
+	d := p.DelayMin
+	if p.DelayMax > p.DelayMin {
+		d += time.Duration(rng.Int64N(int64(p.DelayMax - p.DelayMin)))
+	}
+	if faulty && p.Faults.Has(FaultReorder) && rng.Float64() < p.Reorder {
+		d += time.Duration(rng.Int64N(int64(5*p.DelayMax + time.Millisecond)))
+	}
+	if faulty && p.Faults.Has(FaultDelay) && rng.Float64() < p.SpikeRate {
+		d += time.Duration(rng.Int64N(int64(time.Duration(p.ElectionTick) * p.Tick * 3)))
+	}
+	return d
+}
+
+func (s *Simulation) deliver(slot int32) {
+	env := &s.nw.envs[slot]
+	from, to := s.members[env.from], s.members[env.to]
+	if env.incarnation != from.incarnation && from.crashAt[env.incarnation] < env.departs {
+		// The sender crashed before the message left.
+		s.nw.release(slot)
+		return
+	}
+	if !to.up {
+		s.rec = traceRecord{kind: trDrop, from: env.msg.From, to: env.msg.To, msg: env.msg.Type, term: env.msg.Term}
+		s.emit()
+		s.stats.Dropped++
+		s.nw.release(slot)
+		return
+	}
+	if to.paused {
+		to.backlog = append(to.backlog, slot)
+		return
+	}
+	m := &env.msg
+	s.rec = traceRecord{kind: trDeliver, from: m.From, to: m.To, msg: m.Type, term: m.Term, index: m.Index, commit: m.Commit, count: uint64(len(m.Entries))}
+	s.emit()
+	s.stats.Delivered++
+	toIdx := env.to
+	to.m.Receive(*m)
+	s.nw.release(slot)
+	s.scheduleProcess(toIdx)
+}
+
+// emit adds s.rec, stamped with the event number and time, to the trace.
+func (s *Simulation) emit() {
+	s.rec.n, s.rec.at = s.events, s.now
+	s.tr.add(&s.rec)
+}
+
+func (s *Simulation) trace(kind traceKind, member uint64, detail string) {
+	s.rec = traceRecord{kind: kind, member: member, detail: detail}
+	s.emit()
+}
+
+func (s *Simulation) logf(format string, args ...any) {
+	if s.cfg.Log != nil {
+		fmt.Fprintf(s.cfg.Log, "[%9.3fs] %s\n", s.now.Seconds(), fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *Simulation) failSafety(invariant, detail string) {
+	s.fail(FailSafety, invariant, detail)
+}
+
+func (s *Simulation) fail(kind FailureKind, invariant, detail string) {
+	if s.failure != nil {
+		return
+	}
+	s.failure = &Failure{
+		Kind: kind, Invariant: invariant, Detail: detail, Event: s.events, At: s.now,
+		Replay: ReplayCommand(s.cfg), ReplayTest: ReplayTestCommand(s.cfg),
+	}
+	s.logf("FAILURE %s: %s: %s", kind, invariant, detail)
+}
+
+func (s *Simulation) logSummary(w io.Writer) {
+	st := &s.stats
+	fmt.Fprintf(w, "seed %d: %v simulated, %d events; commit index %d; %d leader changes; %d crashes, %d restarts; "+
+		"messages %d sent, %d dropped, %d duplicated; ops %d: %d ok, %d unknown, %d refused; linearizability %s\n",
+		s.cfg.Seed, s.now, s.events, uint64(len(s.check.committed))-1, st.LeaderChanges, st.Crashes, st.Restarts,
+		st.Messages, st.Dropped, st.Duplicated, st.Ops, st.OpsOK, st.OpsUnknown, st.OpsRefused, st.Linearizability)
+	if s.failure != nil {
+		fmt.Fprintln(w, s.failure.Error())
+	}
+}

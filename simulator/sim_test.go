@@ -1,0 +1,110 @@
+package simulator
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	flagSeed       = flag.Uint64("seed", 0, "replay this seed only (0: run the campaign)")
+	flagSeeds      = flag.Int("seeds", 200, "number of seeds in the campaign")
+	flagFirst      = flag.Uint64("first", 1, "first seed of the campaign")
+	flagDuration   = flag.Duration("duration", 0, "virtual time of the fault phase (default 10s)")
+	flagMembers    = flag.Int("members", 0, "cluster size (0: drawn per seed)")
+	flagClients    = flag.Int("clients", 0, "number of clients (0: drawn per seed)")
+	flagOpInterval = flag.Duration("op-interval", 0, "time between a client's operations (0: drawn per seed)")
+	flagFaults     = flag.String("faults", "all", "fault classes allowed: all, none, network, or a list (see ParseFaults)")
+	flagNoSwarm    = flag.Bool("no-swarm", false, "turn every allowed fault class on in every run")
+	flagNoLiveness = flag.Bool("no-liveness", false, "skip the liveness phase")
+	flagBug        = flag.String("bug", "none", "plant a bug (forget-vote)")
+	flagKnown      = flag.Bool("known", false, "also run the seeds listed as known failures")
+	flagTrace      = flag.String("trace-file", "", "with -seed: write the trace to this file")
+	flagVerbose    = flag.Bool("verbose", false, "with -seed: log leader changes, commits and faults")
+)
+
+// knownFailures are campaign seeds that fail because of open raft bugs
+// reported in /work/coord/raft-bugs.md. The default campaign skips them;
+// -known runs them too. Remove a seed once its bug is fixed.
+var knownFailures = map[uint64]string{
+	33:  "raft-bugs.md #1: full in-flight window never freed",
+	72:  "raft-bugs.md #1: full in-flight window never freed",
+	75:  "raft-bugs.md #1: full in-flight window never freed",
+	94:  "raft-bugs.md #1: full in-flight window never freed",
+	110: "raft-bugs.md #1: full in-flight window never freed",
+	163: "raft-bugs.md #1: full in-flight window never freed",
+	186: "raft-bugs.md #1: full in-flight window never freed",
+}
+
+func configFromFlags(t testing.TB) Config {
+	faults, err := ParseFaults(*flagFaults)
+	require.NoError(t, err)
+	bug, err := ParseBug(*flagBug)
+	require.NoError(t, err)
+	return Config{
+		Duration: *flagDuration, Members: *flagMembers, Clients: *flagClients, OpInterval: *flagOpInterval,
+		Faults: faults, NoFaults: faults == 0, NoSwarm: *flagNoSwarm, NoLiveness: *flagNoLiveness, Bug: bug,
+	}
+}
+
+// TestSimulation runs the campaign: -seeds seeds from -first, every fault
+// class allowed, each seed drawing its own mix (swarm testing). With -seed
+// it replays one seed.
+func TestSimulation(t *testing.T) {
+	cfg := configFromFlags(t)
+	if *flagSeed != 0 {
+		cfg.Seed = *flagSeed
+		if *flagVerbose {
+			cfg.Log = os.Stdout
+		}
+		if *flagTrace != "" {
+			f, err := os.Create(*flagTrace)
+			require.NoError(t, err)
+			defer f.Close()
+			cfg.Trace = f
+		}
+		res := Run(cfg)
+		t.Logf("seed %d: %v; %d events, %v simulated in %v", cfg.Seed, res.Params, res.Events, res.SimTime, res.Wall)
+		if res.Failure != nil {
+			t.Fatal(res.Failure)
+		}
+		return
+	}
+	skip := knownFailures
+	if *flagKnown {
+		skip = nil
+	}
+	res := Campaign(CampaignConfig{Base: cfg, First: *flagFirst, Seeds: *flagSeeds, Skip: skip})
+	var summary strings.Builder
+	res.WriteSummary(&summary)
+	t.Log("\n" + summary.String())
+	for _, f := range res.Failures {
+		t.Errorf("seed %d: %v", f.Seed, f.Failure)
+	}
+}
+
+func TestSameSeedSameTrace(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 4, 5} {
+		cfg := Config{Seed: seed, Duration: 3 * time.Second}
+		require.Nil(t, CheckDeterminism(cfg), "seed %d", seed)
+		a, b := Run(cfg), Run(cfg)
+		require.Equal(t, a.TraceHash, b.TraceHash)
+		require.Equal(t, a.Events, b.Events)
+	}
+	// Different seeds give different runs.
+	require.NotEqual(t, Run(Config{Seed: 1, Duration: time.Second}).TraceHash, Run(Config{Seed: 2, Duration: time.Second}).TraceHash)
+}
+
+func TestNoFaultsConverges(t *testing.T) {
+	for _, n := range []int{1, 3, 5, 7} {
+		res := Run(Config{Seed: uint64(n), Members: n, Duration: 2 * time.Second, NoFaults: true})
+		require.Nil(t, res.Failure)
+		require.Equal(t, "ok", res.Stats.Linearizability)
+		require.Greater(t, res.Stats.OpsOK, 10, "members %d", n)
+		require.Greater(t, res.Stats.Commit, uint64(10))
+	}
+}
