@@ -426,8 +426,10 @@ func (h *faultyHandle) WriteAt(p []byte, off int64) (int, error) {
 	}
 	// Only growth takes room; a write that does not fit writes what does.
 	n := int64(len(p))
-	if maxEnd := int64(len(h.file.data)) + h.fs.room(); off+n > maxEnd {
-		n = max(0, maxEnd-off)
+	if growth := off + n - int64(len(h.file.data)); growth > 0 {
+		if room := h.fs.room(); growth > room {
+			n = max(0, n-(growth-room))
+		}
 	}
 	if n > 0 {
 		h.file.change(fileOp{write: true, offset: off, data: p[:n]})
