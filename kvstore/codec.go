@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 )
 
@@ -114,6 +115,12 @@ func (c *Command) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
+// uvarintSize is the length of the minimal uvarint encoding of v: one byte
+// per started group of 7 bits, at least one.
+func uvarintSize(v uint64) int {
+	return (bits.Len64(v|1) + 6) / 7
+}
+
 // appendString appends s as a uvarint length and its bytes.
 func appendString(buf []byte, s string) []byte {
 	buf = binary.AppendUvarint(buf, uint64(len(s)))
@@ -164,7 +171,7 @@ func (d *decoder) uvarint(field string) uint64 {
 		d.fail("bad or truncated %s", field)
 		return 0
 	}
-	if n != len(binary.AppendUvarint(nil, v)) {
+	if n != uvarintSize(v) {
 		d.fail("non-minimal encoding of %s", field)
 		return 0
 	}
@@ -182,7 +189,7 @@ func (d *decoder) varint(field string) int64 {
 		d.fail("bad or truncated %s", field)
 		return 0
 	}
-	if n != len(binary.AppendVarint(nil, v)) {
+	if n != uvarintSize(uint64(v<<1)^uint64(v>>63)) {
 		d.fail("non-minimal encoding of %s", field)
 		return 0
 	}

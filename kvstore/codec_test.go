@@ -1,6 +1,7 @@
 package kvstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -102,4 +103,10 @@ func FuzzCommandDecode(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", data, again)
 		}
 	})
+}
+
+func TestUvarintSize(t *testing.T) {
+	for _, v := range []uint64{0, 1, 127, 128, 1<<14 - 1, 1 << 14, 1<<63 - 1, 1 << 63, 1<<64 - 1} {
+		require.Equal(t, len(binary.AppendUvarint(nil, v)), uvarintSize(v), "v=%d", v)
+	}
 }
