@@ -24,7 +24,7 @@ type Result struct {
 // nothing.
 func (s *Store) Apply(index uint64, cmd Command) Result {
 	s.raftIndex = index
-	op := cmd.resolve()
+	op := cmd.EffectiveOp()
 	p := ""
 	if op != OpExpire {
 		p = cleanPath(cmd.Path)

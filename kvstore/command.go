@@ -109,10 +109,12 @@ type Command struct {
 	Now time.Time
 }
 
-// resolve returns the operation Apply runs for c: OpSet and OpDelete are
-// dispatched on PrevExist, PrevValue and PrevIndex as etcd's HTTP layer does
-// (spec §6.1); every other operation is taken as it is.
-func (c Command) resolve() Op {
+// EffectiveOp returns the operation Apply runs for c: OpSet and OpDelete
+// are dispatched on PrevExist, PrevValue and PrevIndex as etcd's HTTP layer
+// does (spec §6.1); every other operation is taken as it is. Callers that
+// count successes and failures per operation (etcd's store statistics) use
+// it to name the operation of a failed command.
+func (c Command) EffectiveOp() Op {
 	compare := c.PrevValue != "" || c.PrevIndex > 0
 	switch c.Op {
 	case OpSet:

@@ -261,6 +261,9 @@ func TestPropertyStoreMatchesModel(t *testing.T) {
 			if s.CurrentIndex() != m.index {
 				t.Fatalf("step %d: index %d, model %d", step, s.CurrentIndex(), m.index)
 			}
+			if err := checkInvariants(s); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
 			if got, want := dumpStore(s), dumpModel(m); got != want {
 				t.Fatalf("step %d: state differs:\n got\n%s\nwant\n%s", step, got, want)
 			}
@@ -344,6 +347,9 @@ func TestPropertySnapshot(t *testing.T) {
 			}
 			if answers[0] != answers[1] {
 				t.Fatalf("step %d differs after restore:\noriginal %s\nrestored %s", i, answers[0], answers[1])
+			}
+			if err := checkInvariants(restored); err != nil {
+				t.Fatalf("step %d: restored store: %v", i, err)
 			}
 			if original.Hash() != restored.Hash() {
 				t.Fatalf("step %d: hashes differ", i)
