@@ -4,9 +4,9 @@ PKGS ?= ./...
 
 .PHONY: run test bench sim lint fmt build
 
-## run: start a local 3-member cluster on 127.0.0.1 and print how to talk to it
+## run: until the server exists, a short simulated 3-member cluster under faults, told as a story
 run:
-	$(GO) run ./cmd/raftkv cluster --size 3
+	$(GO) run ./cmd/raftkv sim --seed 1 --members 3 --duration 10s --verbose
 
 ## test: vet, then every test with a bounded simulation campaign (CI runs this)
 test:
@@ -17,10 +17,10 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-## sim: a longer simulation campaign (SEEDS=N to change its size)
+## sim: a longer simulation campaign (SEEDS=N to change its size), with a progress bar and a summary
 SEEDS ?= 2000
 sim:
-	$(GO) test -count=1 -timeout 120m ./simulator/ -run TestSimulation -seeds=$(SEEDS)
+	$(GO) run ./cmd/raftkv sim --seed 1 --seeds $(SEEDS)
 
 ## lint: formatting and vet (staticcheck too when it is installed)
 lint:

@@ -127,10 +127,7 @@ func (s *Simulation) inject(c FaultClass) bool {
 			for i := range side {
 				side[i] = rng.IntN(2) == 0
 			}
-			side[rng.IntN(n)] = !side[0] // both sides are not empty
-			if side[0] == side[1%n] && n == 2 {
-				side[1] = !side[0]
-			}
+			side[1+rng.IntN(n-1)] = !side[0] // neither side is empty
 			s.nw.cutBetween(side)
 			what = fmt.Sprintf("partition %v", side)
 		case FaultIsolate:

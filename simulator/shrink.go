@@ -25,6 +25,10 @@ func Shrink(cfg Config, failed Result, log io.Writer) ShrinkResult {
 		panic("simulator: Shrink of a run that did not fail")
 	}
 	cfg = cfg.withDefaultsForReplay()
+	// Allowing exactly the classes the run drew gives the same run (every
+	// class's draw is made whether it is allowed or not), and a replay
+	// command that names only what matters.
+	cfg.Faults, cfg.NoFaults = failed.Params.Faults, failed.Params.Faults == 0
 	best := ShrinkResult{Config: cfg, Result: failed}
 	kind := failed.Failure.Kind
 	try := func(c Config, what string) bool {

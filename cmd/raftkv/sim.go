@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/raftkv/raftkv/simulator"
+	"github.com/spf13/cobra"
+)
+
+// simFlags are the flags of raftkv sim.
+type simFlags struct {
+	seed                     uint64
+	seeds, workers           int
+	members, clients         int
+	duration, opInterval     time.Duration
+	faults, trace, bug       string
+	noSwarm, noLiveness      bool
+	shrink, verbose, determi bool
+}
+
+func init() {
+	var f simFlags
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Run the deterministic cluster simulator: one seed, or a campaign of seeds",
+		Long: `Run whole raftkv clusters in one process on virtual time, with a faulty network
+and faulty disks, checking Raft's safety properties after every event, liveness
+after the faults heal, and the clients' history for linearizability.
+
+A run is a function of its seed: the same seed replays the same run, event for
+event. Every failure prints the command that replays it.
+
+Examples:
+  raftkv sim --seed 1 --members 3 --duration 10s --verbose
+  raftkv sim --seed 1 --seeds 1000                  # a campaign of seeds 1..1000
+  raftkv sim --seed 42 --trace run.jsonl            # every event as JSON lines
+  raftkv sim --seed 7 --bug forget-vote --shrink    # find, replay and shrink a planted bug`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSim(cmd.OutOrStdout(), cmd.ErrOrStderr(), f) },
+	}
+	fl := cmd.Flags()
+	fl.Uint64Var(&f.seed, "seed", 1, "the seed of the run (the first seed of a campaign)")
+	fl.IntVar(&f.seeds, "seeds", 0, "run a campaign of this many seeds, from --seed on")
+	fl.IntVar(&f.workers, "workers", 0, "campaign runs in parallel (0: one per CPU)")
+	fl.IntVar(&f.members, "members", 0, "cluster size (0: drawn from the seed among 1, 3, 5, 7)")
+	fl.IntVar(&f.clients, "clients", 0, "number of clients (0: drawn from the seed)")
+	fl.DurationVar(&f.opInterval, "op-interval", 0, "virtual time between a client's operations (0: drawn)")
+	fl.DurationVar(&f.duration, "duration", 10*time.Second, "virtual time of the fault phase (a liveness phase follows)")
+	fl.StringVar(&f.faults, "faults", "all", "fault classes allowed: all, none, network, or a list such as crash,partition,-torn")
+	fl.BoolVar(&f.noSwarm, "no-swarm", false, "turn every allowed fault class on, instead of a mix drawn per seed")
+	fl.BoolVar(&f.noLiveness, "no-liveness", false, "skip the liveness phase after the faults")
+	fl.StringVar(&f.trace, "trace", "", "write every event of the run as JSON lines to this file")
+	fl.BoolVar(&f.shrink, "shrink", false, "on a failure, look for a smaller configuration that still fails")
+	fl.BoolVar(&f.verbose, "verbose", false, "tell the story of the run: leader changes, commits, faults")
+	fl.BoolVar(&f.determi, "check-determinism", false, "run each seed twice and compare the traces event by event")
+	fl.StringVar(&f.bug, "bug", "none", "plant a bug in every member, to see the simulator find it (forget-vote)")
+	rootCmd.AddCommand(cmd)
+}
+
+func (f simFlags) config() (simulator.Config, error) {
+	faults, err := simulator.ParseFaults(f.faults)
+	if err != nil {
+		return simulator.Config{}, err
+	}
+	bug, err := simulator.ParseBug(f.bug)
+	if err != nil {
+		return simulator.Config{}, err
+	}
+	return simulator.Config{
+		Seed: f.seed, Duration: f.duration, Members: f.members, Clients: f.clients, OpInterval: f.opInterval,
+		Faults: faults, NoFaults: faults == 0, NoSwarm: f.noSwarm, NoLiveness: f.noLiveness, Bug: bug,
+	}, nil
+}
+
+func runSim(stdout, stderr io.Writer, f simFlags) error {
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	if f.seeds > 0 {
+		if f.trace != "" {
+			return fmt.Errorf("--trace writes one run: use it without --seeds")
+		}
+		return runCampaign(stdout, stderr, cfg, f)
+	}
+	if f.trace != "" {
+		file, err := os.Create(f.trace)
+		if err != nil {
+			return fmt.Errorf("create trace file: %w", err)
+		}
+		defer file.Close()
+		w := bufio.NewWriter(file)
+		defer w.Flush()
+		cfg.Trace = w
+	}
+	if f.verbose {
+		cfg.Log = stdout
+	}
+	res := simulator.Run(cfg)
+	if f.determi && res.Failure == nil {
+		if df := simulator.CheckDeterminism(cfg); df != nil {
+			res.Failure = df
+		}
+	}
+	writeRunSummary(stdout, res)
+	if res.Failure == nil {
+		return nil
+	}
+	if f.shrink {
+		shrinkAndReport(stdout, cfg, res)
+	}
+	return &exitError{code: 1, msg: fmt.Sprintf("seed %d failed (%s: %s)", res.Seed, res.Failure.Kind, res.Failure.Invariant)}
+}
+
+func runCampaign(stdout, stderr io.Writer, cfg simulator.Config, f simFlags) error {
+	if f.determi {
+		fmt.Fprintln(stderr, "checking determinism: each seed runs twice")
+	}
+	start := time.Now()
+	res := simulator.Campaign(simulator.CampaignConfig{
+		Base: cfg, First: f.seed, Seeds: f.seeds, Workers: f.workers,
+		Progress: func(done, total, failed int) { progressBar(stderr, done, total, failed, time.Since(start)) },
+	})
+	fmt.Fprintln(stderr)
+	if f.determi {
+		for i := range f.seeds {
+			c := cfg
+			c.Seed = f.seed + uint64(i)
+			if df := simulator.CheckDeterminism(c); df != nil {
+				res.Failures = append(res.Failures, simulator.Result{Seed: c.Seed, Failure: df})
+			}
+		}
+	}
+	res.WriteSummary(stdout)
+	if len(res.Failures) == 0 {
+		return nil
+	}
+	if f.shrink {
+		first := res.Failures[0]
+		c := cfg
+		c.Seed = first.Seed
+		shrinkAndReport(stdout, c, first)
+	}
+	return &exitError{code: 1, msg: fmt.Sprintf("%d of %d runs failed", len(res.Failures), res.Runs)}
+}
+
+// progressBar redraws one line: a bar, the count, failures and the rate.
+func progressBar(w io.Writer, done, total, failed int, elapsed time.Duration) {
+	const width = 30
+	filled := width * done / max(total, 1)
+	rate := float64(done) / max(elapsed.Seconds(), 1e-9)
+	fmt.Fprintf(w, "\r[%s%s] %d/%d runs, %d failed, %.1f runs/s ", strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total, failed, rate)
+}
+
+func writeRunSummary(w io.Writer, r simulator.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	st := r.Stats
+	fmt.Fprintf(tw, "seed\t%d\n", r.Seed)
+	fmt.Fprintf(tw, "parameters\t%v\n", r.Params)
+	fmt.Fprintf(tw, "simulated time\t%v\n", r.SimTime.Round(time.Microsecond))
+	fmt.Fprintf(tw, "wall time\t%v\n", r.Wall.Round(time.Microsecond))
+	fmt.Fprintf(tw, "events\t%d\n", r.Events)
+	if r.Wall > 0 {
+		fmt.Fprintf(tw, "events per second\t%.0f\n", float64(r.Events)/r.Wall.Seconds())
+		fmt.Fprintf(tw, "simulated / wall time\t%.0f×\n", r.SimTime.Seconds()/r.Wall.Seconds())
+	}
+	fmt.Fprintf(tw, "commit index\t%d\n", st.Commit)
+	fmt.Fprintf(tw, "leader changes\t%d\n", st.LeaderChanges)
+	fmt.Fprintf(tw, "crashes / restarts / failed disks\t%d / %d / %d\n", st.Crashes, st.Restarts, st.FailedDisks)
+	fmt.Fprintf(tw, "messages sent / dropped / duplicated\t%d / %d / %d\n", st.Messages, st.Dropped, st.Duplicated)
+	fmt.Fprintf(tw, "client ops ok / unknown / refused\t%d / %d / %d\n", st.OpsOK, st.OpsUnknown, st.OpsRefused)
+	fmt.Fprintf(tw, "linearizability\t%s\n", st.Linearizability)
+	fmt.Fprintf(tw, "trace hash\t%016x\n", r.TraceHash)
+	result := "ok"
+	if r.Failure != nil {
+		result = "FAILED"
+	}
+	fmt.Fprintf(tw, "result\t%s\n", result)
+	_ = tw.Flush()
+	if r.Failure != nil {
+		fmt.Fprintf(w, "\n%v\n", r.Failure)
+	}
+}
+
+func shrinkAndReport(w io.Writer, cfg simulator.Config, failed simulator.Result) {
+	fmt.Fprintf(w, "\nshrinking seed %d...\n", failed.Seed)
+	s := simulator.Shrink(cfg, failed, w)
+	fmt.Fprintf(w, "smallest failing configuration (%d tries): %s\n", s.Tries, simulator.ReplayCommand(s.Config))
+	fmt.Fprintf(w, "  fails with: %s at event %d (t=%v)\n", s.Result.Failure.Invariant, s.Result.Failure.Event, s.Result.Failure.At)
+}

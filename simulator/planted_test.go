@@ -1,0 +1,60 @@
+package simulator
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestPlantedBugIsFound plants a bug — a member that forgets its vote when
+// it restarts, and so can grant a second vote in the same term — and checks
+// that a campaign finds it, that the failure says how to replay it, that
+// the replay fails the same way, and that the shrinker reduces it.
+func TestPlantedBugIsFound(t *testing.T) {
+	base := Config{Bug: BugForgetVote, Duration: 10 * time.Second}
+	var found *Result
+	var cfg Config
+	for seed := uint64(1); seed <= 300 && found == nil; seed++ {
+		cfg = base
+		cfg.Seed = seed
+		if r := Run(cfg); r.Failure != nil {
+			found = &r
+		}
+	}
+	require.NotNil(t, found, "no seed found the planted bug")
+	f := found.Failure
+	t.Logf("seed %d found it: %v", found.Seed, f)
+	require.Equal(t, FailSafety, f.Kind)
+	require.Contains(t, []string{InvVoteOnce, InvElectionSafety}, f.Invariant)
+	require.Contains(t, f.Replay, "raftkv sim --seed="+itoa(found.Seed))
+	require.Contains(t, f.Replay, "--bug=forget-vote")
+	require.True(t, strings.HasPrefix(f.ReplayTest, "go test ./simulator -run TestSimulation -seed="+itoa(found.Seed)))
+
+	// The replay fails identically.
+	again := Run(cfg)
+	require.NotNil(t, again.Failure)
+	require.Equal(t, f.Event, again.Failure.Event)
+	require.Equal(t, found.TraceHash, again.TraceHash)
+
+	// The same seeds without the bug pass.
+	fixed := cfg
+	fixed.Bug = NoBug
+	require.Nil(t, Run(fixed).Failure)
+
+	var log strings.Builder
+	shrunk := Shrink(cfg, *found, &log)
+	t.Logf("shrink log:\n%s", log.String())
+	t.Logf("shrunk to: %s (%d tries, removed %v)", ReplayCommand(shrunk.Config), shrunk.Tries, shrunk.Removed)
+	require.NotNil(t, shrunk.Result.Failure)
+	require.Equal(t, FailSafety, shrunk.Result.Failure.Kind)
+	smaller := shrunk.Config.Duration < cfg.withDefaults().Duration ||
+		len(shrunk.Result.Params.Faults.Classes()) < len(found.Params.Faults.Classes())
+	require.True(t, smaller, "the shrinker did not reduce the failing configuration")
+	// The shrunk configuration replays.
+	require.NotNil(t, Run(shrunk.Config).Failure)
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
