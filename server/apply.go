@@ -1,0 +1,159 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/raft"
+)
+
+// apply applies committed entries in order: commands to the key space,
+// member information to the member table, configuration changes to raft.
+// Each proposal applies once, however often the log holds it.
+func (m *Member) apply(ents []raft.Entry) error {
+	for _, e := range ents {
+		switch {
+		case e.Type == raft.EntryConfChange:
+			if err := m.applyConfChange(e); err != nil {
+				return err
+			}
+		case len(e.Data) > 0:
+			if err := m.applyProposal(e); err != nil {
+				return err
+			}
+		}
+		m.applied = e.Index
+	}
+	return nil
+}
+
+func (m *Member) applyProposal(e raft.Entry) error {
+	p, err := decodeProposal(e.Data)
+	if err != nil {
+		// Every member holds the same bytes: a bad entry is a bug, not
+		// an input to tolerate.
+		return fmt.Errorf("server: entry %d: %w", e.Index, err)
+	}
+	if !m.dedup.firstTime(p.proposer, p.incarnation, p.requestID, e.Index) {
+		return nil // a duplicate of a proposal already applied
+	}
+	mine := p.proposer == m.cfg.ID && p.incarnation == m.incarnation
+	switch p.kind {
+	case kindCommand:
+		var cmd kvstore.Command
+		if err := cmd.UnmarshalBinary(p.payload); err != nil {
+			return fmt.Errorf("server: entry %d: %w", e.Index, err)
+		}
+		res := m.store.Apply(e.Index, cmd)
+		if cmd.Op == kvstore.OpExpire && mine {
+			m.expiryPendingUntil = 0
+		}
+		if !mine || p.requestID == 0 {
+			return nil
+		}
+		w := m.writes[p.requestID]
+		if w == nil {
+			return nil // timed out already
+		}
+		delete(m.writes, p.requestID)
+		resp := Response{Event: res.Event, RaftIndex: e.Index, RaftTerm: m.term()}
+		if res.Err != nil {
+			resp.Err = res.Err
+		}
+		w.done(resp)
+	case kindMemberInfo:
+		info, err := decodeMemberInfo(p.payload)
+		if err != nil {
+			return fmt.Errorf("server: entry %d: %w", e.Index, err)
+		}
+		// Information about a member no longer in the configuration is
+		// stale; ignore it.
+		if m.inConfig(info.ID) {
+			m.cluster.set(info)
+		}
+	}
+	return nil
+}
+
+func (m *Member) inConfig(id uint64) bool {
+	for _, set := range [][]uint64{m.confState.Voters, m.confState.Learners, m.confState.VotersOutgoing} {
+		for _, v := range set {
+			if v == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// applyConfChange applies a membership change. Its Context, when set,
+// carries the new member's information.
+func (m *Member) applyConfChange(e raft.Entry) error {
+	var cc raft.ConfChange
+	if err := cc.UnmarshalBinary(e.Data); err != nil {
+		return fmt.Errorf("server: entry %d: %w", e.Index, err)
+	}
+	cs, err := m.node.ApplyConfChange(cc)
+	if err != nil {
+		// Refused deterministically on every member: nothing changed.
+		return nil
+	}
+	m.confState = cs
+	if len(cc.Context) > 0 {
+		if info, err := decodeMemberInfo(cc.Context); err == nil && m.inConfig(info.ID) {
+			m.cluster.set(info)
+		}
+	}
+	for _, c := range cc.Changes {
+		if c.Type == raft.ConfChangeRemoveNode && !m.inConfig(c.NodeID) {
+			m.cluster.remove(c.NodeID)
+		}
+	}
+	return nil
+}
+
+// installSnapshot replaces the state machine with a snapshot received from
+// the leader (already durable and in raftLog).
+func (m *Member) installSnapshot(snap raft.Snapshot) error {
+	if err := m.restoreSnapshot(snap.Data); err != nil {
+		return fmt.Errorf("server: install snapshot %d: %w", snap.Metadata.Index, err)
+	}
+	m.applied = snap.Metadata.Index
+	m.snapshotIndex = m.applied
+	m.confState = snap.Metadata.ConfState
+	return nil
+}
+
+// maybeSnapshot takes a snapshot every SnapshotEvery applied entries,
+// compacts the log behind it (keeping SnapshotKeep entries for slow
+// followers) and lets the storage release what it no longer needs.
+func (m *Member) maybeSnapshot() error {
+	if m.applied < m.snapshotIndex+m.cfg.SnapshotEvery {
+		return nil
+	}
+	data, err := m.snapshotData()
+	if err != nil {
+		return fmt.Errorf("server: snapshot: %w", err)
+	}
+	cs := m.confState
+	snap, err := m.raftLog.CreateSnapshot(m.applied, &cs, data)
+	if err != nil {
+		return fmt.Errorf("server: snapshot at %d: %w", m.applied, err)
+	}
+	if err := m.disk.SaveSnapshot(snap); err != nil {
+		return err
+	}
+	m.snapshotIndex = m.applied
+	if m.applied > m.cfg.SnapshotKeep {
+		compactTo := m.applied - m.cfg.SnapshotKeep
+		if first, _ := m.raftLog.FirstIndex(); compactTo >= first {
+			if err := m.raftLog.Compact(compactTo); err != nil {
+				return fmt.Errorf("server: compact log to %d: %w", compactTo, err)
+			}
+		}
+		if err := m.disk.Release(compactTo); err != nil {
+			return err
+		}
+	}
+	return nil
+}

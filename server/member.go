@@ -1,0 +1,489 @@
+package server
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/raft"
+	"github.com/raftkv/raftkv/storage"
+)
+
+// Member is one member of a raftkv cluster: a raft node, the key space it
+// replicates, and its durable storage, glued by a request pipeline. Like the
+// raft node inside it, it is deterministic and single-threaded: it never
+// starts a goroutine, reads a clock or opens a socket. Its inputs are Tick,
+// Receive and Submit; Process does the work they cause and returns what must
+// leave the member. The production runtime (Runtime) and the simulator
+// drive it the same way.
+type Member struct {
+	cfg  Config
+	node *raft.Node
+	// raftLog is what raft reads: the durable log, mirrored in memory.
+	raftLog *raft.MemoryStorage
+	disk    disk
+	store   *kvstore.Store
+	dedup   *dedup
+	cluster *cluster
+	// confState is the raft configuration as of the applied index.
+	confState raft.ConfState
+
+	// incarnation is drawn at start-up; with the member's ID and a request
+	// ID it names each proposal uniquely across restarts.
+	incarnation   uint64
+	nextRequestID uint64
+
+	// now is the shell's clock at the last Tick; ticks counts Ticks.
+	now   time.Time
+	ticks uint64
+
+	// applied is the index the key space reflects.
+	applied uint64
+	// snapshotIndex is the index of the latest snapshot taken or installed.
+	snapshotIndex uint64
+
+	// proposals wait to be handed to raft; writes wait for their entry to
+	// apply.
+	proposals [][]byte
+	writes    map[uint64]*pendingWrite
+	// writeOrder lists request IDs in submission order, for timeouts.
+	writeOrder []uint64
+
+	reads readPipeline
+
+	// expiryPending says an expiry proposal is in flight (until this tick).
+	expiryPendingUntil uint64
+	// publishedInfo says this incarnation's member info was proposed.
+	publishedInfo bool
+
+	// pendingReady is a Ready that could not be written (full disk) and
+	// must be retried before anything else.
+	pendingReady *raft.Ready
+	// diskFull says the last write failed for lack of space; stalled says
+	// no retry until the next tick.
+	diskFull bool
+	stalled  bool
+
+	// RecoveryLog lists what start-up did to recover (a torn WAL tail
+	// truncated, a corrupt snapshot skipped), for the shell to log.
+	RecoveryLog []string
+}
+
+type pendingWrite struct {
+	done     func(Response)
+	deadline uint64
+}
+
+// Output is what one call of Process did and what must leave the member.
+type Output struct {
+	// Messages may be sent at once.
+	Messages []raft.Message
+	// AfterPersist may be sent now too: Process returns only once the
+	// writes of this round are durable. (The simulator charges the disk's
+	// time before delivering them.)
+	AfterPersist []raft.Message
+	// HardState and SoftState are the member's raft state after the round.
+	HardState raft.HardState
+	SoftState raft.SoftState
+	// Snapshot is the metadata of a snapshot installed this round, if any.
+	Snapshot raft.SnapshotMetadata
+	// Entries were written to the log, replacing any from the first one's
+	// index on.
+	Entries []raft.Entry
+	// Applied are the entries applied to the key space, in order.
+	Applied []raft.Entry
+	// Synced says the writes were fsynced.
+	Synced bool
+	// Stalled says the disk refused the writes (full); they will be retried.
+	Stalled bool
+	// Err is a fatal storage error: the member must stop and be restarted
+	// from its disk.
+	Err error
+}
+
+// New opens (or creates) a member's storage and returns the member: a
+// founding member of a new cluster (empty disk, InitialCluster), a member
+// joining an existing one (empty disk, Joining), or a restarted member
+// (whatever its disk holds).
+func New(cfg Config) (*Member, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ClusterID == 0 {
+		cfg.ClusterID = DeriveClusterID(cfg.ClusterToken, cfg.InitialCluster)
+	}
+	store, err := kvstore.New(cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	m := &Member{
+		cfg: cfg, store: store, dedup: newDedup(), cluster: newCluster(),
+		raftLog: raft.NewMemoryStorage(), writes: map[uint64]*pendingWrite{},
+		incarnation: cfg.Rand.Uint64(),
+	}
+	m.reads.init()
+	d, rec, err := openDisk(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.disk = d
+	m.RecoveryLog = rec.notes
+	if err := m.recover(rec); err != nil {
+		d.Close()
+		return nil, err
+	}
+	node, err := raft.NewNode(raft.Config{
+		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: cfg.HeartbeatTicks,
+		Storage: m.raftLog, Applied: m.applied, Rand: rand.New(rand.NewPCG(cfg.Rand.Uint64(), cfg.ID)),
+		MaxSizePerMsg: cfg.MaxSizePerMsg, MaxInflightMsgs: cfg.MaxInflightMsgs,
+		MaxUncommittedEntriesSize: cfg.MaxUncommittedBytes, MaxSnapshotChunkSize: cfg.MaxSnapshotChunkSize,
+		PreVote: true, CheckQuorum: true, ReadOnlyOption: readOption(cfg.LeaseReads),
+		StepDownOnRemoval: true,
+	})
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("server: start raft: %w", err)
+	}
+	m.node = node
+	if rec.empty && !cfg.Joining {
+		if err := m.bootstrap(); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func readOption(lease bool) raft.ReadOnlyOption {
+	if lease {
+		return raft.ReadOnlyLeaseBased
+	}
+	return raft.ReadOnlySafe
+}
+
+// recover rebuilds the state machine from the snapshot; raft reads the
+// log from rec.raftLog, and hands the entries after the snapshot out to be
+// applied again.
+func (m *Member) recover(rec recovered) error {
+	m.raftLog = rec.raftLog
+	if rec.snapshot.IsEmpty() {
+		return nil
+	}
+	if err := m.restoreSnapshot(rec.snapshot.Data); err != nil {
+		return fmt.Errorf("server: restore snapshot %d: %w", rec.snapshot.Metadata.Index, err)
+	}
+	m.applied = rec.snapshot.Metadata.Index
+	m.snapshotIndex = m.applied
+	m.confState = rec.snapshot.Metadata.ConfState
+	return nil
+}
+
+// bootstrap founds a new cluster: the initial configuration goes into the
+// log (every founding member writes the same entries) and the member table
+// starts from the configuration given.
+func (m *Member) bootstrap() error {
+	var ids []uint64
+	for _, info := range m.cfg.InitialCluster {
+		ids = append(ids, info.ID)
+		m.cluster.set(info)
+	}
+	if len(ids) == 0 {
+		ids = []uint64{m.cfg.ID}
+		m.cluster.set(m.selfInfo())
+	}
+	if err := m.node.Bootstrap(ids); err != nil {
+		return fmt.Errorf("server: bootstrap: %w", err)
+	}
+	return nil
+}
+
+func (m *Member) selfInfo() MemberInfo {
+	return MemberInfo{ID: m.cfg.ID, Name: m.cfg.Name, PeerURLs: m.cfg.PeerURLs, ClientURLs: m.cfg.ClientURLs}
+}
+
+// Close releases the member's storage. Requests still pending are answered
+// with ErrStopped (their outcome is unknown).
+func (m *Member) Close() error {
+	for _, id := range m.writeOrder {
+		if w := m.writes[id]; w != nil {
+			w.done(m.errorResponse(internalError(ErrStopped)))
+		}
+	}
+	m.writes, m.writeOrder = map[uint64]*pendingWrite{}, nil
+	m.reads.failAll(m, internalError(ErrStopped))
+	return m.disk.Close()
+}
+
+// ID returns the member's raft ID.
+func (m *Member) ID() uint64 { return m.cfg.ID }
+
+// Tick advances the member's clock: now is the shell's wall clock (or the
+// simulator's virtual one).
+func (m *Member) Tick(now time.Time) {
+	m.ticks++
+	m.now = now
+	m.stalled = false
+	m.node.Tick()
+	m.expireRequests()
+	m.reads.retry(m)
+	m.maybeProposeExpiry()
+}
+
+// Receive hands the member a message from a peer.
+func (m *Member) Receive(msg raft.Message) {
+	// Errors are for messages raft ignores (a stray response); nothing to do.
+	_ = m.node.Step(msg)
+}
+
+// Submit starts a client request. done is called exactly once, from within
+// a later Process or Tick (or at once if the request is refused).
+func (m *Member) Submit(req Request, done func(Response)) {
+	switch req.Kind {
+	case RequestWrite:
+		m.submitWrite(req, done)
+	case RequestRead:
+		if req.Serializable {
+			done(m.read(req))
+			return
+		}
+		m.reads.add(req, done, m.ticks+uint64(m.cfg.RequestTimeoutTicks))
+	case RequestWatch:
+		w, err := m.store.Watch(req.Path, req.Watch)
+		if err != nil {
+			done(m.errorResponse(err))
+			return
+		}
+		done(Response{Watcher: w, RaftIndex: m.commitIndex(), RaftTerm: m.term()})
+	default:
+		done(m.errorResponse(internalError(fmt.Errorf("unknown request kind %d", req.Kind))))
+	}
+}
+
+func (m *Member) submitWrite(req Request, done func(Response)) {
+	if m.diskFull {
+		done(m.errorResponse(internalError(ErrNoSpace)))
+		return
+	}
+	cmd := req.Command
+	cmd.Now = req.Now
+	payload, err := cmd.MarshalBinary()
+	if err != nil {
+		done(m.errorResponse(internalError(err)))
+		return
+	}
+	m.nextRequestID++
+	id := m.nextRequestID
+	m.proposals = append(m.proposals, appendProposal(nil, proposal{
+		kind: kindCommand, proposer: m.cfg.ID, incarnation: m.incarnation, requestID: id, payload: payload,
+	}))
+	m.writes[id] = &pendingWrite{done: done, deadline: m.ticks + uint64(m.cfg.RequestTimeoutTicks)}
+	m.writeOrder = append(m.writeOrder, id)
+}
+
+// read serves a read from the local key space.
+func (m *Member) read(req Request) Response {
+	opts := req.Get
+	opts.Now = req.Now
+	ev, err := m.store.Get(req.Path, opts)
+	if err != nil {
+		return m.errorResponse(err)
+	}
+	return Response{Event: ev, RaftIndex: m.commitIndex(), RaftTerm: m.term()}
+}
+
+func (m *Member) errorResponse(err error) Response {
+	return Response{Err: err, RaftIndex: m.commitIndex(), RaftTerm: m.term()}
+}
+
+func (m *Member) commitIndex() uint64 {
+	hs, _, _ := m.node.BasicStatus()
+	return hs.Commit
+}
+
+func (m *Member) term() uint64 {
+	hs, _, _ := m.node.BasicStatus()
+	return hs.Term
+}
+
+// HasWork reports whether Process has anything to do.
+func (m *Member) HasWork() bool {
+	if m.stalled {
+		return false
+	}
+	return m.pendingReady != nil || len(m.proposals) > 0 || m.reads.hasUnsent() || m.node.HasReady()
+}
+
+// Process does one round of work: it hands queued proposals and reads to
+// raft, writes what raft has ready to the disk, applies what is committed
+// and answers the requests it can.
+func (m *Member) Process() Output {
+	m.flushProposals()
+	m.reads.flush(m)
+	var rd raft.Ready
+	switch {
+	case m.pendingReady != nil:
+		rd, m.pendingReady = *m.pendingReady, nil
+	case m.node.HasReady():
+		rd = m.node.Ready()
+	default:
+		return m.output(Output{})
+	}
+	out := Output{Messages: rd.Messages, Entries: rd.Entries}
+	if err := m.persist(rd); err != nil {
+		if errors.Is(err, storage.ErrDiskFull) {
+			// Nothing of rd is durable: keep it and retry; refuse new
+			// writes meanwhile. What was acknowledged before is safe.
+			m.diskFull, m.stalled = true, true
+			m.pendingReady = &rd
+			return m.output(Output{Messages: rd.Messages, Stalled: true})
+		}
+		return m.output(Output{Messages: rd.Messages, Err: err})
+	}
+	m.diskFull = false
+	out.Synced = rd.MustSync
+	out.AfterPersist = rd.MessagesAfterPersist
+	if !rd.Snapshot.IsEmpty() {
+		if err := m.installSnapshot(rd.Snapshot); err != nil {
+			out.Err = err
+			return m.output(out)
+		}
+		out.Snapshot = rd.Snapshot.Metadata
+	}
+	out.Applied = rd.CommittedEntries
+	if err := m.apply(rd.CommittedEntries); err != nil {
+		out.Err = err
+		return m.output(out)
+	}
+	m.reads.readStates(rd.ReadStates)
+	m.node.Advance(rd)
+	m.reads.serve(m)
+	if err := m.maybeSnapshot(); err != nil {
+		out.Err = err
+	}
+	m.maybePublishInfo()
+	return m.output(out)
+}
+
+func (m *Member) output(out Output) Output {
+	out.HardState, out.SoftState, _ = m.node.BasicStatus()
+	return out
+}
+
+// persist writes rd's snapshot, entries and hard state, in the order the
+// raft persistence contract asks, and mirrors them in raftLog.
+func (m *Member) persist(rd raft.Ready) error {
+	if !rd.Snapshot.IsEmpty() {
+		if err := m.disk.SaveSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if err := m.disk.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+		return err
+	}
+	if !rd.Snapshot.IsEmpty() {
+		if err := m.raftLog.ApplySnapshot(rd.Snapshot); err != nil {
+			return fmt.Errorf("server: install snapshot in memory: %w", err)
+		}
+	}
+	if err := m.raftLog.Append(rd.Entries); err != nil {
+		return fmt.Errorf("server: append to the in-memory log: %w", err)
+	}
+	if !rd.HardState.IsEmpty() {
+		return m.raftLog.SetHardState(rd.HardState)
+	}
+	return nil
+}
+
+// flushProposals hands queued writes to raft, in one batch.
+func (m *Member) flushProposals() {
+	if len(m.proposals) == 0 {
+		return
+	}
+	if _, ss, _ := m.node.BasicStatus(); ss.Lead == raft.None {
+		return // wait for a leader (or the requests' timeout)
+	}
+	n := min(len(m.proposals), m.cfg.MaxProposalBatch)
+	if err := m.node.Propose(m.proposals[:n]...); err != nil {
+		// Dropped (a transfer under way, too much uncommitted): the batch
+		// stays queued and is offered again next round.
+		return
+	}
+	m.proposals = m.proposals[n:]
+	if len(m.proposals) == 0 {
+		m.proposals = nil
+	}
+}
+
+// expireRequests answers the requests whose deadline passed: their outcome
+// is unknown.
+func (m *Member) expireRequests() {
+	for len(m.writeOrder) > 0 {
+		id := m.writeOrder[0]
+		w := m.writes[id]
+		if w != nil && w.deadline > m.ticks {
+			break
+		}
+		m.writeOrder = m.writeOrder[1:]
+		if w != nil {
+			delete(m.writes, id)
+			w.done(m.errorResponse(internalError(ErrTimeout)))
+		}
+	}
+	m.reads.expire(m)
+}
+
+// maybeProposeExpiry makes a leader propose the removal of expired keys,
+// carrying its clock: every member then expires the same keys at the same
+// log index (spec §9).
+func (m *Member) maybeProposeExpiry() {
+	if m.ticks%uint64(m.cfg.ExpiryTicks) != 0 || m.ticks < m.expiryPendingUntil {
+		return
+	}
+	if _, ss, _ := m.node.BasicStatus(); ss.State != raft.StateLeader {
+		return
+	}
+	next, ok := m.store.NextExpiration()
+	if !ok || next.After(m.now) {
+		return
+	}
+	payload, err := kvstore.Command{Op: kvstore.OpExpire, Now: m.now}.MarshalBinary()
+	if err != nil {
+		panic("server: encode expiry command: " + err.Error())
+	}
+	m.proposals = append(m.proposals, appendProposal(nil, proposal{
+		kind: kindCommand, proposer: m.cfg.ID, incarnation: m.incarnation, payload: payload,
+	}))
+	m.expiryPendingUntil = m.ticks + uint64(m.cfg.RequestTimeoutTicks)
+}
+
+// maybePublishInfo proposes this member's name and URLs once per
+// incarnation, when they differ from what the cluster knows.
+func (m *Member) maybePublishInfo() {
+	if m.publishedInfo || m.cfg.Joining && m.applied == 0 {
+		return
+	}
+	if _, ss, _ := m.node.BasicStatus(); ss.Lead == raft.None {
+		return
+	}
+	m.publishedInfo = true
+	self := m.selfInfo()
+	if cur, ok := m.cluster.members[m.cfg.ID]; ok && sameInfo(*cur, self) {
+		return
+	}
+	m.nextRequestID++
+	m.proposals = append(m.proposals, appendProposal(nil, proposal{
+		kind: kindMemberInfo, proposer: m.cfg.ID, incarnation: m.incarnation,
+		requestID: m.nextRequestID, payload: encodeMemberInfo(self),
+	}))
+}
+
+func sameInfo(a, b MemberInfo) bool {
+	return a.ID == b.ID && a.Name == b.Name && fmt.Sprint(a.PeerURLs) == fmt.Sprint(b.PeerURLs) &&
+		fmt.Sprint(a.ClientURLs) == fmt.Sprint(b.ClientURLs)
+}
+
+func uvarintBytes(v uint64) []byte { return binary.AppendUvarint(nil, v) }

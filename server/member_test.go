@@ -1,0 +1,241 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/raft"
+	"github.com/raftkv/raftkv/storage"
+)
+
+func TestSingleMemberWritesAndReads(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	require.Equal(t, uint64(1), c.leader())
+	r := c.do(1, set("/a", "1"))
+	require.NoError(t, r.Err)
+	assert.Equal(t, kvstore.ActionSet, r.Event.Action)
+	assert.Equal(t, "1", valueOf(t, c.do(1, get("/a"))))
+	// A serializable read is answered at once from the local copy.
+	var got Response
+	c.members[1].Submit(Request{Kind: RequestRead, Path: "/a", Serializable: true}, func(r Response) { got = r })
+	assert.Equal(t, "1", valueOf(t, got))
+	// Key errors come back as etcd errors.
+	r = c.do(1, get("/missing"))
+	var kerr *kvstore.Error
+	require.True(t, errors.As(r.Err, &kerr))
+	assert.Equal(t, kvstore.CodeKeyNotFound, kerr.Code)
+}
+
+func TestClusterWritesAtAnyMember(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	for i, id := range c.ids {
+		r := c.do(id, set(fmt.Sprintf("/k%d", i), fmt.Sprint(i)))
+		require.NoError(t, r.Err, "write at member %d (leader %d)", id, lead)
+	}
+	// Linearizable reads at every member see every write.
+	for _, id := range c.ids {
+		for i := range c.ids {
+			assert.Equal(t, fmt.Sprint(i), valueOf(t, c.do(id, get(fmt.Sprintf("/k%d", i)))))
+		}
+	}
+	c.requireConverged()
+}
+
+func TestLinearizableReadOnFollowerSeesLatestWrite(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	follower := c.ids[0]
+	if follower == lead {
+		follower = c.ids[1]
+	}
+	// The follower does not hear of the write's commit: it has to ask the
+	// leader for a read index and wait until it has applied it.
+	other := uint64(6) - lead - follower
+	c.drop = func(m raft.Message) bool { return m.To == follower && m.Type == raft.MsgApp && m.Commit > 0 && len(m.Entries) == 0 }
+	_ = other
+	require.NoError(t, c.do(lead, set("/x", "new")).Err)
+	c.drop = nil
+	assert.Equal(t, "new", valueOf(t, c.do(follower, get("/x"))))
+}
+
+func TestDuplicatedProposalAppliesOnce(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	follower := c.ids[0]
+	if follower == lead {
+		follower = c.ids[1]
+	}
+	// The network delivers every forwarded proposal twice.
+	orig := c.settle
+	_ = orig
+	dup := func(msgs []raft.Message) []raft.Message {
+		var out []raft.Message
+		for _, m := range msgs {
+			out = append(out, m)
+			if m.Type == raft.MsgProp {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	var resp *Response
+	c.members[follower].Submit(Request{Kind: RequestWrite, Now: c.now,
+		Command: kvstore.Command{Op: kvstore.OpCreateInOrder, Path: "/queue", Value: "job"}}, func(r Response) { resp = &r })
+	for range 20 {
+		c.process()
+		c.inflight = dup(c.inflight)
+		c.settle()
+	}
+	require.NotNil(t, resp)
+	require.NoError(t, resp.Err)
+	r := c.do(lead, Request{Kind: RequestRead, Path: "/queue", Get: kvstore.GetOptions{Recursive: true}})
+	require.NoError(t, r.Err)
+	assert.Len(t, r.Event.Node.Nodes, 1, "the in-order create applied once")
+	c.requireConverged()
+}
+
+func TestRestartRecoversFromWAL(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.leader()
+	for i := range 20 {
+		require.NoError(t, c.do(c.ids[i%3], set(fmt.Sprintf("/r/%d", i), "v")).Err)
+	}
+	before := c.hashes()
+	for _, id := range c.ids {
+		c.restart(id)
+	}
+	c.leader()
+	c.tick(3)
+	after := c.hashes()
+	for _, id := range c.ids {
+		assert.GreaterOrEqual(t, after[id][0], before[id][0])
+	}
+	for i := range 20 {
+		assert.Equal(t, "v", valueOf(t, c.do(c.ids[0], get(fmt.Sprintf("/r/%d", i)))))
+	}
+	c.requireConverged()
+}
+
+func TestSnapshotCompactsAndCatchesUpALaggingMember(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.SnapshotEvery = 20; cfg.SnapshotKeep = 5 })
+	lead := c.leader()
+	lagger := c.ids[0]
+	if lagger == lead {
+		lagger = c.ids[1]
+	}
+	c.down[lagger] = true
+	for i := range 60 {
+		require.NoError(t, c.do(lead, set(fmt.Sprintf("/s/%d", i), fmt.Sprint(i))).Err)
+	}
+	first, err := c.members[lead].Storage().FirstIndex()
+	require.NoError(t, err)
+	require.Greater(t, first, c.members[lagger].Applied()+1, "the leader compacted what the lagger needs")
+	c.restart(lagger)
+	c.tick(30)
+	for i := range 60 {
+		assert.Equal(t, fmt.Sprint(i), valueOf(t, c.do(lagger, get(fmt.Sprintf("/s/%d", i)))))
+	}
+	c.requireConverged()
+	// A member restarted after snapshots recovers from snapshot + WAL.
+	c.restart(lead)
+	c.leader()
+	c.requireConverged()
+}
+
+func TestTTLKeysExpireThroughTheLog(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	r := c.do(lead, Request{Kind: RequestWrite, Command: kvstore.Command{Op: kvstore.OpSet, Path: "/tmp", Value: "x", HasTTL: true, TTL: 1}})
+	require.NoError(t, r.Err)
+	require.NotNil(t, r.Event.Node.Expiration)
+	c.tick(20) // two seconds: the leader proposes the expiry
+	for _, id := range c.ids {
+		r := c.do(id, get("/tmp"))
+		var kerr *kvstore.Error
+		require.True(t, errors.As(r.Err, &kerr), "member %d still has the key", id)
+		assert.Equal(t, kvstore.CodeKeyNotFound, kerr.Code)
+	}
+	c.requireConverged()
+}
+
+func TestWatchSeesLaterWrite(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.leader()
+	w := c.do(c.ids[1], Request{Kind: RequestWatch, Path: "/w", Watch: kvstore.WatchOptions{Recursive: true}})
+	require.NoError(t, w.Err)
+	require.NotNil(t, w.Watcher)
+	require.NoError(t, c.do(c.ids[0], set("/w/x", "1")).Err)
+	c.tick(2)
+	select {
+	case ev := <-w.Watcher.EventChan():
+		assert.Equal(t, "/w/x", ev.Node.Key)
+	default:
+		t.Fatal("the watcher saw no event")
+	}
+}
+
+func TestRequestsTimeOutWithoutQuorum(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	for _, id := range c.ids {
+		if id != lead {
+			c.down[id] = true
+		}
+	}
+	r := c.do(lead, set("/lost", "x"))
+	var kerr *kvstore.Error
+	require.True(t, errors.As(r.Err, &kerr))
+	assert.Equal(t, kvstore.CodeRaftInternal, kerr.Code)
+	assert.Contains(t, kerr.Cause, "timed out")
+}
+
+func TestFullDiskRefusesWritesAndLosesNothing(t *testing.T) {
+	c := newTestCluster(t, 1, func(cfg *Config) { cfg.WAL.SegmentSize = 16 << 10 })
+	ffs := storage.NewFaultyFS()
+	c.fs[1] = ffs
+	c.start(1)
+	c.leader()
+	require.NoError(t, c.do(1, set("/kept", "1")).Err)
+	ffs.SetCapacity(ffs.Used())
+	// Writes go on into the preallocated segment until it is full; the
+	// next segment cannot be made.
+	value := strings.Repeat("v", 1024)
+	acked := map[string]bool{}
+	var refused error
+	for i := 0; refused == nil; i++ {
+		require.Less(t, i, 100, "the disk never filled up")
+		key := fmt.Sprintf("/fill/%d", i)
+		var resp *Response
+		c.members[1].Submit(Request{Kind: RequestWrite, Now: c.now, Command: kvstore.Command{Op: kvstore.OpSet, Path: key, Value: value}},
+			func(r Response) { resp = &r })
+		c.tick(1)
+		switch {
+		case resp == nil:
+			// Stuck in the refused batch: its outcome waits for space.
+		case resp.Err != nil:
+			refused = resp.Err
+		default:
+			acked[key] = true
+		}
+	}
+	assert.Contains(t, refused.Error(), "no space")
+	require.NotEmpty(t, acked)
+	// Space comes back: writes go through again, and nothing acknowledged
+	// was lost, before or after a restart.
+	ffs.SetCapacity(1 << 40)
+	c.tick(3)
+	require.NoError(t, c.do(1, set("/after", "2")).Err)
+	c.restart(1)
+	c.leader()
+	assert.Equal(t, "1", valueOf(t, c.do(1, get("/kept"))))
+	for key := range acked {
+		assert.Equal(t, value, valueOf(t, c.do(1, get(key))))
+	}
+}

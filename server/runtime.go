@@ -1,0 +1,310 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftkv/raftkv/raft"
+)
+
+// Transport carries raft messages between members. The runtime calls Send
+// from its event loop: Send must not block (queue, and drop when a queue is
+// full — raft retries). Received messages go to Runtime.Receive.
+type Transport interface {
+	Send(msgs []raft.Message)
+}
+
+// Runtime is the production shell around a Member: one event-loop
+// goroutine that owns the member, a ticker, and channels from the network
+// and from clients. Everything the member decides happens on that one
+// goroutine; the rest of the process talks to it through Do, Receive and
+// Query.
+type Runtime struct {
+	member    *Member
+	transport Transport
+	tick      time.Duration
+	// clock is the wall clock (a test may replace it).
+	clock func() time.Time
+
+	inbox    chan raft.Message
+	requests chan call
+	queries  chan func(*Member)
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	// status is refreshed after every round, for readers on any goroutine.
+	status atomic.Pointer[RuntimeStatus]
+	// err is the fatal error that stopped the loop, if any.
+	err atomic.Pointer[error]
+	// onRound, if set, is called after every round with its output (for
+	// metrics and logs), on the loop goroutine.
+	onRound func(Output)
+}
+
+type call struct {
+	req  Request
+	done func(Response)
+}
+
+// RuntimeStatus is a member's state as last seen by its event loop.
+type RuntimeStatus struct {
+	ID        uint64
+	Leader    uint64
+	Term      uint64
+	Commit    uint64
+	Applied   uint64
+	State     raft.StateType
+	StoreSize uint64
+}
+
+// RuntimeOptions configures a Runtime.
+type RuntimeOptions struct {
+	// Tick is the length of a tick (Config.TickMillis should agree).
+	Tick time.Duration
+	// InboxSize and RequestQueueSize bound the channels into the loop.
+	InboxSize        int
+	RequestQueueSize int
+	// OnRound is called after every round, on the loop goroutine.
+	OnRound func(Output)
+}
+
+// ErrRuntimeStopped is returned for requests made to a stopped runtime.
+var ErrRuntimeStopped = errors.New("server: member stopped")
+
+// NewRuntime wraps m. Start runs it.
+func NewRuntime(m *Member, t Transport, opts RuntimeOptions) *Runtime {
+	if opts.Tick <= 0 {
+		opts.Tick = 100 * time.Millisecond
+	}
+	if opts.InboxSize <= 0 {
+		opts.InboxSize = 4096
+	}
+	if opts.RequestQueueSize <= 0 {
+		opts.RequestQueueSize = 4096
+	}
+	rt := &Runtime{
+		member: m, transport: t, tick: opts.Tick, clock: time.Now,
+		inbox: make(chan raft.Message, opts.InboxSize), requests: make(chan call, opts.RequestQueueSize),
+		queries: make(chan func(*Member)), stop: make(chan struct{}), done: make(chan struct{}),
+		onRound: opts.OnRound,
+	}
+	rt.refreshStatus()
+	return rt
+}
+
+// Start runs the event loop on its own goroutine.
+func (rt *Runtime) Start() { go rt.loop() }
+
+// Stop ends the event loop, answers pending requests with ErrStopped and
+// closes the member's storage.
+func (rt *Runtime) Stop() error {
+	rt.stopOnce.Do(func() { close(rt.stop) })
+	<-rt.done
+	if p := rt.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Done is closed when the loop has ended (stopped, or a fatal error).
+func (rt *Runtime) Done() <-chan struct{} { return rt.done }
+
+// Err returns the fatal error that ended the loop, if any.
+func (rt *Runtime) Err() error {
+	if p := rt.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Receive hands a message from the network to the member. It never
+// blocks: when the loop is behind, the message is dropped (raft retries).
+func (rt *Runtime) Receive(msg raft.Message) {
+	select {
+	case rt.inbox <- msg:
+	default:
+	}
+}
+
+// Do submits a request and waits for its answer or ctx's end.
+func (rt *Runtime) Do(ctx context.Context, req Request) (Response, error) {
+	if req.Now.IsZero() {
+		req.Now = rt.clock()
+	}
+	answer := make(chan Response, 1)
+	select {
+	case rt.requests <- call{req: req, done: func(r Response) { answer <- r }}:
+	case <-rt.done:
+		return Response{}, ErrRuntimeStopped
+	case <-ctx.Done():
+		return Response{}, ctx.Err()
+	}
+	select {
+	case r := <-answer:
+		return r, nil
+	case <-rt.done:
+		// The loop answers pending requests as it stops.
+		select {
+		case r := <-answer:
+			return r, nil
+		default:
+			return Response{}, ErrRuntimeStopped
+		}
+	case <-ctx.Done():
+		return Response{}, ctx.Err()
+	}
+}
+
+// Query runs f on the event loop with the member and waits for it: the
+// safe way to read anything of the member's from another goroutine. f must
+// not keep the member.
+func (rt *Runtime) Query(ctx context.Context, f func(*Member)) error {
+	finished := make(chan struct{})
+	select {
+	case rt.queries <- func(m *Member) { f(m); close(finished) }:
+	case <-rt.done:
+		return ErrRuntimeStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-finished:
+		return nil
+	case <-rt.done:
+		return ErrRuntimeStopped
+	}
+}
+
+// Status returns the member's state as of the last round.
+func (rt *Runtime) Status() RuntimeStatus { return *rt.status.Load() }
+
+func (rt *Runtime) loop() {
+	defer close(rt.done)
+	ticker := time.NewTicker(rt.tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case msg := <-rt.inbox:
+			rt.member.Receive(msg)
+		case c := <-rt.requests:
+			rt.member.Submit(c.req, c.done)
+		case f := <-rt.queries:
+			f(rt.member)
+		case <-ticker.C:
+			rt.member.Tick(rt.clock())
+		case <-rt.stop:
+			rt.shutdown(nil)
+			return
+		}
+		rt.drain()
+		if err := rt.work(); err != nil {
+			rt.shutdown(err)
+			return
+		}
+	}
+}
+
+// drain takes in everything already waiting, so that one round handles it
+// all: one fsync for many requests (group commit).
+func (rt *Runtime) drain() {
+	for {
+		select {
+		case msg := <-rt.inbox:
+			rt.member.Receive(msg)
+		case c := <-rt.requests:
+			rt.member.Submit(c.req, c.done)
+		default:
+			return
+		}
+	}
+}
+
+// work runs rounds until the member has nothing to do.
+func (rt *Runtime) work() error {
+	for rt.member.HasWork() {
+		out := rt.member.Process()
+		if len(out.Messages) > 0 {
+			rt.transport.Send(out.Messages)
+		}
+		if len(out.AfterPersist) > 0 {
+			rt.transport.Send(out.AfterPersist)
+		}
+		if rt.onRound != nil {
+			rt.onRound(out)
+		}
+		if out.Err != nil {
+			return out.Err
+		}
+		rt.refreshStatus()
+		if out.Stalled {
+			return nil // the disk is full: try again at the next tick
+		}
+	}
+	return nil
+}
+
+func (rt *Runtime) refreshStatus() {
+	hs, ss, applied := rt.member.node.BasicStatus()
+	rt.status.Store(&RuntimeStatus{
+		ID: rt.member.cfg.ID, Leader: ss.Lead, Term: hs.Term, Commit: hs.Commit,
+		Applied: applied, State: ss.State,
+	})
+}
+
+func (rt *Runtime) shutdown(err error) {
+	if err != nil {
+		rt.err.Store(&err)
+	}
+	// Answer whoever is still waiting in the queue.
+	for {
+		select {
+		case c := <-rt.requests:
+			c.done(rt.member.errorResponse(internalError(ErrStopped)))
+			continue
+		default:
+		}
+		break
+	}
+	if cerr := rt.member.Close(); cerr != nil && err == nil {
+		rt.err.Store(&cerr)
+	}
+}
+
+// LocalNetwork is an in-process Transport connecting runtimes directly,
+// for tests and single-process clusters.
+type LocalNetwork struct {
+	mu      sync.RWMutex
+	members map[uint64]*Runtime
+}
+
+// NewLocalNetwork returns an empty network.
+func NewLocalNetwork() *LocalNetwork { return &LocalNetwork{members: map[uint64]*Runtime{}} }
+
+// Join connects rt as member id.
+func (n *LocalNetwork) Join(id uint64, rt *Runtime) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.members[id] = rt
+}
+
+// Leave disconnects member id.
+func (n *LocalNetwork) Leave(id uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.members, id)
+}
+
+// Send implements Transport.
+func (n *LocalNetwork) Send(msgs []raft.Message) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for _, m := range msgs {
+		if rt := n.members[m.To]; rt != nil {
+			rt.Receive(m)
+		}
+	}
+}

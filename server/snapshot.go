@@ -1,0 +1,53 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+)
+
+// A member's snapshot is everything its state machine holds: the
+// deduplication table, the member table and the key space.
+//
+//	byte 0     snapshotVersion
+//	...        dedup table (dedup.appendBinary)
+//	...        member table (cluster.appendBinary)
+//	rest       the key space (kvstore.Store.Save, which has its own
+//	           version byte and checksum)
+//
+// The snapshot file that holds it (storage.Snapshotter) adds a checksum of
+// the whole.
+
+const snapshotVersion = 1
+
+var errBadSnapshot = errors.New("server: malformed snapshot")
+
+func (m *Member) snapshotData() ([]byte, error) {
+	kv, err := m.store.Save()
+	if err != nil {
+		return nil, fmt.Errorf("save key space: %w", err)
+	}
+	b := []byte{snapshotVersion}
+	b = m.dedup.appendBinary(b)
+	b = m.cluster.appendBinary(b)
+	return append(b, kv...), nil
+}
+
+// restoreSnapshot replaces the member's state machine with data.
+func (m *Member) restoreSnapshot(data []byte) error {
+	if len(data) == 0 || data[0] != snapshotVersion {
+		return fmt.Errorf("%w: unknown version", errBadSnapshot)
+	}
+	d, rest, err := decodeDedup(data[1:])
+	if err != nil {
+		return err
+	}
+	c, rest, err := decodeCluster(rest)
+	if err != nil {
+		return err
+	}
+	if err := m.store.Restore(rest); err != nil {
+		return fmt.Errorf("restore key space: %w", err)
+	}
+	m.dedup, m.cluster = d, c
+	return nil
+}
