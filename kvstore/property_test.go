@@ -200,7 +200,7 @@ func TestPropertyStoreMatchesModel(t *testing.T) {
 		s.history = newEventHistory(m.historyCap)
 		clk := &clock{now: t0}
 		var watchers []*watchPair
-		steps := rapid.IntRange(1, 60).Draw(t, "steps")
+		steps := rapid.IntRange(1, 100).Draw(t, "steps")
 		for step := range steps {
 			now := clk.step(t)
 			switch rapid.IntRange(0, 9).Draw(t, "kind") {
