@@ -58,7 +58,9 @@ func TestLinearizableReadOnFollowerSeesLatestWrite(t *testing.T) {
 	// The follower does not hear of the write's commit: it has to ask the
 	// leader for a read index and wait until it has applied it.
 	other := uint64(6) - lead - follower
-	c.drop = func(m raft.Message) bool { return m.To == follower && m.Type == raft.MsgApp && m.Commit > 0 && len(m.Entries) == 0 }
+	c.drop = func(m raft.Message) bool {
+		return m.To == follower && m.Type == raft.MsgApp && m.Commit > 0 && len(m.Entries) == 0
+	}
 	_ = other
 	require.NoError(t, c.do(lead, set("/x", "new")).Err)
 	c.drop = nil
