@@ -33,6 +33,13 @@ func stepLeader(r *raft, m Message) error {
 	case MsgHeartbeatResp:
 		pr.LastHeard = r.ticks
 		pr.ProbeSent = false
+		if pr.State == StateReplicate && pr.inflights.full() {
+			// The follower answers heartbeats sent after the appends that
+			// fill its window, yet has not acknowledged them: they were
+			// lost. Nothing else would ever free the window; probe again
+			// from what the follower is known to hold.
+			pr.becomeProbe()
+		}
 		// A follower that answers a heartbeat is reachable: keep streaming
 		// to it if it is behind.
 		if pr.Match < r.log.lastIndex() {

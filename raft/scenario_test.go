@@ -26,7 +26,7 @@ import (
 //
 // Commands:
 //
-//	add-nodes N [prevote] [checkquorum] [lease] [chunk=BYTES] [maxmsg=BYTES]
+//	add-nodes N [prevote] [checkquorum] [lease] [chunk=BYTES] [maxmsg=BYTES] [inflight=N]
 //	campaign ID                  start an election at ID
 //	propose ID DATA              propose DATA at ID
 //	tick N [ID...]               tick the given members (all by default) N times
@@ -267,6 +267,9 @@ func (s *scenario) addNodes(args []string) {
 		}
 		if v, ok := opts["maxmsg"]; ok {
 			c.MaxSizePerMsg = s.uint(v)
+		}
+		if v, ok := opts["inflight"]; ok {
+			c.MaxInflightMsgs = int(s.uint(v))
 		}
 	})
 	s.roles = map[uint64]string{}
