@@ -42,8 +42,10 @@
 // a versioned, checksummed binary form; Store.Restore reads it back, or
 // fails with a clear error and leaves the store as it was.
 //
-// The pieces live one per file: node.go (the tree), ttl_heap.go (pending
-// expirations), history.go (the event ring), watcher.go (the watcher hub),
-// apply.go (the operations), command.go and codec.go (commands and their
-// encoding), snapshot.go, hash.go and errors.go.
+// The pieces live one per file: node.go and path.go (the tree), ttl_heap.go
+// (pending expirations), history.go (the event ring), watcher.go (the
+// watcher hub), apply.go (dispatch and the commit of an event), create.go,
+// update.go and remove.go (the operations), command.go and codec.go
+// (commands and their encoding), store.go (reads and watches), snapshot.go,
+// hash.go, config.go and errors.go.
 package kvstore
