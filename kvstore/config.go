@@ -15,7 +15,7 @@ const (
 	DefaultMaxDepth = 128
 	// DefaultMaxListNodes bounds the number of nodes one Get may return.
 	DefaultMaxListNodes = 1 << 20
-	// DefaultWatchBuffer is the per-watcher event buffer; etcd uses 100.
+	// DefaultWatchBuffer is the per-stream-watcher event buffer; etcd uses 100.
 	DefaultWatchBuffer = 100
 )
 
@@ -45,8 +45,9 @@ type Config struct {
 	// MaxListNodes is the largest number of nodes one Get may return,
 	// counting every listed node at every level of a recursive get.
 	MaxListNodes int
-	// WatchBuffer is the number of undelivered events a watcher may hold;
-	// a watcher whose buffer is full when an event arrives is dropped.
+	// WatchBuffer is the number of undelivered events a stream watcher may
+	// hold; a watcher whose buffer is full when an event arrives is dropped.
+	// (A one-shot watcher needs, and gets, room for its one event.)
 	WatchBuffer int
 }
 

@@ -162,13 +162,20 @@ func (s *Store) Watch(path string, opts WatchOptions) (*Watcher, error) {
 		err.Index = s.index
 		return nil, err
 	}
+	// A one-shot watcher is removed at its first event, so one slot is all
+	// it ever needs; only stream watchers get the configured buffer. This
+	// keeps 100,000 waiting one-shot watchers small.
+	buffer := 1
+	if opts.Stream {
+		buffer = s.cfg.WatchBuffer
+	}
 	w := &Watcher{
 		path:       p,
 		recursive:  opts.Recursive,
 		stream:     opts.Stream,
 		sinceIndex: since,
 		startIndex: s.index,
-		events:     make(chan *Event, s.cfg.WatchBuffer),
+		events:     make(chan *Event, buffer),
 	}
 	if past != nil {
 		e := past.Clone()
