@@ -1,0 +1,180 @@
+package storage
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/raftkv/raftkv/raft"
+	"github.com/stretchr/testify/require"
+)
+
+func testSnapshot(index, term uint64) raft.Snapshot {
+	return raft.Snapshot{
+		Metadata: raft.SnapshotMetadata{Index: index, Term: term, ConfState: raft.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}},
+		Data:     []byte(fmt.Sprintf("state as of %d", index)),
+	}
+}
+
+func TestSnapshotterSaveLoadPurge(t *testing.T) {
+	fsys := NewMemFS()
+	s, err := NewSnapshotter(fsys, "snap")
+	require.NoError(t, err)
+
+	got, skipped, err := s.Load(1 << 62)
+	require.NoError(t, err)
+	require.Empty(t, skipped)
+	require.True(t, got.IsEmpty(), "no snapshot yet")
+	require.Error(t, s.Save(raft.Snapshot{}), "an empty snapshot is refused")
+
+	for _, i := range []uint64{10, 30, 20} {
+		require.NoError(t, s.Save(testSnapshot(i, i/10)))
+	}
+	got, skipped, err = s.Load(1 << 62)
+	require.NoError(t, err)
+	require.Empty(t, skipped)
+	require.Equal(t, testSnapshot(30, 3), got, "the newest by index")
+
+	got, _, err = s.Load(29)
+	require.NoError(t, err)
+	require.Equal(t, testSnapshot(20, 2), got, "newer than maxIndex is left alone")
+	got, _, err = s.Load(5)
+	require.NoError(t, err)
+	require.True(t, got.IsEmpty())
+
+	require.Error(t, s.Purge(0))
+	require.NoError(t, s.Purge(2))
+	names, err := fsys.List("snap")
+	require.NoError(t, err)
+	require.Equal(t, []string{snapshotName(2, 20), snapshotName(3, 30)}, names)
+}
+
+func TestSnapshotterSkipsCorruptFiles(t *testing.T) {
+	fsys := NewMemFS()
+	s, err := NewSnapshotter(fsys, "snap")
+	require.NoError(t, err)
+	require.NoError(t, s.Save(testSnapshot(10, 1)))
+	require.NoError(t, s.Save(testSnapshot(20, 2)))
+	newest := filepath.Join("snap", snapshotName(2, 20))
+	size := len(fileBytes(t, fsys, newest))
+
+	// Every flipped bit, anywhere in the newest file, is caught.
+	for off := range size {
+		for bit := range 8 {
+			fileBytes(t, fsys, newest)[off] ^= 1 << bit
+			got, skipped, err := s.Load(1 << 62)
+			require.NoError(t, err)
+			require.Equal(t, testSnapshot(10, 1), got, "byte %d bit %d", off, bit)
+			require.Len(t, skipped, 1)
+			require.ErrorIs(t, skipped[0], ErrCorrupt)
+			require.Contains(t, skipped[0].Error(), snapshotName(2, 20))
+			fileBytes(t, fsys, newest)[off] ^= 1 << bit
+		}
+	}
+
+	t.Run("truncated", func(t *testing.T) {
+		fs2 := cloneMemFS(t, fsys)
+		fs2.files[newest].data = fs2.files[newest].data[:size-1]
+		got, skipped, err := (&Snapshotter{fs: fs2, dir: "snap"}).Load(1 << 62)
+		require.NoError(t, err)
+		require.Equal(t, uint64(10), got.Metadata.Index)
+		require.Len(t, skipped, 1)
+	})
+	t.Run("misnamed", func(t *testing.T) {
+		fs2 := cloneMemFS(t, fsys)
+		require.NoError(t, fs2.Rename(newest, filepath.Join("snap", snapshotName(2, 25))))
+		_, skipped, err := (&Snapshotter{fs: fs2, dir: "snap"}).Load(1 << 62)
+		require.NoError(t, err)
+		require.Len(t, skipped, 1)
+		require.ErrorContains(t, skipped[0], "not what its name says")
+	})
+	t.Run("only corrupt ones", func(t *testing.T) {
+		fs2 := cloneMemFS(t, fsys)
+		fileBytes(t, fs2, newest)[7] ^= 1
+		fileBytes(t, fs2, filepath.Join("snap", snapshotName(1, 10)))[3] ^= 1
+		_, skipped, err := (&Snapshotter{fs: fs2, dir: "snap"}).Load(1 << 62)
+		require.ErrorIs(t, err, ErrCorrupt)
+		require.Len(t, skipped, 2)
+		require.ErrorContains(t, err, snapshotName(2, 20))
+		require.ErrorContains(t, err, snapshotName(1, 10))
+		// A WAL that needs no snapshot (maxIndex 0) never looks at them.
+		got, _, err := (&Snapshotter{fs: fs2, dir: "snap"}).Load(0)
+		require.NoError(t, err)
+		require.True(t, got.IsEmpty())
+	})
+}
+
+// TestSnapshotterCrashBeforeRename writes a new snapshot up to, but not
+// including, the rename: after a crash the old snapshot is what Load
+// returns, and Purge removes the leftover.
+func TestSnapshotterCrashBeforeRename(t *testing.T) {
+	for seed := range uint64(20) {
+		fsys := NewFaultyFS()
+		s, err := NewSnapshotter(fsys, "snap")
+		require.NoError(t, err)
+		require.NoError(t, s.Save(testSnapshot(10, 1)))
+		budget := 3 // create, write, sync: the rename never happens
+		err = (&Snapshotter{fs: stopFS{fsys, &budget}, dir: "snap"}).Save(testSnapshot(20, 2))
+		require.ErrorIs(t, err, errStopped)
+		fsys.Crash(rand.New(rand.NewPCG(seed, 9)))
+		got, skipped, err := s.Load(1 << 62)
+		require.NoError(t, err)
+		require.Empty(t, skipped)
+		require.Equal(t, testSnapshot(10, 1), got)
+		require.NoError(t, s.Purge(1))
+		names, err := fsys.List("snap")
+		require.NoError(t, err)
+		require.Equal(t, []string{snapshotName(1, 10)}, names)
+	}
+}
+
+func TestSnapshotterSaveErrorsNameTheFile(t *testing.T) {
+	fsys := NewFaultyFS()
+	s, err := NewSnapshotter(fsys, "snap")
+	require.NoError(t, err)
+	fsys.SetCapacity(10)
+	err = s.Save(testSnapshot(10, 1))
+	require.ErrorIs(t, err, ErrDiskFull)
+	require.ErrorContains(t, err, snapshotName(1, 10))
+	fsys.SetCapacity(-1)
+	names, err := fsys.List("snap")
+	require.NoError(t, err)
+	require.Empty(t, names, "the temporary file is removed")
+}
+
+func TestNewMemoryStorage(t *testing.T) {
+	fsys := NewMemFS()
+	w, _ := openWAL(t, fsys, "wal", Options{})
+	s, err := NewSnapshotter(fsys, "snap")
+	require.NoError(t, err)
+	require.NoError(t, w.Save(raft.HardState{Term: 1, Vote: 1, Commit: 5}, makeEntries(1, 1, 12, 10), true))
+	snap := raft.Snapshot{Metadata: raft.SnapshotMetadata{Index: 8, Term: 1, ConfState: raft.ConfState{Voters: []uint64{1}}}, Data: []byte("x")}
+	require.NoError(t, s.Save(snap))
+	require.NoError(t, w.SaveSnapshotMarker(snap.Metadata))
+	// A newer snapshot file whose marker never made it into the WAL.
+	require.NoError(t, s.Save(raft.Snapshot{Metadata: raft.SnapshotMetadata{Index: 11, Term: 1}, Data: []byte("y")}))
+	require.NoError(t, w.Close())
+
+	_, rec := openWAL(t, fsys, "wal", Options{})
+	loaded, skipped, err := s.Load(rec.Snapshot.Index)
+	require.NoError(t, err)
+	require.Empty(t, skipped)
+	require.Equal(t, snap, loaded)
+	ms, err := NewMemoryStorage(rec, loaded)
+	require.NoError(t, err)
+
+	hs, cs, err := ms.InitialState()
+	require.NoError(t, err)
+	require.Equal(t, raft.HardState{Term: 1, Vote: 1, Commit: 8}, hs, "commit raised to the snapshot's index")
+	require.Equal(t, snap.Metadata.ConfState, cs)
+	first, _ := ms.FirstIndex()
+	last, _ := ms.LastIndex()
+	require.Equal(t, []uint64{9, 12}, []uint64{first, last})
+	ents, err := ms.Entries(9, 13, 1<<30)
+	require.NoError(t, err)
+	require.Equal(t, makeEntries(1, 9, 12, 10), ents)
+
+	_, err = NewMemoryStorage(rec, raft.Snapshot{})
+	require.ErrorContains(t, err, "needs snapshot 8")
+}
