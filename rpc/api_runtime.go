@@ -1,0 +1,61 @@
+package rpc
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftkv/raftkv/server"
+)
+
+// NewRuntimeBackend returns the Backend that serves the client API from a
+// running member. Requests go through rt.Do; the member table is read on
+// the member's event loop (rt.Query).
+func NewRuntimeBackend(rt *server.Runtime) Backend {
+	return &runtimeBackend{rt: rt}
+}
+
+type runtimeBackend struct {
+	rt *server.Runtime
+	// clusterID caches the member's cluster ID, which never changes; 0
+	// until it has been read once.
+	clusterID atomic.Uint64
+}
+
+func (b *runtimeBackend) Do(ctx context.Context, req server.Request) (server.Response, error) {
+	return b.rt.Do(ctx, req)
+}
+
+func (b *runtimeBackend) Cluster(ctx context.Context) (ClusterView, error) {
+	var view ClusterView
+	err := b.rt.Query(ctx, func(m *server.Member) {
+		view = ClusterView{ID: m.ClusterID(), Self: m.ID(), Leader: m.Leader(), Members: m.Members()}
+	})
+	if err != nil {
+		return ClusterView{}, err
+	}
+	b.clusterID.Store(view.ID)
+	return view, nil
+}
+
+// clusterIDWait bounds how long the first request waits to learn the
+// cluster ID from the event loop.
+const clusterIDWait = time.Second
+
+func (b *runtimeBackend) ClusterID() uint64 {
+	if id := b.clusterID.Load(); id != 0 {
+		return id
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterIDWait)
+	defer cancel()
+	var id uint64
+	if err := b.rt.Query(ctx, func(m *server.Member) { id = m.ClusterID() }); err != nil {
+		return 0
+	}
+	b.clusterID.Store(id)
+	return id
+}
+
+func (b *runtimeBackend) Status() server.RuntimeStatus { return b.rt.Status() }
+
+func (b *runtimeBackend) Done() <-chan struct{} { return b.rt.Done() }
