@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -258,11 +259,16 @@ func decodeFrame(data []byte, off int) (frame, error) {
 	return frame{typ: typ, payload: payload, end: int(end)}, nil
 }
 
+// zeros is compared against, a block at a time, by allZero.
+var zeros [4096]byte
+
 func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
 			return false
 		}
+		b = b[n:]
 	}
 	return true
 }

@@ -15,7 +15,7 @@ import (
 func walWithLastRecord(t *testing.T, n uint64, last func(w *WAL) error) (*MemFS, string, int64, int64) {
 	t.Helper()
 	fsys := NewMemFS()
-	w, _ := openWAL(t, fsys, "wal", Options{SegmentSize: 1 << 20})
+	w, _ := openWAL(t, fsys, "wal", Options{SegmentSize: 64 << 10})
 	require.NoError(t, w.Save(raft.HardState{Term: 1, Commit: 1}, makeEntries(1, 1, n, 40), true))
 	start := w.offset
 	require.NoError(t, last(w))
@@ -56,7 +56,7 @@ func TestWALTornTailAtEveryOffset(t *testing.T) {
 						clear(data[tear:end])
 					}
 
-					w, rec := openWAL(t, fsys, "wal", Options{SegmentSize: 1 << 20})
+					w, rec := openWAL(t, fsys, "wal", Options{SegmentSize: 64 << 10})
 					require.Equal(t, makeEntries(1, 1, 5, 40), rec.Entries, "tear at %d", tear)
 					require.Equal(t, raft.HardState{Term: 1, Commit: 1}, rec.HardState, "tear at %d", tear)
 					require.Zero(t, rec.Snapshot.Index, "tear at %d", tear)
@@ -71,7 +71,7 @@ func TestWALTornTailAtEveryOffset(t *testing.T) {
 					// The WAL carries on where the good data ended.
 					require.NoError(t, w.Save(raft.HardState{Term: 3, Commit: 4}, makeEntries(3, 6, 7, 40), true))
 					require.NoError(t, w.Close())
-					_, rec = openWAL(t, fsys, "wal", Options{SegmentSize: 1 << 20})
+					_, rec = openWAL(t, fsys, "wal", Options{SegmentSize: 64 << 10})
 					require.Nil(t, rec.TornTail)
 					require.Equal(t, append(makeEntries(1, 1, 5, 40), makeEntries(3, 6, 7, 40)...), rec.Entries)
 					require.Equal(t, raft.HardState{Term: 3, Commit: 4}, rec.HardState)
@@ -122,7 +122,7 @@ func TestWALBitFlipFailsStartup(t *testing.T) {
 				for bit := range 8 {
 					fsys := cloneMemFS(t, base)
 					fileBytes(t, fsys, seg)[off] ^= 1 << bit
-					_, _, err := Open(fsys, "wal", Options{SegmentSize: 1 << 20})
+					_, _, err := Open(fsys, "wal", Options{SegmentSize: 64 << 10})
 					require.Error(t, err, "bit %d of byte %d", bit, off)
 					require.ErrorIs(t, err, ErrCorrupt)
 					var ce *CorruptError
@@ -213,7 +213,7 @@ func TestWALDataAfterAGapInTheLastSegmentIsDiscarded(t *testing.T) {
 	// A later write survived and the one before it did not.
 	copy(data[end+100:], data[start:end])
 	clear(data[start:end])
-	w, rec := openWAL(t, base, "wal", Options{SegmentSize: 1 << 20})
+	w, rec := openWAL(t, base, "wal", Options{SegmentSize: 64 << 10})
 	require.Equal(t, makeEntries(1, 1, 5, 40), rec.Entries)
 	require.NotNil(t, rec.TornTail)
 	require.Equal(t, start, rec.TornTail.Offset)
