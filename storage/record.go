@@ -41,7 +41,7 @@ type recordType uint8
 
 const (
 	// recordSegmentHeader starts every segment: format version, the
-	// segment's sequence number and first index, and the hard state and
+	// segment's sequence number, first index and the term before it, and the hard state and
 	// snapshot marker in force when the segment was created, so that a
 	// segment never needs the ones before it for those.
 	recordSegmentHeader recordType = 1
@@ -129,6 +129,12 @@ type segmentHeader struct {
 	// seq and firstIndex repeat the segment's file name.
 	seq        uint64
 	firstIndex uint64
+	// lastTerm is the term of entry firstIndex-1, the log's last when the
+	// segment was made (the snapshot's term if that entry is the
+	// snapshot's last, 0 if there is none). With firstIndex it identifies
+	// the log so far (Raft's log matching), so a recovery that lost a
+	// record at the end of an older segment notices.
+	lastTerm uint64
 	// hardState and snapshot are those in force when the segment was made.
 	hardState raft.HardState
 	snapshot  raft.SnapshotMetadata
@@ -139,6 +145,7 @@ func appendSegmentHeaderFrame(b []byte, h segmentHeader) []byte {
 	b = append(b, h.version)
 	b = binary.AppendUvarint(b, h.seq)
 	b = binary.AppendUvarint(b, h.firstIndex)
+	b = binary.AppendUvarint(b, h.lastTerm)
 	hs, _ := h.hardState.MarshalBinary()
 	b = binary.AppendUvarint(b, uint64(len(hs)))
 	b = append(b, hs...)
@@ -160,6 +167,9 @@ func decodeSegmentHeader(p []byte) (segmentHeader, error) {
 		return h, raft.ErrTruncated
 	}
 	if h.firstIndex, p, ok = uvarint(p); !ok {
+		return h, raft.ErrTruncated
+	}
+	if h.lastTerm, p, ok = uvarint(p); !ok {
 		return h, raft.ErrTruncated
 	}
 	n, p, ok := uvarint(p)

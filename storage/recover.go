@@ -74,6 +74,8 @@ type replay struct {
 	// header (the index before its first entry), then by every entry and
 	// by a snapshot marker that replaces the log.
 	last uint64
+	// lastTerm is the term of entry last, kept the same way.
+	lastTerm uint64
 }
 
 // header applies a segment header. The first segment's sets the state that
@@ -87,13 +89,14 @@ func (r *replay) header(h segmentHeader, seg segmentInfo, first bool) error {
 		if h.firstIndex == 0 || h.firstIndex-1 < h.snapshot.Index {
 			return fmt.Errorf("header's first index %d is not after its snapshot %d", h.firstIndex, h.snapshot.Index)
 		}
-		r.hardState, r.snapshot, r.last = h.hardState, h.snapshot, h.firstIndex-1
+		r.hardState, r.snapshot, r.last, r.lastTerm = h.hardState, h.snapshot, h.firstIndex-1, h.lastTerm
 		return nil
 	}
-	if h.firstIndex != r.last+1 || h.hardState != r.hardState ||
+	if h.firstIndex != r.last+1 || h.lastTerm != r.lastTerm || h.hardState != r.hardState ||
 		h.snapshot.Index != r.snapshot.Index || h.snapshot.Term != r.snapshot.Term {
-		return fmt.Errorf("header (first index %d, hard state %+v, snapshot %d/%d) disagrees with the segments before it (last index %d, hard state %+v, snapshot %d/%d): records are missing",
-			h.firstIndex, h.hardState, h.snapshot.Index, h.snapshot.Term, r.last, r.hardState, r.snapshot.Index, r.snapshot.Term)
+		return fmt.Errorf("header (log up to %d/%d, hard state %+v, snapshot %d/%d) disagrees with the segments before it (log up to %d/%d, hard state %+v, snapshot %d/%d): records are missing",
+			h.firstIndex-1, h.lastTerm, h.hardState, h.snapshot.Index, h.snapshot.Term,
+			r.last, r.lastTerm, r.hardState, r.snapshot.Index, r.snapshot.Term)
 	}
 	return nil
 }
@@ -113,7 +116,7 @@ func (r *replay) entry(e raft.Entry) error {
 		r.entries = r.entries[:0]
 	}
 	r.entries = append(r.entries, e)
-	r.last = e.Index
+	r.last, r.lastTerm = e.Index, e.Term
 	return nil
 }
 
@@ -124,7 +127,7 @@ func (r *replay) marker(m raft.SnapshotMetadata, keepsLog bool) error {
 	}
 	r.snapshot = m
 	if !keepsLog {
-		r.entries, r.last = r.entries[:0], m.Index
+		r.entries, r.last, r.lastTerm = r.entries[:0], m.Index, m.Term
 		return nil
 	}
 	if m.Index > r.last {
@@ -191,10 +194,15 @@ func (r *replay) segment(seg *segmentInfo, data []byte, first, last bool) (end i
 				torn = &TornTail{Segment: seg.name, Offset: int64(off), Reason: "data after a gap of zeros"}
 			}
 			return off, torn, nil
+		case errors.As(err, &fe) && fe.torn && off > 0 && last:
+			return off, &TornTail{Segment: seg.name, Offset: int64(off), Reason: fe.reason}, nil
+		case errors.As(err, &fe) && fe.torn && off > 0:
+			// An older segment was fsynced whole before the next one was
+			// made, so this is no torn write: most likely a flipped bit in
+			// the zeros after its last frame. The next segment's header
+			// checks that nothing before here is missing.
+			return off, nil, nil
 		case errors.As(err, &fe):
-			if last && fe.torn && off > 0 {
-				return off, &TornTail{Segment: seg.name, Offset: int64(off), Reason: fe.reason}, nil
-			}
 			return 0, nil, corrupt(off, fe.reason)
 		case err != nil:
 			panic(err)

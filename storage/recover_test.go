@@ -161,8 +161,31 @@ func TestWALDamageBeforeTheLastSegmentFailsStartup(t *testing.T) {
 		_, _, err := Open(fsys, "wal", Options{SegmentSize: minSegmentSize})
 		var ce *CorruptError
 		require.ErrorAs(t, err, &ce)
-		require.Equal(t, segs[0][len("wal/"):], ce.Segment)
-		require.EqualValues(t, offs[len(offs)-1], ce.Offset)
+		require.Equal(t, segs[1][len("wal/"):], ce.Segment, "the next segment's header notices the lost record")
+		require.Zero(t, ce.Offset)
+		require.ErrorContains(t, err, "records are missing")
+	})
+	t.Run("lost rewrite at the end of an older segment", func(t *testing.T) {
+		// The lost record rewrote the last entry: the log's last index is
+		// the same either way, only the term tells.
+		fsys := NewMemFS()
+		w, _ := openWAL(t, fsys, "wal", Options{SegmentSize: minSegmentSize})
+		require.NoError(t, w.Save(raft.HardState{}, makeEntries(1, 1, 3, 200), true))
+		require.NoError(t, w.Save(raft.HardState{}, makeEntries(2, 3, 3, 200), true))
+		require.NoError(t, w.Save(raft.HardState{}, makeEntries(2, 4, 4, 200), true))
+		require.NoError(t, w.Close())
+		segs := segmentFiles(t, fsys, "wal")
+		require.Len(t, segs, 2)
+		data := fileBytes(t, fsys, segs[0])
+		offs := frameOffsets(t, data)
+		lastFrame, _ := decodeFrame(data, offs[len(offs)-1])
+		var e raft.Entry
+		require.NoError(t, e.UnmarshalBinary(lastFrame.payload))
+		require.Equal(t, raft.Entry{Term: 2, Index: 3}, raft.Entry{Term: e.Term, Index: e.Index}, "the rewrite ends the first segment")
+		data[lastFrame.end-1] = 0
+		_, _, err := Open(fsys, "wal", Options{SegmentSize: minSegmentSize})
+		require.ErrorIs(t, err, ErrCorrupt)
+		require.ErrorContains(t, err, "log up to 3/2")
 	})
 	t.Run("older segment lost its tail", func(t *testing.T) {
 		fsys, segs := multiSegmentWAL(t, 40)
@@ -205,6 +228,22 @@ func TestWALDamageBeforeTheLastSegmentFailsStartup(t *testing.T) {
 		require.ErrorIs(t, err, ErrCorrupt)
 		require.Contains(t, err.Error(), "unsupported wal format version 99")
 	})
+}
+
+// TestWALFlipInTheSlackOfAnOlderSegmentIsHarmless flips bits in the zeros
+// after an older segment's last frame: nothing is lost, so nothing fails.
+func TestWALFlipInTheSlackOfAnOlderSegmentIsHarmless(t *testing.T) {
+	base, segs := multiSegmentWAL(t, 40)
+	data := fileBytes(t, base, segs[0])
+	offs := frameOffsets(t, data)
+	lastFrame, _ := decodeFrame(data, offs[len(offs)-1])
+	for _, off := range []int{lastFrame.end, lastFrame.end + 5, lastFrame.end + 12, lastFrame.end + 13, len(data) - 1} {
+		fsys := cloneMemFS(t, base)
+		fileBytes(t, fsys, segs[0])[off] ^= 0x10
+		_, rec, err := Open(fsys, "wal", Options{SegmentSize: minSegmentSize})
+		require.NoError(t, err, "flip at %d", off)
+		require.Len(t, rec.Entries, 40)
+	}
 }
 
 func TestWALDataAfterAGapInTheLastSegmentIsDiscarded(t *testing.T) {

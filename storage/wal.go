@@ -484,7 +484,7 @@ func (w *WAL) openNewSegment(seq, firstIndex uint64) error {
 		return abandon(fmt.Errorf("wal: preallocate segment %s: %w", tmp, err))
 	}
 	header := appendSegmentHeaderFrame(nil, segmentHeader{
-		version: formatVersion, seq: seq, firstIndex: firstIndex,
+		version: formatVersion, seq: seq, firstIndex: firstIndex, lastTerm: w.termAt(firstIndex - 1),
 		hardState: w.hardState, snapshot: w.snapshot,
 	})
 	if _, err := f.WriteAt(header, 0); err != nil {
