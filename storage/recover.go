@@ -76,6 +76,10 @@ type replay struct {
 	last uint64
 	// lastTerm is the term of entry last, kept the same way.
 	lastTerm uint64
+	// suspect is the damage that ended the previous segment early, if any:
+	// harmless if the next segment's header agrees with what was replayed,
+	// the error to report if it does not.
+	suspect *CorruptError
 }
 
 // header applies a segment header. The first segment's sets the state that
@@ -200,7 +204,8 @@ func (r *replay) segment(seg *segmentInfo, data []byte, first, last bool) (end i
 			// An older segment was fsynced whole before the next one was
 			// made, so this is no torn write: most likely a flipped bit in
 			// the zeros after its last frame. The next segment's header
-			// checks that nothing before here is missing.
+			// tells whether anything before here is missing.
+			r.suspect = &CorruptError{Segment: seg.name, Offset: int64(off), Reason: fe.reason}
 			return off, nil, nil
 		case errors.As(err, &fe):
 			return 0, nil, corrupt(off, fe.reason)
@@ -208,7 +213,14 @@ func (r *replay) segment(seg *segmentInfo, data []byte, first, last bool) (end i
 			panic(err)
 		}
 		if err := r.record(f, seg, off, first); err != nil {
+			if off == 0 && r.suspect != nil {
+				return 0, nil, &CorruptError{Segment: r.suspect.Segment, Offset: r.suspect.Offset,
+					Reason: fmt.Sprintf("%s (and segment %s: %v)", r.suspect.Reason, seg.name, err)}
+			}
 			return 0, nil, corrupt(off, fmt.Sprintf("%s: %v", f.typ, err))
+		}
+		if off == 0 {
+			r.suspect = nil
 		}
 		off = f.end
 	}

@@ -161,9 +161,9 @@ func TestWALDamageBeforeTheLastSegmentFailsStartup(t *testing.T) {
 		_, _, err := Open(fsys, "wal", Options{SegmentSize: minSegmentSize})
 		var ce *CorruptError
 		require.ErrorAs(t, err, &ce)
-		require.Equal(t, segs[1][len("wal/"):], ce.Segment, "the next segment's header notices the lost record")
-		require.Zero(t, ce.Offset)
-		require.ErrorContains(t, err, "records are missing")
+		require.Equal(t, segs[0][len("wal/"):], ce.Segment, "the next segment's header shows the damage lost a record")
+		require.EqualValues(t, offs[len(offs)-1], ce.Offset)
+		require.ErrorContains(t, err, "missing")
 	})
 	t.Run("lost rewrite at the end of an older segment", func(t *testing.T) {
 		// The lost record rewrote the last entry: the log's last index is
