@@ -48,7 +48,11 @@ type Member struct {
 	// proposals wait to be handed to raft; writes wait for their entry to
 	// apply.
 	proposals [][]byte
-	writes    map[uint64]*pendingWrite
+	// proposalsBlocked says raft refused the last offer of proposals (no
+	// leader, a transfer, the uncommitted bound): no new offer until the
+	// next tick or a new request.
+	proposalsBlocked bool
+	writes           map[uint64]*pendingWrite
 	// writeOrder lists request IDs in submission order, for timeouts.
 	writeOrder []uint64
 
@@ -227,6 +231,7 @@ func (m *Member) Tick(now time.Time) {
 	m.ticks++
 	m.now = now
 	m.stalled = false
+	m.proposalsBlocked = false
 	m.node.Tick()
 	m.expireRequests()
 	m.reads.retry(m)
@@ -314,7 +319,8 @@ func (m *Member) HasWork() bool {
 	if m.stalled {
 		return false
 	}
-	return m.pendingReady != nil || len(m.proposals) > 0 || m.reads.hasUnsent() || m.node.HasReady()
+	return m.pendingReady != nil || (len(m.proposals) > 0 && !m.proposalsBlocked) ||
+		m.reads.hasUnsent() || m.node.HasReady()
 }
 
 // Process does one round of work: it hands queued proposals and reads to
@@ -333,6 +339,10 @@ func (m *Member) Process() Output {
 		return m.output(Output{})
 	}
 	out := Output{Messages: rd.Messages, Entries: rd.Entries}
+	if rd.SoftState != nil {
+		// A new leader (or role): queued proposals may go now.
+		m.proposalsBlocked = false
+	}
 	if err := m.persist(rd); err != nil {
 		if errors.Is(err, storage.ErrDiskFull) {
 			// Nothing of rd is durable: keep it and retry; refuse new
@@ -400,16 +410,19 @@ func (m *Member) persist(rd raft.Ready) error {
 
 // flushProposals hands queued writes to raft, in one batch.
 func (m *Member) flushProposals() {
-	if len(m.proposals) == 0 {
+	if len(m.proposals) == 0 || m.proposalsBlocked {
 		return
 	}
 	if _, ss, _ := m.node.BasicStatus(); ss.Lead == raft.None {
-		return // wait for a leader (or the requests' timeout)
+		// Wait for a leader (or the requests' timeout).
+		m.proposalsBlocked = true
+		return
 	}
 	n := min(len(m.proposals), m.cfg.MaxProposalBatch)
 	if err := m.node.Propose(m.proposals[:n]...); err != nil {
 		// Dropped (a transfer under way, too much uncommitted): the batch
-		// stays queued and is offered again next round.
+		// stays queued and is offered again at the next tick.
+		m.proposalsBlocked = true
 		return
 	}
 	m.proposals = m.proposals[n:]

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/storage"
+)
+
+// startLocalCluster runs n members on real event loops, connected in
+// process, on memory file systems, with a fast tick.
+func startLocalCluster(t *testing.T, n int) []*Runtime {
+	t.Helper()
+	var infos []MemberInfo
+	for i := 1; i <= n; i++ {
+		infos = append(infos, MemberInfo{ID: uint64(i), Name: fmt.Sprintf("m%d", i)})
+	}
+	net := NewLocalNetwork()
+	var rts []*Runtime
+	for _, info := range infos {
+		m, err := New(Config{ID: info.ID, Name: info.Name, InitialCluster: infos, FS: storage.NewMemFS(), Dir: "data",
+			Rand: rand.New(rand.NewPCG(info.ID, 1)), TickMillis: 10, ElectionTicks: 10})
+		require.NoError(t, err)
+		rt := NewRuntime(m, net, RuntimeOptions{Tick: 10 * time.Millisecond})
+		net.Join(info.ID, rt)
+		rts = append(rts, rt)
+	}
+	for _, rt := range rts {
+		rt.Start()
+	}
+	t.Cleanup(func() {
+		for _, rt := range rts {
+			assert.NoError(t, rt.Stop())
+		}
+	})
+	return rts
+}
+
+func TestRuntimeConcurrentClients(t *testing.T) {
+	rts := startLocalCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const clients, writes = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*writes)
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rt := rts[c%len(rts)]
+			for i := range writes {
+				for {
+					r, err := rt.Do(ctx, set(fmt.Sprintf("/c%d/%d", c, i), "v"))
+					if err != nil {
+						errs <- err
+						return
+					}
+					if r.Err == nil {
+						break
+					}
+					// No leader yet, or a timeout while one is elected:
+					// retry (a set is idempotent).
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	// Every member answers a linearizable read with every write.
+	for _, rt := range rts {
+		r, err := rt.Do(ctx, Request{Kind: RequestRead, Path: "/", Get: kvstore.GetOptions{Recursive: true}})
+		require.NoError(t, err)
+		require.NoError(t, r.Err)
+		total := 0
+		for _, dir := range r.Event.Node.Nodes {
+			total += len(dir.Nodes)
+		}
+		assert.Equal(t, clients*writes, total)
+	}
+	st := rts[0].Status()
+	assert.NotZero(t, st.Leader)
+	assert.NotZero(t, st.Commit)
+}
+
+func TestRuntimeStopAnswersPendingRequests(t *testing.T) {
+	rts := startLocalCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Wait for the member to lead.
+	for rts[0].Status().Leader == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	r, err := rts[0].Do(ctx, set("/a", "1"))
+	require.NoError(t, err)
+	require.NoError(t, r.Err)
+	var members []MemberInfo
+	require.NoError(t, rts[0].Query(ctx, func(m *Member) { members = m.Members() }))
+	assert.Len(t, members, 1)
+	require.NoError(t, rts[0].Stop())
+	_, err = rts[0].Do(ctx, set("/b", "2"))
+	assert.ErrorIs(t, err, ErrRuntimeStopped)
+}
