@@ -59,6 +59,15 @@ func (d *dedup) firstTime(proposer, incarnation, id, index uint64) bool {
 		return false
 	}
 	w.applied[id] = struct{}{}
+	// IDs mostly arrive in order: fold the contiguous run above the floor
+	// into it, which keeps the set small.
+	for {
+		if _, ok := w.applied[w.floor+1]; !ok {
+			break
+		}
+		delete(w.applied, w.floor+1)
+		w.floor++
+	}
 	if len(w.applied) > dedupWindowSize {
 		ids := w.sortedIDs()
 		w.floor = ids[len(ids)-dedupWindowSize/2-1]
