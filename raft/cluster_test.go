@@ -59,6 +59,7 @@ func (c *testCluster) config(id uint64, s Storage) Config {
 		ID: id, ElectionTick: 10, HeartbeatTick: 1, Storage: s,
 		Rand:          rand.New(rand.NewPCG(uint64(id), 42)),
 		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256,
+		StepDownOnRemoval: true,
 	}
 	if c.configure != nil {
 		c.configure(&cfg)

@@ -44,6 +44,9 @@ import (
 //	compact ID INDEX             snapshot ID's state at INDEX and compact
 //	restart ID                   crash ID (durable state survives) and restart it
 //	applied ID                   print the data ID applied
+//	new-node ID                  start member ID with empty storage (joining)
+//	propose-conf-change ID CHANGES  e.g. "v4 l5 r1" [joint|explicit]; none: leave joint
+//	conf ID...                   print members' configurations
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected outputs of scenario tests")
 
 func TestScenarios(t *testing.T) {
@@ -230,6 +233,34 @@ func (s *scenario) run(command string) string {
 		s.c.restart(id)
 		s.roles[id] = ""
 		s.settle()
+	case "new-node":
+		// A member with empty storage, joining: it learns its cluster from
+		// the leader (a snapshot, or the log from the start).
+		id := s.id(args[0])
+		s.c.addMember(id)
+		s.roles[id] = ""
+		s.settle()
+	case "propose-conf-change":
+		s.proposeConfChange(s.id(args[0]), args[1:])
+	case "conf":
+		for _, a := range args {
+			id := s.id(a)
+			cs := s.c.nodes[id].Status().Config
+			line := fmt.Sprintf("%d: voters=%v", id, cs.Voters)
+			if len(cs.VotersOutgoing) > 0 {
+				line += fmt.Sprintf(" outgoing=%v", cs.VotersOutgoing)
+			}
+			if len(cs.Learners) > 0 {
+				line += fmt.Sprintf(" learners=%v", cs.Learners)
+			}
+			if len(cs.LearnersNext) > 0 {
+				line += fmt.Sprintf(" learners-next=%v", cs.LearnersNext)
+			}
+			if cs.AutoLeave {
+				line += " autoleave"
+			}
+			s.printf("%s", line)
+		}
 	case "applied":
 		id := s.id(args[0])
 		s.printf("%d: %s", id, strings.Join(s.c.appliedData(id), " "))
@@ -240,6 +271,30 @@ func (s *scenario) run(command string) string {
 }
 
 func (s *scenario) id(a string) uint64 { return s.uint(a) }
+
+// proposeConfChange proposes a change at member id: "v4" adds voter 4, "l4"
+// learner 4, "r4" removes 4; "joint" or "explicit" choose the transition.
+func (s *scenario) proposeConfChange(id uint64, args []string) {
+	var cc ConfChange
+	for _, a := range args {
+		switch a {
+		case "joint":
+			cc.Transition = ConfChangeTransitionJointImplicit
+			continue
+		case "explicit":
+			cc.Transition = ConfChangeTransitionJointExplicit
+			continue
+		case "leave":
+			continue // no changes: leave the joint configuration
+		}
+		t := map[byte]ConfChangeType{'v': ConfChangeAddNode, 'l': ConfChangeAddLearnerNode, 'r': ConfChangeRemoveNode}[a[0]]
+		cc.Changes = append(cc.Changes, ConfChangeSingle{Type: t, NodeID: s.id(a[1:])})
+	}
+	if err := s.c.nodes[id].ProposeConfChange(cc); err != nil {
+		s.printf("error: %v", err)
+	}
+	s.settle()
+}
 
 func (s *scenario) uint(a string) uint64 {
 	v, err := strconv.ParseUint(a, 10, 64)
@@ -341,10 +396,17 @@ func (s *scenario) deliver(args []string, drop bool) {
 			}
 			continue
 		}
+		n, ok := s.c.nodes[m.To]
+		if !ok {
+			if !s.quiet {
+				s.printf("dropped (no such member): %s", describe(m))
+			}
+			continue
+		}
 		if !s.quiet {
 			s.printf("%s", describe(m))
 		}
-		_ = s.c.nodes[m.To].Step(m)
+		_ = n.Step(m)
 	}
 	s.c.inflight = append(keep, s.c.inflight...)
 	s.settle()
