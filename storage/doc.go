@@ -51,12 +51,19 @@
 // The WAL only ever writes into zero-filled space, so a write that a crash
 // interrupted leaves a frame that stops early followed by nothing but
 // zeros. Such a torn frame at the very end of the last segment is cut off
-// and reported in Recovered.TornTail: it was never synced, so nothing
-// acknowledged is lost. Any other bad frame — a flipped bit, a frame in an
-// older segment, a frame followed by more data — stops Open with a
-// *CorruptError naming the segment and the offset. A frame that was
+// (and the space zeroed again) and reported in Recovered.TornTail: it was
+// never synced, so nothing acknowledged is lost. Any other bad frame — a
+// flipped bit, a frame followed by more data — stops Open with a
+// *CorruptError naming the segment and the byte offset. A frame that was
 // completely written carries its end mark, so even the last one is told
 // apart from a torn one when a bit flips in it.
+//
+// An older segment was fsynced whole before the next one was made, so it
+// cannot end in a torn write. If it seems to, the next segment's header —
+// which records the log's last index and term, the hard state and the
+// snapshot marker as they stood — decides: if they agree with what was
+// replayed, nothing was lost (a bit flipped in the zeros after the last
+// frame) and recovery goes on; if not, Open fails naming the damaged frame.
 //
 // # Failures
 //
