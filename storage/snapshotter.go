@@ -75,19 +75,25 @@ func (s *Snapshotter) Save(snap raft.Snapshot) error {
 	name := snapshotName(snap.Metadata.Term, snap.Metadata.Index)
 	path := filepath.Join(s.dir, name)
 	tmp := path + ".tmp"
-	meta, _ := snap.Metadata.MarshalBinary()
-	buf := make([]byte, 0, snapshotFixedSize+len(meta)+len(snap.Data))
-	buf = append(buf, snapshotVersion)
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(meta)))
-	buf = append(buf, meta...)
-	buf = append(buf, snap.Data...)
-	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+	// The data is written where it lies, not copied: snapshots can be big.
+	head := []byte{snapshotVersion}
+	head = binary.LittleEndian.AppendUint32(head, 0)
+	head, _ = snap.Metadata.AppendBinary(head)
+	binary.LittleEndian.PutUint32(head[1:5], uint32(len(head)-5))
+	crc := crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, snap.Data)
+	tail := binary.LittleEndian.AppendUint32(nil, crc)
 
 	f, err := s.fs.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("snap: create %s: %w", tmp, err)
 	}
-	_, err = f.WriteAt(buf, 0)
+	var off int64
+	for _, part := range [][]byte{head, snap.Data, tail} {
+		if err == nil {
+			_, err = f.WriteAt(part, off)
+			off += int64(len(part))
+		}
+	}
 	if err != nil {
 		err = fmt.Errorf("snap: write %s: %w", tmp, err)
 	} else if err = f.Sync(); err != nil {
@@ -190,7 +196,9 @@ func decodeSnapshot(data []byte, f snapshotFile) (raft.Snapshot, error) {
 		return raft.Snapshot{}, fmt.Errorf("holds snapshot %d (term %d), not what its name says",
 			snap.Metadata.Index, snap.Metadata.Term)
 	}
-	snap.Data = slices.Clone(body[5+m:])
+	if len(body) > int(5+m) {
+		snap.Data = body[5+m : len(body) : len(body)] // data was read for this snapshot alone
+	}
 	return snap, nil
 }
 

@@ -50,6 +50,16 @@ func TestSnapshotterSaveLoadPurge(t *testing.T) {
 	require.Equal(t, []string{snapshotName(2, 20), snapshotName(3, 30)}, names)
 }
 
+func TestSnapshotterEmptyData(t *testing.T) {
+	s, err := NewSnapshotter(NewMemFS(), "snap")
+	require.NoError(t, err)
+	snap := raft.Snapshot{Metadata: raft.SnapshotMetadata{Index: 3, Term: 1}}
+	require.NoError(t, s.Save(snap))
+	got, _, err := s.Load(3)
+	require.NoError(t, err)
+	require.Equal(t, snap, got)
+}
+
 func TestSnapshotterSkipsCorruptFiles(t *testing.T) {
 	fsys := NewMemFS()
 	s, err := NewSnapshotter(fsys, "snap")
