@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,26 +96,42 @@ func NewNode(c Config) (*Node, error) {
 // commits them, exactly as every other founding member does, so that all
 // their logs agree from the start. The entries come out in the next Ready
 // (to persist and, as committed entries, to apply with ApplyConfChange).
-func (n *Node) Bootstrap(voters []uint64) error {
+// contexts, if given, holds one ConfChange.Context per voter, in the order
+// of voters: members that join later learn the founders from it. Every
+// founding member must pass the same voters and contexts.
+func (n *Node) Bootstrap(voters []uint64, contexts ...[]byte) error {
 	r := n.r
 	if len(voters) == 0 {
 		return errors.New("raft: bootstrap needs at least one voter")
 	}
+	if len(contexts) != 0 && len(contexts) != len(voters) {
+		return fmt.Errorf("raft: bootstrap with %d voters but %d contexts", len(voters), len(contexts))
+	}
 	if r.log.lastIndex() != 0 || r.Term != 0 {
 		return errors.New("raft: bootstrap of a member whose storage is not empty")
 	}
-	ids := slices.Clone(voters)
-	slices.Sort(ids)
-	if len(slices.Compact(ids)) != len(voters) {
-		return fmt.Errorf("raft: bootstrap voters %v name a member twice", voters)
+	order := make([]int, len(voters))
+	for i := range order {
+		order[i] = i
 	}
-	ents := make([]Entry, len(ids))
-	for i, id := range ids {
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(voters[a], voters[b]) })
+	ents := make([]Entry, len(voters))
+	var changes []ConfChange
+	for i, k := range order {
+		id := voters[k]
 		if id == None {
 			return errors.New("raft: bootstrap voter ID 0")
 		}
-		data, _ := (&ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeAddNode, NodeID: id}}}).MarshalBinary()
+		if i > 0 && voters[order[i-1]] == id {
+			return fmt.Errorf("raft: bootstrap voters %v name member %d twice", voters, id)
+		}
+		cc := ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeAddNode, NodeID: id}}}
+		if len(contexts) > 0 {
+			cc.Context = contexts[k]
+		}
+		data, _ := cc.MarshalBinary()
 		ents[i] = Entry{Term: 1, Index: uint64(i + 1), Type: EntryConfChange, Data: data}
+		changes = append(changes, cc)
 	}
 	r.becomeFollower(1, None)
 	// A new cluster has no lease to honour.
@@ -123,8 +140,7 @@ func (n *Node) Bootstrap(voters []uint64) error {
 	r.log.committed = uint64(len(ents))
 	// Apply the configuration now, so that this member knows its cluster
 	// before the entries are applied (applying them again is a no-op).
-	for _, id := range ids {
-		cc := ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeAddNode, NodeID: id}}}
+	for _, cc := range changes {
 		if _, err := r.applyConfChange(cc); err != nil {
 			return err
 		}
