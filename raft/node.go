@@ -291,6 +291,8 @@ type Status struct {
 	Progress       map[uint64]Progress
 	LeadTransferee uint64
 	Config         ConfState
+	// Ticks is the member's tick count, the clock of Progress.LastHeard.
+	Ticks uint64
 }
 
 // Status returns the member's current state.
@@ -300,6 +302,7 @@ func (n *Node) Status() Status {
 		ID: r.id, HardState: r.hardState(), SoftState: r.softState(),
 		Applied: r.log.applied, LastIndex: r.log.lastIndex(),
 		LeadTransferee: r.leadTransferee, Config: r.trk.config.ConfState(),
+		Ticks: r.ticks,
 	}
 	if r.state == StateLeader {
 		s.Progress = make(map[uint64]Progress, len(r.trk.progress))

@@ -68,8 +68,17 @@ func (m *Member) applyProposal(e raft.Entry) error {
 		}
 		// Information about a member no longer in the configuration is
 		// stale; ignore it.
-		if m.inConfig(info.ID) {
+		if cur, ok := m.cluster.members[info.ID]; ok {
+			// The configuration decides learner or voter, not the member.
+			info.IsLearner = cur.IsLearner
 			m.cluster.set(info)
+			m.membersChanged = true
+		}
+		if mine && p.requestID != 0 {
+			if w := m.writes[p.requestID]; w != nil {
+				delete(m.writes, p.requestID)
+				w.done(Response{RaftIndex: e.Index, RaftTerm: m.term(), Members: m.cluster.list()})
+			}
 		}
 	}
 	return nil
@@ -93,22 +102,17 @@ func (m *Member) applyConfChange(e raft.Entry) error {
 	if err := cc.UnmarshalBinary(e.Data); err != nil {
 		return fmt.Errorf("server: entry %d: %w", e.Index, err)
 	}
-	cs, err := m.node.ApplyConfChange(cc)
+	cctx, err := decodeConfChangeContext(cc.Context)
 	if err != nil {
-		// Refused deterministically on every member: nothing changed.
-		return nil
+		return fmt.Errorf("server: entry %d: %w", e.Index, err)
 	}
-	m.confState = cs
-	if len(cc.Context) > 0 {
-		if info, err := decodeMemberInfo(cc.Context); err == nil && m.inConfig(info.ID) {
-			m.cluster.set(info)
-		}
+	cs, err := m.node.ApplyConfChange(cc)
+	if err == nil {
+		// A refused change (deterministically refused on every member)
+		// changes nothing.
+		m.confState = cs
 	}
-	for _, c := range cc.Changes {
-		if c.Type == raft.ConfChangeRemoveNode && !m.inConfig(c.NodeID) {
-			m.cluster.remove(c.NodeID)
-		}
-	}
+	m.applyMembershipContext(cc, cctx, err)
 	return nil
 }
 

@@ -10,10 +10,20 @@ import (
 // reach them. Raft's configuration says who votes; this says the rest. It
 // changes only by applying entries, so every member holds the same one.
 type cluster struct {
+	// id is the cluster's ID, learned from the bootstrap entries (or from
+	// the configuration of a founding member); 0 until known.
+	id      uint64
 	members map[uint64]*MemberInfo
+	// removed lists members removed from the cluster: their IDs may not
+	// come back (etcd answers 410 Gone for them).
+	removed map[uint64]bool
+	// promote lists learners to promote to voters once caught up.
+	promote map[uint64]bool
 }
 
-func newCluster() *cluster { return &cluster{members: map[uint64]*MemberInfo{}} }
+func newCluster() *cluster {
+	return &cluster{members: map[uint64]*MemberInfo{}, removed: map[uint64]bool{}, promote: map[uint64]bool{}}
+}
 
 // set records (or replaces) a member's information.
 func (c *cluster) set(info MemberInfo) {
@@ -23,22 +33,42 @@ func (c *cluster) set(info MemberInfo) {
 	c.members[info.ID] = &cp
 }
 
-func (c *cluster) remove(id uint64) { delete(c.members, id) }
+// remove forgets a member for good.
+func (c *cluster) remove(id uint64) {
+	delete(c.members, id)
+	delete(c.promote, id)
+	c.removed[id] = true
+}
 
 // list returns the members in increasing order of ID.
 func (c *cluster) list() []MemberInfo {
-	ids := make([]uint64, 0, len(c.members))
-	for id := range c.members {
+	out := make([]MemberInfo, 0, len(c.members))
+	for _, id := range sortedKeys(c.members) {
+		info := *c.members[id]
+		info.PeerURLs = slices.Clone(info.PeerURLs)
+		info.ClientURLs = slices.Clone(info.ClientURLs)
+		out = append(out, info)
+	}
+	return out
+}
+
+// peerURLOwner returns the member that advertises url, or 0.
+func (c *cluster) peerURLOwner(url string) uint64 {
+	for _, id := range sortedKeys(c.members) {
+		if slices.Contains(c.members[id].PeerURLs, url) {
+			return id
+		}
+	}
+	return 0
+}
+
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	ids := make([]uint64, 0, len(m))
+	for id := range m {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	out := make([]MemberInfo, len(ids))
-	for i, id := range ids {
-		out[i] = *c.members[id]
-		out[i].PeerURLs = slices.Clone(out[i].PeerURLs)
-		out[i].ClientURLs = slices.Clone(out[i].ClientURLs)
-	}
-	return out
+	return ids
 }
 
 func appendMemberInfo(b []byte, m MemberInfo) []byte {
@@ -52,7 +82,10 @@ func appendMemberInfo(b []byte, m MemberInfo) []byte {
 	for _, u := range m.ClientURLs {
 		b = appendString(b, u)
 	}
-	return b
+	if m.IsLearner {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -68,6 +101,7 @@ func (r *reader) memberInfo() MemberInfo {
 	for range r.count() {
 		m.ClientURLs = append(m.ClientURLs, string(r.bytes()))
 	}
+	m.IsLearner = r.uvarint() == 1
 	return m
 }
 
@@ -86,21 +120,43 @@ func decodeMemberInfo(b []byte) (MemberInfo, error) {
 	return m, nil
 }
 
+func appendIDs(b []byte, set map[uint64]bool) []byte {
+	ids := sortedKeys(set)
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendUvarint(b, id)
+	}
+	return b
+}
+
+func (r *reader) ids() map[uint64]bool {
+	set := map[uint64]bool{}
+	for range r.count() {
+		set[r.uvarint()] = true
+	}
+	return set
+}
+
 func (c *cluster) appendBinary(b []byte) []byte {
+	b = binary.AppendUvarint(b, c.id)
 	list := c.list()
 	b = binary.AppendUvarint(b, uint64(len(list)))
 	for _, m := range list {
 		b = appendMemberInfo(b, m)
 	}
-	return b
+	b = appendIDs(b, c.removed)
+	return appendIDs(b, c.promote)
 }
 
 func decodeCluster(b []byte) (*cluster, []byte, error) {
 	c := newCluster()
 	r := reader{buf: b}
+	c.id = r.uvarint()
 	for range r.count() {
 		c.set(r.memberInfo())
 	}
+	c.removed = r.ids()
+	c.promote = r.ids()
 	if r.err != nil {
 		return nil, nil, fmt.Errorf("decode member table: %w", r.err)
 	}

@@ -82,6 +82,8 @@ type MemberInfo struct {
 	Name       string
 	PeerURLs   []string
 	ClientURLs []string
+	// IsLearner says the member receives the log but does not vote yet.
+	IsLearner bool
 }
 
 // ErrConfig wraps every Config validation error.

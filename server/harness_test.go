@@ -218,3 +218,19 @@ func (c *testCluster) requireConverged() {
 		require.Equal(c.t, first, h[id], "member %d differs from member %d", id, ids[0])
 	}
 }
+
+// join starts member id with an empty disk as a member joining the
+// cluster (it must have been added first).
+func (c *testCluster) join(id uint64) {
+	c.ids = append(c.ids, id)
+	c.fs[id] = storage.NewMemFS()
+	info := MemberInfo{ID: id, Name: fmt.Sprintf("m%d", id), PeerURLs: []string{fmt.Sprintf("http://127.0.0.1:%d", 2380+id)},
+		ClientURLs: []string{fmt.Sprintf("http://127.0.0.1:%d", 2379+id*10)}}
+	c.infos = append(c.infos, info)
+	cfg := c.config(id)
+	cfg.Joining = true
+	cfg.InitialCluster = nil
+	m, err := New(cfg)
+	require.NoError(c.t, err)
+	c.members[id] = m
+}

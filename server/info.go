@@ -26,7 +26,12 @@ func DeriveClusterID(token string, members []MemberInfo) uint64 {
 }
 
 // ClusterID identifies the member's cluster.
-func (m *Member) ClusterID() uint64 { return m.cfg.ClusterID }
+func (m *Member) ClusterID() uint64 {
+	if m.cluster.id != 0 {
+		return m.cluster.id
+	}
+	return m.cfg.ClusterID
+}
 
 // Members returns the member table, in increasing order of ID.
 func (m *Member) Members() []MemberInfo { return m.cluster.list() }

@@ -62,6 +62,11 @@ type Member struct {
 	expiryPendingUntil uint64
 	// publishedInfo says this incarnation's member info was proposed.
 	publishedInfo bool
+	// confChangeUntil is the tick until which a membership change this
+	// member proposed may still be in flight (0: none).
+	confChangeUntil uint64
+	// membersChanged says the member table changed since the last Output.
+	membersChanged bool
 
 	// pendingReady is a Ready that could not be written (full disk) and
 	// must be retried before anything else.
@@ -79,6 +84,8 @@ type Member struct {
 type pendingWrite struct {
 	done     func(Response)
 	deadline uint64
+	// member is the member a membership change is about.
+	member *MemberInfo
 }
 
 // Output is what one call of Process did and what must leave the member.
@@ -103,6 +110,9 @@ type Output struct {
 	Synced bool
 	// Stalled says the disk refused the writes (full); they will be retried.
 	Stalled bool
+	// MembersChanged says the member table changed: the shell should
+	// update its transport's peers.
+	MembersChanged bool
 	// Err is a fatal storage error: the member must stop and be restarted
 	// from its disk.
 	Err error
@@ -190,16 +200,19 @@ func (m *Member) recover(rec recovered) error {
 // log (every founding member writes the same entries) and the member table
 // starts from the configuration given.
 func (m *Member) bootstrap() error {
+	founders := m.cfg.InitialCluster
+	if len(founders) == 0 {
+		founders = []MemberInfo{m.selfInfo()}
+	}
 	var ids []uint64
-	for _, info := range m.cfg.InitialCluster {
+	var contexts [][]byte
+	for _, info := range founders {
 		ids = append(ids, info.ID)
+		contexts = append(contexts, bootstrapContext(m.cfg.ClusterID, info))
 		m.cluster.set(info)
 	}
-	if len(ids) == 0 {
-		ids = []uint64{m.cfg.ID}
-		m.cluster.set(m.selfInfo())
-	}
-	if err := m.node.Bootstrap(ids); err != nil {
+	m.cluster.id = m.cfg.ClusterID
+	if err := m.node.Bootstrap(ids, contexts...); err != nil {
 		return fmt.Errorf("server: bootstrap: %w", err)
 	}
 	return nil
@@ -236,6 +249,7 @@ func (m *Member) Tick(now time.Time) {
 	m.expireRequests()
 	m.reads.retry(m)
 	m.maybeProposeExpiry()
+	m.maybePromoteLearners()
 }
 
 // Receive hands the member a message from a peer.
@@ -256,6 +270,8 @@ func (m *Member) Submit(req Request, done func(Response)) {
 			return
 		}
 		m.reads.add(req, done, m.ticks+uint64(m.cfg.RequestTimeoutTicks))
+	case RequestMembership:
+		m.submitMembership(req, done)
 	case RequestWatch:
 		w, err := m.store.Watch(req.Path, req.Watch)
 		if err != nil {
@@ -380,6 +396,7 @@ func (m *Member) Process() Output {
 
 func (m *Member) output(out Output) Output {
 	out.HardState, out.SoftState, _ = m.node.BasicStatus()
+	out.MembersChanged, m.membersChanged = m.membersChanged, false
 	return out
 }
 

@@ -17,6 +17,8 @@ const (
 	RequestRead
 	// RequestWatch registers a watcher on the member's own key space.
 	RequestWatch
+	// RequestMembership changes the cluster's membership.
+	RequestMembership
 )
 
 // Request is one client operation handed to a member.
@@ -33,6 +35,8 @@ type Request struct {
 	Serializable bool
 	// Watch is the watch (RequestWatch), on Path.
 	Watch kvstore.WatchOptions
+	// Membership is the change (RequestMembership).
+	Membership *MembershipChange
 	// Now is when the request arrived, by the clock of the shell that
 	// received it: the base of TTLs (spec §6.1) and of remaining ttls in
 	// reads.
@@ -45,6 +49,10 @@ type Response struct {
 	Event *kvstore.Event
 	// Watcher is the registered watcher of a RequestWatch.
 	Watcher *kvstore.Watcher
+	// Members is the member table after a membership change; Member is the
+	// member it added or changed.
+	Members []MemberInfo
+	Member  *MemberInfo
 	// Err is the failure: a *kvstore.Error for everything the etcd API can
 	// say (key errors, and code 300 for internal failures such as a timeout).
 	Err error

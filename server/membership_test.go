@@ -1,0 +1,121 @@
+package server
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/raftkv/raftkv/raft"
+)
+
+func membership(op MembershipOp, info MemberInfo) Request {
+	return Request{Kind: RequestMembership, Membership: &MembershipChange{Op: op, Member: info}}
+}
+
+func TestMembershipAddLearnerPromoteAndRemove(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	for i := range 10 {
+		require.NoError(t, c.do(lead, set("/k", string(rune('a'+i)))).Err)
+	}
+	// Add member 4: it starts as a learner.
+	r := c.do(c.ids[1], membership(MemberAdd, MemberInfo{ID: 4, PeerURLs: []string{"http://127.0.0.1:2384"}}))
+	require.NoError(t, r.Err)
+	require.NotNil(t, r.Member)
+	assert.True(t, r.Member.IsLearner)
+	assert.Equal(t, []uint64{4}, c.members[lead].ConfState().Learners)
+	// It joins with an empty disk, catches up, and the leader promotes it.
+	c.join(4)
+	c.tick(30)
+	assert.Equal(t, []uint64{1, 2, 3, 4}, c.members[lead].ConfState().Voters)
+	assert.Equal(t, "j", valueOf(t, c.do(4, get("/k"))))
+	members := c.members[4].Members()
+	require.Len(t, members, 4)
+	assert.Equal(t, "m4", members[3].Name, "the new member published its name")
+	assert.Equal(t, c.members[1].ClusterID(), c.members[4].ClusterID(), "the joiner learned the cluster ID from the log")
+	c.requireConverged()
+
+	// Errors as etcd names them.
+	r = c.do(1, membership(MemberAdd, MemberInfo{PeerURLs: []string{"http://127.0.0.1:2384"}}))
+	assert.ErrorIs(t, r.Err, ErrPeerURLExists)
+	r = c.do(1, membership(MemberRemove, MemberInfo{ID: 99}))
+	assert.ErrorIs(t, r.Err, ErrMemberNotFound)
+	r = c.do(1, membership(MemberPromote, MemberInfo{ID: 2}))
+	assert.ErrorIs(t, r.Err, ErrNotLearner)
+
+	// Remove member 2; it may not come back.
+	r = c.do(lead, membership(MemberRemove, MemberInfo{ID: 2}))
+	require.NoError(t, r.Err)
+	c.tick(3)
+	assert.Equal(t, []uint64{1, 3, 4}, c.members[lead].ConfState().Voters)
+	r = c.do(lead, membership(MemberRemove, MemberInfo{ID: 2}))
+	assert.ErrorIs(t, r.Err, ErrMemberRemoved)
+	c.down[2] = true
+	require.NoError(t, c.do(3, set("/after", "x")).Err)
+
+	// Update member 3's peer URLs.
+	r = c.do(1, membership(MemberUpdate, MemberInfo{ID: 3, PeerURLs: []string{"http://10.0.0.3:2380"}}))
+	require.NoError(t, r.Err)
+	c.tick(2)
+	for _, id := range []uint64{1, 3, 4} {
+		for _, mi := range c.members[id].Members() {
+			if mi.ID == 3 {
+				assert.Equal(t, []string{"http://10.0.0.3:2380"}, mi.PeerURLs)
+				assert.Equal(t, "m3", mi.Name, "the name survives the update")
+			}
+		}
+	}
+	c.requireConverged()
+
+	// Everything survives restarts (snapshot or WAL replay).
+	for _, id := range []uint64{1, 3, 4} {
+		c.restart(id)
+	}
+	c.leader()
+	assert.Len(t, c.members[4].Members(), 3)
+	assert.Equal(t, []uint64{1, 3, 4}, c.members[4].ConfState().Voters)
+}
+
+func TestMembershipRemovingTheLeader(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	r := c.do(lead, membership(MemberRemove, MemberInfo{ID: lead}))
+	require.NoError(t, r.Err)
+	c.down[lead] = true
+	newLead := lead
+	for i := 0; newLead == lead || newLead == 0; i++ {
+		require.Less(t, i, 100, "no new leader")
+		c.tick(1)
+		newLead = c.members[c.ids[0]].Leader()
+		if c.ids[0] == lead {
+			newLead = c.members[c.ids[1]].Leader()
+		}
+	}
+	_, ss, _ := c.members[lead].node.BasicStatus()
+	assert.NotEqual(t, raft.StateLeader, ss.State, "the removed leader stepped down")
+	require.NoError(t, c.do(newLead, set("/x", "1")).Err)
+}
+
+func TestMembershipRefusesRemovalThatLosesQuorum(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	// One follower is down: removing the other would leave the leader
+	// alone with a dead member, unable to commit.
+	var down, up uint64
+	for _, id := range c.ids {
+		if id != lead {
+			if down == 0 {
+				down = id
+			} else {
+				up = id
+			}
+		}
+	}
+	c.down[down] = true
+	c.tick(15)
+	r := c.do(lead, membership(MemberRemove, MemberInfo{ID: up}))
+	require.Error(t, r.Err)
+	assert.True(t, errors.Is(r.Err, ErrTooFewVoters), "got %v", r.Err)
+}
