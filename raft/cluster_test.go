@@ -178,15 +178,6 @@ func (c *testCluster) stabilize() {
 	}
 }
 
-func (c *testCluster) tick(n int) {
-	for range n {
-		for _, id := range c.ids {
-			c.nodes[id].Tick()
-		}
-		c.processReadies()
-	}
-}
-
 func (c *testCluster) partition(groups ...[]uint64) {
 	clear(c.cut)
 	group := map[uint64]int{}

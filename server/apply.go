@@ -84,16 +84,6 @@ func (m *Member) applyProposal(e raft.Entry) error {
 	return nil
 }
 
-func (m *Member) inConfig(id uint64) bool {
-	for _, set := range [][]uint64{m.confState.Voters, m.confState.Learners, m.confState.VotersOutgoing} {
-		for _, v := range set {
-			if v == id {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // applyConfChange applies a membership change. Its Context, when set,
 // carries the new member's information.

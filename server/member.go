@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -515,5 +514,3 @@ func sameInfo(a, b MemberInfo) bool {
 	return a.ID == b.ID && a.Name == b.Name && fmt.Sprint(a.PeerURLs) == fmt.Sprint(b.PeerURLs) &&
 		fmt.Sprint(a.ClientURLs) == fmt.Sprint(b.ClientURLs)
 }
-
-func uvarintBytes(v uint64) []byte { return binary.AppendUvarint(nil, v) }
