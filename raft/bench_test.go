@@ -3,6 +3,7 @@ package raft
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -98,6 +99,8 @@ func BenchmarkCommit(b *testing.B) {
 				data[i] = payload
 			}
 			start := c.applied[2]
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			b.ReportAllocs()
 			b.ResetTimer()
 			proposed := 0
@@ -110,11 +113,13 @@ func BenchmarkCommit(b *testing.B) {
 				c.run()
 			}
 			b.StopTimer()
+			runtime.ReadMemStats(&after)
 			committed := c.applied[2] - start
 			if committed < uint64(b.N) {
 				b.Fatalf("committed %d of %d", committed, b.N)
 			}
 			b.ReportMetric(float64(committed)/b.Elapsed().Seconds(), "entries/s")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(committed), "allocs/entry")
 			b.ReportMetric(0, "ns/op")
 		})
 	}

@@ -57,12 +57,11 @@ func (u *unstable) stableTo(i, t uint64) {
 		return
 	}
 	n := int(i + 1 - u.offset)
+	// Later appends go after the end of the backing array's used part,
+	// never over entries handed out earlier (which messages in flight may
+	// still reference).
 	u.entries = u.entries[n:]
 	u.offset = i + 1
-	if len(u.entries) == 0 {
-		// Drop the backing array so that persisted entries can be collected.
-		u.entries = nil
-	}
 }
 
 // stableSnapTo marks the snapshot at index i durable.

@@ -187,7 +187,10 @@ func (ms *MemoryStorage) Compact(compactIndex uint64) error {
 		return fmt.Errorf("raft: compact index %d is beyond the last index %d", compactIndex, ms.lastIndex())
 	}
 	i := compactIndex - offset
-	ents := make([]Entry, 1, uint64(len(ms.ents))-i)
+	// Leave room to grow back to the length the log had, or the next
+	// appends copy everything again and again as the slice regrows.
+	remaining := uint64(len(ms.ents)) - i
+	ents := make([]Entry, 1, max(2*remaining, uint64(len(ms.ents)), 1024))
 	ents[0] = Entry{Index: ms.ents[i].Index, Term: ms.ents[i].Term}
 	ms.ents = append(ents, ms.ents[i+1:]...)
 	return nil
