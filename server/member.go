@@ -257,6 +257,9 @@ func (m *Member) Receive(msg raft.Message) {
 	_ = m.node.Step(msg)
 }
 
+// ReportUnreachable tells raft that messages to peer id were lost.
+func (m *Member) ReportUnreachable(id uint64) { m.node.ReportUnreachable(id) }
+
 // Submit starts a client request. done is called exactly once, from within
 // a later Process or Tick (or at once if the request is refused).
 func (m *Member) Submit(req Request, done func(Response)) {

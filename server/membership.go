@@ -106,15 +106,18 @@ func decodeConfChangeContext(b []byte) (confChangeContext, error) {
 	return c, nil
 }
 
-// DeriveMemberID computes a new member's ID from its peer URLs, the cluster
-// ID and the time it is added, as etcd does (never 0).
-func DeriveMemberID(peerURLs []string, clusterID uint64, unixNanos int64) uint64 {
+// DeriveMemberID computes a member's ID from its peer URLs and the
+// cluster token (never 0). The member being added and the member that adds
+// it compute the same ID on their own, so a new member knows who it is
+// without asking. A removed member's ID cannot be used again: give a
+// replacement new peer URLs.
+func DeriveMemberID(peerURLs []string, token string) uint64 {
 	urls := slices.Clone(peerURLs)
 	slices.Sort(urls)
 	h := sha256.New()
 	h.Write([]byte(strings.Join(urls, ",")))
-	h.Write(binary.BigEndian.AppendUint64(nil, clusterID))
-	h.Write(binary.BigEndian.AppendUint64(nil, uint64(unixNanos)))
+	h.Write([]byte{0})
+	h.Write([]byte(token))
 	id := binary.BigEndian.Uint64(h.Sum(nil)[:8])
 	return max(id, 1)
 }
@@ -173,7 +176,7 @@ func (m *Member) planChange(req Request) (raft.ConfChange, MemberInfo, error) {
 			return raft.ConfChange{}, info, errors.New("membership: a member needs at least one peer URL")
 		}
 		if info.ID == 0 {
-			info.ID = DeriveMemberID(info.PeerURLs, m.ClusterID(), req.Now.UnixNano())
+			info.ID = DeriveMemberID(info.PeerURLs, m.cfg.ClusterToken)
 		}
 		if cur != nil || m.cluster.removed[info.ID] {
 			return raft.ConfChange{}, info, ErrIDExists

@@ -31,10 +31,12 @@ type Runtime struct {
 
 	inbox    chan raft.Message
 	requests chan call
-	queries  chan func(*Member)
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	// unreachable carries peers the transport could not reach.
+	unreachable chan uint64
+	queries     chan func(*Member)
+	stop        chan struct{}
+	done        chan struct{}
+	stopOnce    sync.Once
 
 	// status is refreshed after every round, for readers on any goroutine.
 	status atomic.Pointer[RuntimeStatus]
@@ -42,7 +44,8 @@ type Runtime struct {
 	err atomic.Pointer[error]
 	// onRound, if set, is called after every round with its output (for
 	// metrics and logs), on the loop goroutine.
-	onRound func(Output)
+	onRound          func(Output)
+	onMembersChanged func([]MemberInfo)
 }
 
 type call struct {
@@ -70,6 +73,10 @@ type RuntimeOptions struct {
 	RequestQueueSize int
 	// OnRound is called after every round, on the loop goroutine.
 	OnRound func(Output)
+	// OnMembersChanged is called with the member table when the loop
+	// starts and whenever the table changes (so the transport can follow),
+	// on the loop goroutine; it must not block.
+	OnMembersChanged func([]MemberInfo)
 }
 
 // ErrRuntimeStopped is returned for requests made to a stopped runtime.
@@ -89,8 +96,9 @@ func NewRuntime(m *Member, t Transport, opts RuntimeOptions) *Runtime {
 	rt := &Runtime{
 		member: m, transport: t, tick: opts.Tick, clock: time.Now,
 		inbox: make(chan raft.Message, opts.InboxSize), requests: make(chan call, opts.RequestQueueSize),
-		queries: make(chan func(*Member)), stop: make(chan struct{}), done: make(chan struct{}),
-		onRound: opts.OnRound,
+		unreachable: make(chan uint64, 64),
+		queries:     make(chan func(*Member)), stop: make(chan struct{}), done: make(chan struct{}),
+		onRound: opts.OnRound, onMembersChanged: opts.OnMembersChanged,
 	}
 	rt.refreshStatus()
 	return rt
@@ -126,6 +134,15 @@ func (rt *Runtime) Err() error {
 func (rt *Runtime) Receive(msg raft.Message) {
 	select {
 	case rt.inbox <- msg:
+	default:
+	}
+}
+
+// ReportUnreachable tells the member that messages to peer id were lost, so
+// that raft probes it instead of streaming. It never blocks.
+func (rt *Runtime) ReportUnreachable(id uint64) {
+	select {
+	case rt.unreachable <- id:
 	default:
 	}
 }
@@ -184,6 +201,9 @@ func (rt *Runtime) Status() RuntimeStatus { return *rt.status.Load() }
 
 func (rt *Runtime) loop() {
 	defer close(rt.done)
+	if rt.onMembersChanged != nil {
+		rt.onMembersChanged(rt.member.Members())
+	}
 	ticker := time.NewTicker(rt.tick)
 	defer ticker.Stop()
 	for {
@@ -194,6 +214,8 @@ func (rt *Runtime) loop() {
 			rt.member.Submit(c.req, c.done)
 		case f := <-rt.queries:
 			f(rt.member)
+		case id := <-rt.unreachable:
+			rt.member.ReportUnreachable(id)
 		case <-ticker.C:
 			rt.member.Tick(rt.clock())
 		case <-rt.stop:
@@ -235,6 +257,9 @@ func (rt *Runtime) work() error {
 		}
 		if rt.onRound != nil {
 			rt.onRound(out)
+		}
+		if out.MembersChanged && rt.onMembersChanged != nil {
+			rt.onMembersChanged(rt.member.Members())
 		}
 		if out.Err != nil {
 			return out.Err
