@@ -38,7 +38,7 @@ type Member struct {
 	// leader is the last leader seen, on the runtime's loop goroutine.
 	leader   uint64
 	stopOnce sync.Once
-	stopErr   error
+	stopErr  error
 }
 
 // Start starts a member and returns once it listens; it then runs until
