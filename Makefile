@@ -2,10 +2,14 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: run test bench sim lint fmt build
+.PHONY: run demo test bench sim lint fmt build
 
-## run: until the server exists, a short simulated 3-member cluster under faults, told as a story
+## run: start a local 3-member cluster on 127.0.0.1 and print how to talk to it (Ctrl-C stops it)
 run:
+	$(GO) run ./cmd/raftkv cluster --size 3
+
+## demo: a short simulated 3-member cluster under faults, told as a story
+demo:
 	$(GO) run ./cmd/raftkv sim --seed 1 --members 3 --duration 10s --verbose
 
 ## test: vet, then every test with a bounded simulation campaign (CI runs this)
