@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -47,6 +48,9 @@ type APIOptions struct {
 	// defaults are the etcd versions whose v2 API raftkv serves, so that
 	// clients which check versions treat raftkv as that etcd.
 	ServerVersion, ClusterVersion string
+	// Logger receives the HTTP servers' own errors (failed TLS handshakes,
+	// malformed requests) at debug level; nil means none are logged.
+	Logger *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics; nil
 	// means a new registry of the API's own (one per API, so that several
 	// members may run in one process).
@@ -78,6 +82,9 @@ func (o APIOptions) withDefaults() APIOptions {
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -198,7 +205,7 @@ func (a *API) Serve(l net.Listener, tlsConfig *tls.Config) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		TLSConfig:         tlsConfig,
-		ErrorLog:          nil,
+		ErrorLog:          slog.NewLogLogger(a.opts.Logger.Handler(), slog.LevelDebug),
 	}
 	a.mu.Lock()
 	select {

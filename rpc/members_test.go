@@ -1,0 +1,180 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/raft"
+	"github.com/raftkv/raftkv/server"
+)
+
+// changingBackend is a fake member that can change membership.
+type changingBackend struct {
+	*fakeBackend
+	err error
+	// got records the last change asked.
+	got string
+}
+
+func (b *changingBackend) AddMember(ctx context.Context, peerURLs []string) (server.MemberInfo, error) {
+	b.got = "add " + strings.Join(peerURLs, ",")
+	if b.err != nil {
+		return server.MemberInfo{}, b.err
+	}
+	return server.MemberInfo{ID: 0xbeef, PeerURLs: peerURLs}, nil
+}
+
+func (b *changingBackend) RemoveMember(ctx context.Context, id uint64) error {
+	b.got = "remove " + formatID(id)
+	return b.err
+}
+
+func (b *changingBackend) UpdateMember(ctx context.Context, id uint64, peerURLs []string) error {
+	b.got = "update " + formatID(id) + " " + strings.Join(peerURLs, ",")
+	return b.err
+}
+
+// TestMembershipChanges: the members handler maps a MembershipChanger's
+// answers to etcd's statuses and bodies (spec §11.1).
+func TestMembershipChanges(t *testing.T) {
+	tests := []struct {
+		name, method, target, body string
+		err                        error
+		wantCode                   int
+		wantBody, wantCall         string
+	}{
+		{"add", "POST", "/v2/members", `{"peerURLs":["http://b:2380","http://a:2380"]}`, nil,
+			http.StatusCreated, `{"id":"beef","name":"","peerURLs":["http://a:2380","http://b:2380"],"clientURLs":[]}` + "\n",
+			"add http://a:2380,http://b:2380"},
+		{"add, peer URL taken", "POST", "/v2/members", `{"peerURLs":["http://a:2380"]}`, ErrPeerURLExists,
+			http.StatusConflict, `{"message":"membership: peerURL exists"}`, "add http://a:2380"},
+		{"add, ID taken", "POST", "/v2/members", `{"peerURLs":["http://a:2380"]}`, ErrMemberExists,
+			http.StatusConflict, `{"message":"membership: ID exists"}`, "add http://a:2380"},
+		{"add fails", "POST", "/v2/members", `{"peerURLs":["http://a:2380"]}`, errors.New("timeout"),
+			http.StatusInternalServerError, `{"message":"Internal Server Error"}`, "add http://a:2380"},
+		{"remove", "DELETE", "/v2/members/1a2b", "", nil, http.StatusNoContent, "", "remove 1a2b"},
+		{"remove, removed before", "DELETE", "/v2/members/0ab", "", ErrMemberRemoved,
+			http.StatusGone, `{"message":"Member permanently removed: ab"}`, "remove ab"},
+		{"remove, unknown", "DELETE", "/v2/members/ab", "", ErrMemberNotFound,
+			http.StatusNotFound, `{"message":"No such member: ab"}`, "remove ab"},
+		{"update", "PUT", "/v2/members/1a2b", `{"peerURLs":["http://c:2380"]}`, nil,
+			http.StatusNoContent, "", "update 1a2b http://c:2380"},
+		{"update, peer URL taken", "PUT", "/v2/members/1a2b", `{"peerURLs":["http://c:2380"]}`, ErrPeerURLExists,
+			http.StatusConflict, `{"message":"membership: peerURL exists"}`, "update 1a2b http://c:2380"},
+		{"update, unknown", "PUT", "/v2/members/ab", `{"peerURLs":["http://c:2380"]}`, ErrMemberNotFound,
+			http.StatusNotFound, `{"message":"No such member: ab"}`, "update ab http://c:2380"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			backend := &changingBackend{fakeBackend: newFakeBackend(t), err: tt.err}
+			api, err := NewAPI(backend, APIOptions{})
+			require.NoError(t, err)
+			url := newServer(t, api)
+			code, h, body := send(t, tt.method, url+tt.target, "application/json", strings.NewReader(tt.body))
+			assert.Equal(t, tt.wantCode, code)
+			assert.Equal(t, tt.wantBody, body)
+			assert.Equal(t, tt.wantCall, backend.got)
+			assert.Equal(t, "cafe0123", h.Get("X-Etcd-Cluster-Id"))
+		})
+	}
+}
+
+func TestMembersLeader(t *testing.T) {
+	_, backend, srv := newTestAPI(t, APIOptions{})
+	backend.leader = 0
+	code, _, body := send(t, "GET", srv.URL+"/v2/members/leader", "", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, `{"message":"During election"}`, body)
+
+	backend.members = append(backend.members, server.MemberInfo{ID: 0x3c, PeerURLs: []string{"http://127.0.0.1:2381"}})
+	backend.leader = 0x3c
+	code, _, body = send(t, "GET", srv.URL+"/v2/members/leader", "", nil)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, `{"id":"3c","name":"","peerURLs":["http://127.0.0.1:2381"],"clientURLs":[]}`+"\n", body)
+
+	code, _, body = send(t, "GET", srv.URL+"/v2/members", "", nil)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, `{"members":[{"id":"1a2b","name":"one","peerURLs":["http://127.0.0.1:2380"],"clientURLs":["http://127.0.0.1:2379"]},`+
+		`{"id":"3c","name":"","peerURLs":["http://127.0.0.1:2381"],"clientURLs":[]}]}`+"\n", body)
+}
+
+func TestMachines(t *testing.T) {
+	_, backend, srv := newTestAPI(t, APIOptions{})
+	backend.members = []server.MemberInfo{
+		{ID: 1, ClientURLs: []string{"http://b:2379", "http://a:2379"}},
+		{ID: 2, ClientURLs: []string{"http://0:2379"}},
+		{ID: 3},
+	}
+	code, _, body := send(t, "GET", srv.URL+"/v2/machines", "", nil)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "http://0:2379, http://a:2379, http://b:2379", body)
+}
+
+// TestHealth covers /health's unhealthy answers: 503, the JSON and a
+// newline, as plain text (spec §11.2).
+func TestHealth(t *testing.T) {
+	t.Run("no leader", func(t *testing.T) {
+		_, backend, srv := newTestAPI(t, APIOptions{})
+		backend.leader = 0
+		code, h, body := send(t, "GET", srv.URL+"/health", "", nil)
+		assert.Equal(t, http.StatusServiceUnavailable, code)
+		assert.Equal(t, "text/plain; charset=utf-8", h.Get("Content-Type"))
+		assert.Equal(t, `{"health":"false","reason":"RAFT NO LEADER"}`+"\n", body)
+		// serializable=true skips the leader check.
+		code, _, body = send(t, "GET", srv.URL+"/health?serializable=true", "", nil)
+		assert.Equal(t, http.StatusOK, code)
+		assert.Equal(t, `{"health":"true","reason":""}`, body)
+	})
+	t.Run("read fails", func(t *testing.T) {
+		_, backend, srv := newTestAPI(t, APIOptions{})
+		backend.doErr = kvstore.NewError(kvstore.CodeRaftInternal, server.ErrTimeout.Error(), 0)
+		code, _, body := send(t, "GET", srv.URL+"/health", "", nil)
+		assert.Equal(t, http.StatusServiceUnavailable, code)
+		assert.Equal(t, `{"health":"false","reason":"QGET ERROR:etcdserver: request timed out"}`+"\n", body)
+		got := backend.lastRequest()
+		assert.Equal(t, server.RequestRead, got.Kind)
+		assert.False(t, got.Serializable, "the health read is linearizable")
+	})
+}
+
+func TestStats(t *testing.T) {
+	_, backend, srv := newTestAPI(t, APIOptions{})
+	for _, req := range []struct{ method, target, body string }{
+		{"PUT", "/v2/keys/a", "value=1"},
+		{"PUT", "/v2/keys/a?prevExist=false", "value=1"},
+		{"PUT", "/v2/keys/a?prevExist=true", "value=2"},
+		{"PUT", "/v2/keys/a?prevValue=2", "value=3"},
+		{"PUT", "/v2/keys/a?prevIndex=99", "value=3"},
+		{"POST", "/v2/keys/q", "value=1"},
+		{"GET", "/v2/keys/a", ""},
+		{"GET", "/v2/keys/nope", ""},
+		{"DELETE", "/v2/keys/a?prevValue=x", ""},
+		{"DELETE", "/v2/keys/a", ""},
+	} {
+		send(t, req.method, srv.URL+req.target, formType, strings.NewReader(req.body))
+	}
+	_, _ = openWatch(t, srv.URL+"/v2/keys/w?wait=true")
+	code, _, body := send(t, "GET", srv.URL+"/v2/stats/store", "", nil)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, `{"getsSuccess":1,"getsFail":1,"setsSuccess":1,"setsFail":0,"deleteSuccess":1,"deleteFail":0,`+
+		`"updateSuccess":1,"updateFail":0,"createSuccess":1,"createFail":1,"compareAndSwapSuccess":1,"compareAndSwapFail":1,`+
+		`"compareAndDeleteSuccess":0,"compareAndDeleteFail":1,"expireCount":0,"watchers":1}`, body)
+
+	code, _, body = send(t, "GET", srv.URL+"/v2/stats/self", "", nil)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, `{"name":"one","id":"1a2b","state":"StateLeader","startTime":"2024-05-01T10:00:00.123456789Z",`+
+		`"leaderInfo":{"leader":"1a2b","uptime":"0s","startTime":"2024-05-01T10:00:00.123456789Z"},`+
+		`"recvAppendRequestCnt":0,"sendAppendRequestCnt":0}`, body)
+
+	backend.state = raft.StateFollower
+	code, _, body = send(t, "GET", srv.URL+"/v2/stats/leader", "", nil)
+	assert.Equal(t, http.StatusForbidden, code)
+	assert.Equal(t, `{"message":"not current leader"}`, body)
+}
