@@ -45,10 +45,12 @@ type Result struct {
 	Seed   uint64
 	Params Params
 	// Events is the number of events carried out; SimTime the virtual time
-	// the run covered; Wall the real time it took.
-	Events  uint64
-	SimTime time.Duration
-	Wall    time.Duration
+	// the run covered; Wall the real time it took, LoopWall the part of it
+	// spent simulating (the rest checks the history).
+	Events   uint64
+	SimTime  time.Duration
+	Wall     time.Duration
+	LoopWall time.Duration
 	// TraceHash is the hash of the whole trace; Hashes, with
 	// Config.RecordHashes, the hash after each event.
 	TraceHash uint64
@@ -145,6 +147,8 @@ type Simulation struct {
 	stats                Stats
 	// lastLog is when the last periodic status line was written.
 	lastLog time.Duration
+	// loopWall is the real time the event loop took.
+	loopWall time.Duration
 }
 
 // New prepares a run of cfg.
@@ -178,6 +182,10 @@ func (s *Simulation) Run() (res Result) {
 		s.tr.flush()
 		res = s.result()
 		res.Wall = time.Since(start)
+		res.LoopWall = s.loopWall
+		if res.LoopWall == 0 {
+			res.LoopWall = res.Wall
+		}
 	}()
 	s.start()
 	for s.q.len() > 0 && s.failure == nil && s.phase != phaseDone {
@@ -189,6 +197,7 @@ func (s *Simulation) Run() (res Result) {
 			s.hashes = append(s.hashes, s.tr.hash)
 		}
 	}
+	s.loopWall = time.Since(start)
 	if s.failure == nil && !s.cfg.NoLinearizability {
 		s.checkHistory()
 	} else if s.cfg.NoLinearizability {
