@@ -17,6 +17,10 @@ type raftLog struct {
 	// applied is the highest index the application has applied (Figure 2's
 	// lastApplied).
 	applied uint64
+	// applying is the highest index handed out to be applied (in a Ready
+	// not yet advanced, or taken with TakeCommittedEntries).
+	// Invariant: applied <= applying <= committed.
+	applying uint64
 	// maxApplyBytes bounds the committed entries handed out in one Ready.
 	maxApplyBytes uint64
 }
@@ -38,6 +42,7 @@ func newLog(storage Storage, maxApplyBytes uint64) (*raftLog, error) {
 	// Everything up to the snapshot is committed and applied.
 	l.committed = first - 1
 	l.applied = first - 1
+	l.applying = first - 1
 	return l, nil
 }
 
@@ -205,15 +210,18 @@ func (l *raftLog) maybeCommit(maxIndex, term uint64) bool {
 	return false
 }
 
-// appliedTo records that the application has applied up to i.
+// appliedTo records that the application has applied up to i. (It may
+// already know of more: entries taken with TakeCommittedEntries while a
+// Ready was outstanding.)
 func (l *raftLog) appliedTo(i uint64) {
-	if i == 0 {
+	if i <= l.applied {
 		return
 	}
-	if l.committed < i || i < l.applied {
-		panic(fmt.Sprintf("raft: applied(%d) is out of range [prevApplied(%d), committed(%d)]", i, l.applied, l.committed))
+	if l.committed < i {
+		panic(fmt.Sprintf("raft: applied(%d) is beyond committed(%d)", i, l.committed))
 	}
 	l.applied = i
+	l.applying = max(l.applying, i)
 }
 
 // maxAppliableIndex is the last index that may be handed out for applying:
@@ -228,20 +236,21 @@ func (l *raftLog) maxAppliableIndex() uint64 {
 
 // hasNextCommittedEnts reports whether entries wait to be applied.
 func (l *raftLog) hasNextCommittedEnts() bool {
-	return l.applied < l.maxAppliableIndex()
+	return l.applying < l.maxAppliableIndex()
 }
 
 // nextCommittedEnts returns the entries to apply next, bounded by
 // maxApplyBytes.
 func (l *raftLog) nextCommittedEnts() []Entry {
 	hi := l.maxAppliableIndex()
-	if l.applied >= hi {
+	if l.applying >= hi {
 		return nil
 	}
-	ents, err := l.slice(l.applied+1, hi+1, l.maxApplyBytes)
+	ents, err := l.slice(l.applying+1, hi+1, l.maxApplyBytes)
 	if err != nil {
 		panic(fmt.Sprintf("raft: unexpected error reading entries to apply: %v", err))
 	}
+	l.applying = ents[len(ents)-1].Index
 	return ents
 }
 
@@ -321,6 +330,9 @@ func (l *raftLog) snapshot() (Snapshot, error) {
 // restore replaces the log with snapshot s (an incoming InstallSnapshot).
 func (l *raftLog) restore(s Snapshot) {
 	l.committed = s.Metadata.Index
+	// What the snapshot holds is applied when the snapshot is; nothing of
+	// the old log may be handed out any more.
+	l.applying = max(l.applying, l.applied)
 	l.unstable.restore(s)
 }
 

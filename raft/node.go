@@ -218,6 +218,50 @@ func (n *Node) ReportUnreachable(id uint64) {
 	}
 }
 
+// HasMessages reports whether messages wait that may be sent at once
+// (Ready.Messages' kind), whether or not a Ready is outstanding.
+func (n *Node) HasMessages() bool { return len(n.r.msgs) > 0 }
+
+// TakeMessages returns, and hands over for sending, the messages that may be
+// sent at once: those that vouch for nothing unpersisted (a leader's
+// appends and heartbeats, forwarded requests). It may be called while a
+// Ready is outstanding, so that a leader keeps streaming to its followers
+// while its own disk is busy. Messages that must wait for a write
+// (Ready.MessagesAfterPersist) stay for the next Ready.
+func (n *Node) TakeMessages() []Message {
+	msgs := n.r.msgs
+	n.r.msgs = nil
+	return msgs
+}
+
+// TakeCommittedEntries returns the committed entries that are durable here
+// and not yet handed out, and counts them as applied: the caller applies
+// them at once, in order (EntryConfChange ones with ApplyConfChange). It
+// may be called while a Ready is outstanding, so that an application need
+// not wait for its disk to apply what is already durable; entries handed
+// out this way never appear in a Ready.
+func (n *Node) TakeCommittedEntries() []Entry {
+	ents := n.r.log.nextCommittedEnts()
+	if len(ents) > 0 {
+		n.r.appliedTo(ents[len(ents)-1].Index)
+	}
+	return ents
+}
+
+// HasCommittedEntries reports whether TakeCommittedEntries has entries.
+func (n *Node) HasCommittedEntries() bool { return n.r.log.hasNextCommittedEnts() }
+
+// HasReadStates reports whether TakeReadStates has read states.
+func (n *Node) HasReadStates() bool { return len(n.r.readStates) > 0 }
+
+// TakeReadStates returns the ReadStates produced since the last Ready or
+// call, whether or not a Ready is outstanding.
+func (n *Node) TakeReadStates() []ReadState {
+	rs := n.r.readStates
+	n.r.readStates = nil
+	return rs
+}
+
 // HasReady reports whether Ready has anything to hand out. It is false while
 // a Ready is outstanding.
 func (n *Node) HasReady() bool {

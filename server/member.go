@@ -67,13 +67,18 @@ type Member struct {
 	// membersChanged says the member table changed since the last Output.
 	membersChanged bool
 
-	// pendingReady is a Ready that could not be written (full disk) and
-	// must be retried before anything else.
-	pendingReady *raft.Ready
+	// persisting is the disk work handed to the shell and not yet done;
+	// persisted is work done, whose effects (Advance, the messages that
+	// waited for it) the next Process carries out. retry is work the disk
+	// refused (full), to hand out again.
+	// Invariant: at most one of persisting, persisted and retry is set.
+	persisting, persisted, retry *PersistJob
 	// diskFull says the last write failed for lack of space; stalled says
 	// no retry until the next tick.
 	diskFull bool
 	stalled  bool
+	// fatal is a storage failure the member cannot go on from.
+	fatal error
 
 	// RecoveryLog lists what start-up did to recover (a torn WAL tail
 	// truncated, a corrupt snapshot skipped), for the shell to log.
@@ -91,23 +96,26 @@ type pendingWrite struct {
 type Output struct {
 	// Messages may be sent at once.
 	Messages []raft.Message
-	// AfterPersist may be sent now too: Process returns only once the
-	// writes of this round are durable. (The simulator charges the disk's
-	// time before delivering them.)
+	// Persist, if set, is disk work for the shell: run it (off the member's
+	// goroutine if it likes), then report it with PersistDone. The member
+	// goes on meanwhile.
+	Persist *PersistJob
+	// AfterPersist may be sent now: they waited for the disk work that this
+	// Process found done.
 	AfterPersist []raft.Message
 	// HardState and SoftState are the member's raft state after the round.
 	HardState raft.HardState
 	SoftState raft.SoftState
-	// Snapshot is the metadata of a snapshot installed this round, if any.
+	// Snapshot, Entries and Synced describe the disk work found done this
+	// round: a snapshot installed, entries written (replacing any from the
+	// first one's index on), and whether it was fsynced.
 	Snapshot raft.SnapshotMetadata
-	// Entries were written to the log, replacing any from the first one's
-	// index on.
-	Entries []raft.Entry
+	Entries  []raft.Entry
+	Synced   bool
 	// Applied are the entries applied to the key space, in order.
 	Applied []raft.Entry
-	// Synced says the writes were fsynced.
-	Synced bool
-	// Stalled says the disk refused the writes (full); they will be retried.
+	// Stalled says the disk refused the last writes (full); they are handed
+	// out again after the next tick.
 	Stalled bool
 	// MembersChanged says the member table changed: the shell should
 	// update its transport's peers.
@@ -334,66 +342,143 @@ func (m *Member) term() uint64 {
 
 // HasWork reports whether Process has anything to do.
 func (m *Member) HasWork() bool {
-	if m.stalled {
+	switch {
+	case m.fatal != nil || m.persisted != nil:
+		return true
+	case len(m.proposals) > 0 && !m.proposalsBlocked, m.reads.hasUnsent(), m.node.HasMessages(),
+		m.node.HasCommittedEntries(), m.node.HasReadStates():
+		return true
+	case m.persisting != nil || m.stalled:
 		return false
 	}
-	return m.pendingReady != nil || (len(m.proposals) > 0 && !m.proposalsBlocked) ||
-		m.reads.hasUnsent() || m.node.HasReady()
+	return m.retry != nil || m.node.HasReady()
 }
 
-// Process does one round of work: it hands queued proposals and reads to
-// raft, writes what raft has ready to the disk, applies what is committed
-// and answers the requests it can.
+// Process does one round of work: it finishes the disk work found done,
+// hands queued proposals and reads to raft, applies what is committed,
+// answers the requests it can, and hands out the next disk work. It never
+// waits for a disk: see Output.Persist.
 func (m *Member) Process() Output {
+	var out Output
+	if m.fatal != nil {
+		out.Err = m.fatal
+		return m.output(out)
+	}
+	if j := m.persisted; j != nil {
+		m.persisted = nil
+		if err := m.finishRound(j, &out); err != nil {
+			m.fatal, out.Err = err, err
+			return m.output(out)
+		}
+	}
 	m.flushProposals()
 	m.reads.flush(m)
-	var rd raft.Ready
-	switch {
-	case m.pendingReady != nil:
-		rd, m.pendingReady = *m.pendingReady, nil
-	case m.node.HasReady():
-		rd = m.node.Ready()
-	default:
-		return m.output(Output{})
+	// What is committed and durable here is applied now, whether or not
+	// the disk is busy with the next write.
+	if ents := m.node.TakeCommittedEntries(); len(ents) > 0 {
+		out.Applied = ents
+		if err := m.apply(ents); err != nil {
+			m.fatal, out.Err = err, err
+			return m.output(out)
+		}
 	}
-	out := Output{Messages: rd.Messages, Entries: rd.Entries}
+	if rs := m.node.TakeReadStates(); len(rs) > 0 {
+		m.reads.readStates(rs)
+	}
+	m.reads.serve(m)
+	switch {
+	case m.persisting != nil || m.stalled:
+		out.Stalled = m.stalled
+	case m.retry != nil:
+		m.persisting, m.retry = m.retry, nil
+		out.Persist = m.persisting
+	case m.node.HasReady():
+		if err := m.startRound(&out); err != nil {
+			m.fatal, out.Err = err, err
+			return m.output(out)
+		}
+	}
+	// A leader streams to its followers while its own disk is busy.
+	out.Messages = append(out.Messages, m.node.TakeMessages()...)
+	return m.output(out)
+}
+
+// startRound takes raft's next Ready: its messages leave at once, its
+// committed entries (durable already) are applied at once, and its writes
+// become the round's disk work.
+func (m *Member) startRound(out *Output) error {
+	rd := m.node.Ready()
+	out.Messages = append(out.Messages, rd.Messages...)
 	if rd.SoftState != nil {
 		// A new leader (or role): queued proposals may go now.
 		m.proposalsBlocked = false
 	}
-	if err := m.persist(rd); err != nil {
-		if errors.Is(err, storage.ErrDiskFull) {
-			// Nothing of rd is durable: keep it and retry; refuse new
-			// writes meanwhile. What was acknowledged before is safe.
-			m.diskFull, m.stalled = true, true
-			m.pendingReady = &rd
-			return m.output(Output{Messages: rd.Messages, Stalled: true})
+	if rd.Snapshot.IsEmpty() {
+		out.Applied = append(out.Applied, rd.CommittedEntries...)
+		if err := m.apply(rd.CommittedEntries); err != nil {
+			return err
 		}
-		return m.output(Output{Messages: rd.Messages, Err: err})
+		m.reads.readStates(rd.ReadStates)
+		m.reads.serve(m)
+	} else if len(rd.CommittedEntries) > 0 {
+		panic("server: a Ready with a snapshot also holds committed entries")
 	}
-	m.diskFull = false
-	out.Synced = rd.MustSync
-	out.AfterPersist = rd.MessagesAfterPersist
+	job := &PersistJob{rd: rd, disk: m.disk}
+	if job.empty() {
+		return m.finishRound(job, out)
+	}
+	m.persisting = job
+	out.Persist = job
+	return nil
+}
+
+// PersistDone reports that job, handed out by Process, has run: err is
+// what Run returned.
+func (m *Member) PersistDone(job *PersistJob, err error) {
+	if job != m.persisting {
+		panic("server: PersistDone for disk work that is not outstanding")
+	}
+	m.persisting = nil
+	switch {
+	case err == nil:
+		m.diskFull = false
+		m.persisted = job
+	case errors.Is(err, storage.ErrDiskFull):
+		// Nothing of the round is durable: keep it, retry after the next
+		// tick, and refuse new writes meanwhile. What was acknowledged
+		// before is safe.
+		m.diskFull, m.stalled = true, true
+		m.retry = job
+	default:
+		m.fatal = err
+	}
+}
+
+// finishRound carries out what a round's writes made possible: mirror them
+// in raftLog (raft reads its durable log there), install a snapshot, send
+// the messages that waited, advance raft.
+func (m *Member) finishRound(j *PersistJob, out *Output) error {
+	rd := j.rd
+	if err := m.mirror(rd); err != nil {
+		return err
+	}
 	if !rd.Snapshot.IsEmpty() {
 		if err := m.installSnapshot(rd.Snapshot); err != nil {
-			out.Err = err
-			return m.output(out)
+			return err
 		}
 		out.Snapshot = rd.Snapshot.Metadata
+		m.reads.readStates(rd.ReadStates)
 	}
-	out.Applied = rd.CommittedEntries
-	if err := m.apply(rd.CommittedEntries); err != nil {
-		out.Err = err
-		return m.output(out)
-	}
-	m.reads.readStates(rd.ReadStates)
+	out.Entries = append(out.Entries, rd.Entries...)
+	out.Synced = out.Synced || rd.MustSync
+	out.AfterPersist = append(out.AfterPersist, rd.MessagesAfterPersist...)
 	m.node.Advance(rd)
 	m.reads.serve(m)
 	if err := m.maybeSnapshot(); err != nil {
-		out.Err = err
+		return err
 	}
 	m.maybePublishInfo()
-	return m.output(out)
+	return nil
 }
 
 func (m *Member) output(out Output) Output {
@@ -402,17 +487,36 @@ func (m *Member) output(out Output) Output {
 	return out
 }
 
-// persist writes rd's snapshot, entries and hard state, in the order the
-// raft persistence contract asks, and mirrors them in raftLog.
-func (m *Member) persist(rd raft.Ready) error {
-	if !rd.Snapshot.IsEmpty() {
-		if err := m.disk.SaveSnapshot(rd.Snapshot); err != nil {
+// PersistJob is the disk work of one round: a snapshot, entries and a hard
+// state to write, in the order the raft persistence contract asks, and to
+// fsync if the round needs it. Run does it; it touches only the member's
+// storage, never the member, so the shell may run it on another goroutine
+// (one job at a time: the member hands out the next only after PersistDone).
+type PersistJob struct {
+	rd   raft.Ready
+	disk disk
+}
+
+// Run does the disk work.
+func (j *PersistJob) Run() error {
+	if !j.rd.Snapshot.IsEmpty() {
+		if err := j.disk.SaveSnapshot(j.rd.Snapshot); err != nil {
 			return err
 		}
 	}
-	if err := m.disk.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
-		return err
-	}
+	return j.disk.Save(j.rd.HardState, j.rd.Entries, j.rd.MustSync)
+}
+
+// Entries returns the entries the job writes; Sync whether it fsyncs.
+func (j *PersistJob) Entries() []raft.Entry { return j.rd.Entries }
+func (j *PersistJob) Sync() bool             { return j.rd.MustSync }
+
+func (j *PersistJob) empty() bool {
+	return j.rd.Snapshot.IsEmpty() && len(j.rd.Entries) == 0 && j.rd.HardState.IsEmpty()
+}
+
+// mirror copies a round's durable writes into raftLog.
+func (m *Member) mirror(rd raft.Ready) error {
 	if !rd.Snapshot.IsEmpty() {
 		if err := m.raftLog.ApplySnapshot(rd.Snapshot); err != nil {
 			return fmt.Errorf("server: install snapshot in memory: %w", err)

@@ -33,6 +33,11 @@ type Runtime struct {
 	requests chan call
 	// unreachable carries peers the transport could not reach.
 	unreachable chan uint64
+	// diskJobs carries the member's disk work to the disk goroutine, and
+	// diskDone its results back; diskBusy says a job is out.
+	diskJobs chan *PersistJob
+	diskDone chan diskResult
+	diskBusy bool
 	queries     chan func(*Member)
 	stop        chan struct{}
 	done        chan struct{}
@@ -46,6 +51,11 @@ type Runtime struct {
 	// metrics and logs), on the loop goroutine.
 	onRound          func(Output)
 	onMembersChanged func([]MemberInfo)
+}
+
+type diskResult struct {
+	job *PersistJob
+	err error
 }
 
 type call struct {
@@ -97,6 +107,7 @@ func NewRuntime(m *Member, t Transport, opts RuntimeOptions) *Runtime {
 		member: m, transport: t, tick: opts.Tick, clock: time.Now,
 		inbox: make(chan raft.Message, opts.InboxSize), requests: make(chan call, opts.RequestQueueSize),
 		unreachable: make(chan uint64, 64),
+		diskJobs:    make(chan *PersistJob, 1), diskDone: make(chan diskResult, 1),
 		queries:     make(chan func(*Member)), stop: make(chan struct{}), done: make(chan struct{}),
 		onRound: opts.OnRound, onMembersChanged: opts.OnMembersChanged,
 	}
@@ -104,8 +115,21 @@ func NewRuntime(m *Member, t Transport, opts RuntimeOptions) *Runtime {
 	return rt
 }
 
-// Start runs the event loop on its own goroutine.
-func (rt *Runtime) Start() { go rt.loop() }
+// Start runs the event loop, and the goroutine that does the member's
+// disk work, each on its own goroutine.
+func (rt *Runtime) Start() {
+	go rt.diskLoop()
+	go rt.loop()
+}
+
+// diskLoop runs the member's disk work, one job at a time, so that the
+// event loop goes on while a write is fsynced (group commit: everything
+// that arrives meanwhile goes into the next job).
+func (rt *Runtime) diskLoop() {
+	for job := range rt.diskJobs {
+		rt.diskDone <- diskResult{job: job, err: job.Run()}
+	}
+}
 
 // Stop ends the event loop, answers pending requests with ErrStopped and
 // closes the member's storage.
@@ -216,6 +240,9 @@ func (rt *Runtime) loop() {
 			f(rt.member)
 		case id := <-rt.unreachable:
 			rt.member.ReportUnreachable(id)
+		case res := <-rt.diskDone:
+			rt.diskBusy = false
+			rt.member.PersistDone(res.job, res.err)
 		case <-ticker.C:
 			rt.member.Tick(rt.clock())
 		case <-rt.stop:
@@ -255,6 +282,10 @@ func (rt *Runtime) work() error {
 		if len(out.AfterPersist) > 0 {
 			rt.transport.Send(out.AfterPersist)
 		}
+		if out.Persist != nil {
+			rt.diskBusy = true
+			rt.diskJobs <- out.Persist
+		}
 		if rt.onRound != nil {
 			rt.onRound(out)
 		}
@@ -284,6 +315,12 @@ func (rt *Runtime) shutdown(err error) {
 	if err != nil {
 		rt.err.Store(&err)
 	}
+	// Let the disk work under way finish before the storage is closed.
+	if rt.diskBusy {
+		res := <-rt.diskDone
+		rt.member.PersistDone(res.job, res.err)
+	}
+	close(rt.diskJobs)
 	// Answer whoever is still waiting in the queue.
 	for {
 		select {
