@@ -84,7 +84,6 @@ func (m *Member) applyProposal(e raft.Entry) error {
 	return nil
 }
 
-
 // applyConfChange applies a membership change. Its Context, when set,
 // carries the new member's information.
 func (m *Member) applyConfChange(e raft.Entry) error {

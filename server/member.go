@@ -509,7 +509,7 @@ func (j *PersistJob) Run() error {
 
 // Entries returns the entries the job writes; Sync whether it fsyncs.
 func (j *PersistJob) Entries() []raft.Entry { return j.rd.Entries }
-func (j *PersistJob) Sync() bool             { return j.rd.MustSync }
+func (j *PersistJob) Sync() bool            { return j.rd.MustSync }
 
 func (j *PersistJob) empty() bool {
 	return j.rd.Snapshot.IsEmpty() && len(j.rd.Entries) == 0 && j.rd.HardState.IsEmpty()

@@ -38,10 +38,10 @@ type Runtime struct {
 	diskJobs chan *PersistJob
 	diskDone chan diskResult
 	diskBusy bool
-	queries     chan func(*Member)
-	stop        chan struct{}
-	done        chan struct{}
-	stopOnce    sync.Once
+	queries  chan func(*Member)
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 
 	// status is refreshed after every round, for readers on any goroutine.
 	status atomic.Pointer[RuntimeStatus]
@@ -108,7 +108,7 @@ func NewRuntime(m *Member, t Transport, opts RuntimeOptions) *Runtime {
 		inbox: make(chan raft.Message, opts.InboxSize), requests: make(chan call, opts.RequestQueueSize),
 		unreachable: make(chan uint64, 64),
 		diskJobs:    make(chan *PersistJob, 1), diskDone: make(chan diskResult, 1),
-		queries:     make(chan func(*Member)), stop: make(chan struct{}), done: make(chan struct{}),
+		queries: make(chan func(*Member)), stop: make(chan struct{}), done: make(chan struct{}),
 		onRound: opts.OnRound, onMembersChanged: opts.OnMembersChanged,
 	}
 	rt.refreshStatus()
