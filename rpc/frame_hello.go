@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"syscall"
 )
 
 // The peer stream's handshake. The dialer opens a stream with a hello; the
@@ -175,13 +176,19 @@ func appendHelloReply(b []byte, r helloReply) []byte {
 func readHelloReply(r io.Reader) (helloReply, error) {
 	var b [helloReplySize + helloReasonMax]byte
 	fixed := helloReplySize - 4
-	if _, err := io.ReadFull(r, b[:fixed]); err != nil {
+	if n, err := io.ReadFull(r, b[:fixed]); err != nil {
+		if n == 0 && (err == io.EOF || errors.Is(err, syscall.ECONNRESET)) {
+			return helloReply{}, fmt.Errorf("read hello reply: %w: the peer closed the stream without an answer (an https listener given an http peer URL, or not a raftkv peer?)", err)
+		}
 		return helloReply{}, fmt.Errorf("read hello reply: %w", unexpectedEOF(err))
 	}
 	if [8]byte(b[:8]) != helloReplyMagic {
 		what := fmt.Sprintf("the answer starts with %q", b[:10])
-		if bytes.HasPrefix(b[:], []byte("HTTP/")) {
+		switch {
+		case bytes.HasPrefix(b[:], []byte("HTTP/")):
 			what = "an HTTP server answered (a client URL given as a peer URL?)"
+		case b[0] == 0x15 && b[1] == 0x03:
+			what = "the peer answered with a TLS alert (an http peer URL for an https listener?)"
 		}
 		return helloReply{}, fmt.Errorf("%w: %s", ErrNotPeerProtocol, what)
 	}
