@@ -89,9 +89,26 @@ func (o APIOptions) withDefaults() APIOptions {
 	return o
 }
 
-// API is the client-facing HTTP+JSON API of one member: etcd's v2 API
-// (spec etcd-v2-api.md) plus /metrics. It is an http.Handler; Serve runs it
-// on a listener.
+// API is the client-facing HTTP+JSON API of one member: etcd's v2 API, as
+// ../shared/spec/etcd-v2-api.md specifies it byte for byte, plus /metrics.
+// It is an http.Handler; Serve runs it on a listener.
+//
+// A request to /v2/keys goes through three steps, one file each:
+//
+//   - keys_params.go validates the parameters in exactly etcd's order (spec
+//     §3.3), so that a bad request fails with the error etcd gives;
+//   - keys.go turns it into one server.Request (spec §6.1) — a write carrying
+//     a kvstore.Command, a read, or a watch — and hands it to the Backend;
+//   - keys.go writes the answer, or watch.go streams the watch (spec §8).
+//
+// The key space itself (kvstore) already renders events and errors as etcd's
+// JSON, so this layer adds only the HTTP framing: statuses, the X-Etcd-* and
+// X-Raft-* headers, noValueOnSuccess, and Go's own net/http behaviour for
+// routing, redirects, HEAD and chunking, which is also etcd's.
+//
+// Reads differ from etcd on purpose: a plain GET is linearizable (the member
+// confirms it is current with a batched ReadIndex round) unless
+// APIOptions.SerializableReads restores etcd's local reads.
 type API struct {
 	backend Backend
 	opts    APIOptions

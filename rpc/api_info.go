@@ -82,21 +82,37 @@ func errorText(err error) string {
 
 // apiStats are the member-local counters of /v2/stats. raftkv counts the
 // key-space operations this member's API served (etcd counts writes on every
-// member as it applies them).
+// member as it applies them). The counters are atomic: every request
+// touches one, and a lock would serialise them.
 type apiStats struct {
 	// startTime is when the API started.
 	startTime time.Time
 	// watchers counts open watch responses.
 	watchers atomic.Int64
+	// ops counts operations served: ops[op][0] successes, ops[op][1]
+	// failures.
+	ops [numStoreOps][2]atomic.Uint64
 
 	mu sync.Mutex
-	// store holds the operation counters; guarded by mu.
-	store storeStats
 	// leader and leaderSince remember the leader last seen by
 	// /v2/stats/self and since when; guarded by mu.
 	leader      uint64
 	leaderSince time.Time
 }
+
+// storeOp is an operation as /v2/stats/store counts it.
+type storeOp int
+
+const (
+	opGet storeOp = iota
+	opSet
+	opDelete
+	opUpdate
+	opCreate
+	opCompareAndSwap
+	opCompareAndDelete
+	numStoreOps
+)
 
 // storeStats is the body of /v2/stats/store.
 type storeStats struct {
@@ -122,49 +138,65 @@ func newAPIStats(now time.Time) *apiStats {
 	return &apiStats{startTime: now, leaderSince: now}
 }
 
-// record counts one served key-space request: a read, or a write by the
-// operation etcd would run for it (spec §6.1).
-func (s *apiStats) record(req server.Request, method string, ok bool) {
-	var success, fail *uint64
-	st := &s.store
+// storeOpOf is the operation etcd would count for a request (spec §6.1);
+// false for requests it does not count (watches).
+func storeOpOf(req server.Request, method string) (storeOp, bool) {
+	cmd := req.Command
+	compares := cmd.PrevValue != "" || cmd.PrevIndex > 0
 	switch {
 	case req.Kind == server.RequestRead:
-		success, fail = &st.GetSuccess, &st.GetFail
+		return opGet, true
 	case req.Kind != server.RequestWrite:
-		return
+		return 0, false
 	case method == http.MethodPost:
-		success, fail = &st.CreateSuccess, &st.CreateFail
-	case method == http.MethodDelete && (req.Command.PrevValue != "" || req.Command.PrevIndex > 0):
-		success, fail = &st.CompareAndDeleteSuccess, &st.CompareAndDeleteFail
+		return opCreate, true
+	case method == http.MethodDelete && compares:
+		return opCompareAndDelete, true
 	case method == http.MethodDelete:
-		success, fail = &st.DeleteSuccess, &st.DeleteFail
-	case req.Command.PrevExist == kvstore.PrevExistFalse:
-		success, fail = &st.CreateSuccess, &st.CreateFail
-	case req.Command.PrevExist == kvstore.PrevExistTrue && req.Command.PrevValue == "" && req.Command.PrevIndex == 0:
-		success, fail = &st.UpdateSuccess, &st.UpdateFail
-	case req.Command.PrevValue != "" || req.Command.PrevIndex > 0:
-		success, fail = &st.CompareAndSwapSuccess, &st.CompareAndSwapFail
+		return opDelete, true
+	case cmd.PrevExist == kvstore.PrevExistFalse:
+		return opCreate, true
+	case cmd.PrevExist == kvstore.PrevExistTrue && !compares:
+		return opUpdate, true
+	case compares:
+		return opCompareAndSwap, true
 	default:
-		success, fail = &st.SetSuccess, &st.SetFail
+		return opSet, true
 	}
-	s.mu.Lock()
-	if ok {
-		*success++
-	} else {
-		*fail++
+}
+
+// record counts one served key-space request.
+func (s *apiStats) record(req server.Request, method string, ok bool) {
+	op, counted := storeOpOf(req, method)
+	if !counted {
+		return
 	}
-	s.mu.Unlock()
+	outcome := 0
+	if !ok {
+		outcome = 1
+	}
+	s.ops[op][outcome].Add(1)
+}
+
+func (s *apiStats) storeStats() storeStats {
+	count := func(op storeOp, outcome int) uint64 { return s.ops[op][outcome].Load() }
+	return storeStats{
+		GetSuccess: count(opGet, 0), GetFail: count(opGet, 1),
+		SetSuccess: count(opSet, 0), SetFail: count(opSet, 1),
+		DeleteSuccess: count(opDelete, 0), DeleteFail: count(opDelete, 1),
+		UpdateSuccess: count(opUpdate, 0), UpdateFail: count(opUpdate, 1),
+		CreateSuccess: count(opCreate, 0), CreateFail: count(opCreate, 1),
+		CompareAndSwapSuccess: count(opCompareAndSwap, 0), CompareAndSwapFail: count(opCompareAndSwap, 1),
+		CompareAndDeleteSuccess: count(opCompareAndDelete, 0), CompareAndDeleteFail: count(opCompareAndDelete, 1),
+		Watchers: uint64(max(0, s.watchers.Load())),
+	}
 }
 
 func (a *API) serveStoreStats(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, "GET") {
 		return
 	}
-	a.stats.mu.Lock()
-	st := a.stats.store
-	a.stats.mu.Unlock()
-	st.Watchers = uint64(max(0, a.stats.watchers.Load()))
-	writeJSON(w, st)
+	writeJSON(w, a.stats.storeStats())
 }
 
 // serveSelfStats answers /v2/stats/self with the fields etcd gives; the
