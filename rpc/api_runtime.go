@@ -23,7 +23,32 @@ type runtimeBackend struct {
 }
 
 func (b *runtimeBackend) Do(ctx context.Context, req server.Request) (server.Response, error) {
-	return b.rt.Do(ctx, req)
+	if req.Kind != server.RequestWatch {
+		return b.rt.Do(ctx, req)
+	}
+	// A watch is registered on the event loop. If the client leaves after
+	// the request was queued, rt.Do returns without the watcher, which
+	// would stay registered for good: wait for it here and remove it.
+	type result struct {
+		resp server.Response
+		err  error
+	}
+	answer := make(chan result, 1)
+	go func() {
+		resp, err := b.rt.Do(context.WithoutCancel(ctx), req)
+		answer <- result{resp, err}
+	}()
+	select {
+	case r := <-answer:
+		return r.resp, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-answer; r.resp.Watcher != nil {
+				r.resp.Watcher.Remove()
+			}
+		}()
+		return server.Response{}, ctx.Err()
+	}
 }
 
 func (b *runtimeBackend) Cluster(ctx context.Context) (ClusterView, error) {
