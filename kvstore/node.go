@@ -41,11 +41,6 @@ type expiry struct {
 	heapIndex int
 }
 
-// newFile returns a detached file node created at index.
-func newFile(name, value string, index uint64) *node {
-	return &node{name: name, value: value, createdIndex: index, modifiedIndex: index}
-}
-
 // newDir returns a detached, empty directory node created at index.
 func newDir(name string, index uint64) *node {
 	return &node{name: name, children: map[string]*node{}, createdIndex: index, modifiedIndex: index}
