@@ -1,4 +1,4 @@
-package rpc
+package rpc_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	client "go.etcd.io/etcd/client/v2"
 
+	"github.com/raftkv/raftkv/embed"
+	"github.com/raftkv/raftkv/rpc"
 	"github.com/raftkv/raftkv/server"
 	"github.com/raftkv/raftkv/storage"
 )
@@ -26,7 +29,7 @@ import (
 type testCluster struct {
 	endpoints []string
 	runtimes  []*server.Runtime
-	apis      []*API
+	apis      []*rpc.API
 }
 
 func startTestCluster(t *testing.T, n int) *testCluster {
@@ -58,7 +61,7 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 		rt := server.NewRuntime(m, network, server.RuntimeOptions{Tick: 10 * time.Millisecond})
 		network.Join(info.ID, rt)
 		c.runtimes = append(c.runtimes, rt)
-		api, err := NewAPI(NewRuntimeBackend(rt), APIOptions{})
+		api, err := rpc.NewAPI(rpc.NewRuntimeBackend(rt), rpc.APIOptions{})
 		require.NoError(t, err)
 		c.apis = append(c.apis, api)
 		go api.Serve(listeners[i], nil)
@@ -106,24 +109,75 @@ func etcdError(t *testing.T, err error) client.Error {
 	return e
 }
 
-// TestEtcdClientCompatibility drives a 3-member cluster with the official
-// etcd v2 Go client and checks the answers the spec gives (spec §13).
+// TestEtcdClientCompatibility drives a 3-member in-process cluster with
+// the official etcd v2 Go client and checks the answers the spec gives
+// (spec §13).
 func TestEtcdClientCompatibility(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
 	cluster := startTestCluster(t, 3)
+	runEtcdClientSuite(t, cluster.endpoints, cluster.runtimes)
+}
+
+// TestEtcdClientCompatibilityTCP does the same on real members: peers on
+// loopback TCP, WALs fsynced on disk (embed, as raftkv serve runs them).
+func TestEtcdClientCompatibilityTCP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	const n = 3
+	var parts []string
+	peerURLs := make([]string, n)
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		peerURLs[i] = "http://" + l.Addr().String()
+		l.Close()
+		parts = append(parts, fmt.Sprintf("m%d=%s", i+1, peerURLs[i]))
+	}
+	var endpoints []string
+	var runtimes []*server.Runtime
+	for i := range n {
+		m, err := embed.Start(embed.Config{
+			Name: fmt.Sprintf("m%d", i+1), DataDir: t.TempDir(),
+			ListenClientURLs: []string{"http://127.0.0.1:0"}, ListenPeerURLs: []string{peerURLs[i]},
+			InitialCluster: strings.Join(parts, ","), InitialClusterToken: "rpc-test",
+			HeartbeatInterval: 20 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, m.Stop()) })
+		endpoints = append(endpoints, m.ClientURLs()...)
+		runtimes = append(runtimes, m.Runtime())
+	}
+	require.Eventually(t, func() bool {
+		for _, rt := range runtimes {
+			if rt.Status().Leader == 0 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 10*time.Millisecond, "no leader elected")
+	runEtcdClientSuite(t, endpoints, runtimes)
+}
+
+// runEtcdClientSuite checks a running cluster through the official client;
+// endpoints[i] is the client URL of the member runtimes[i] runs, and the
+// members are named m1, m2, ...
+func runEtcdClientSuite(t *testing.T, endpoints []string, runtimes []*server.Runtime) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c := newClient(t, cluster.endpoints...)
+	c := newClient(t, endpoints...)
 	kapi := client.NewKeysAPI(c)
 	// One client per member, to check that any member answers anything.
 	var perMember []client.KeysAPI
-	for _, ep := range cluster.endpoints {
+	for _, ep := range endpoints {
 		perMember = append(perMember, client.NewKeysAPI(newClient(t, ep)))
 	}
 
-	clusterID := formatID(cluster.apis[0].backend.ClusterID())
+	var id uint64
+	require.NoError(t, runtimes[0].Query(ctx, func(m *server.Member) { id = m.ClusterID() }))
+	clusterID := fmt.Sprintf("%x", id)
 	require.NotEqual(t, "0", clusterID)
 
 	t.Run("set, replace, read anywhere", func(t *testing.T) {
@@ -308,8 +362,9 @@ func TestEtcdClientCompatibility(t *testing.T) {
 		assert.Equal(t, second.Index, ev.Node.ModifiedIndex)
 		assert.Equal(t, "1", ev.PrevNode.Value)
 
-		// Live, recursive, on another member than the one written to.
-		rw := perMember[2].Watcher("/watched", &client.WatcherOptions{Recursive: true})
+		// Recursive, on another member than the one written to. AfterIndex
+		// makes the watch see the write even if it registers after it.
+		rw := perMember[2].Watcher("/watched", &client.WatcherOptions{Recursive: true, AfterIndex: second.Index})
 		got := make(chan *client.Response, 1)
 		errs := make(chan error, 1)
 		go func() {
@@ -320,8 +375,7 @@ func TestEtcdClientCompatibility(t *testing.T) {
 			}
 			got <- ev
 		}()
-		// The watch is registered once its headers are back; give it time.
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // most likely a live event, then
 		third, err := perMember[0].Set(ctx, "/watched/deep/x", "3", nil)
 		require.NoError(t, err)
 		select {
@@ -347,27 +401,33 @@ func TestEtcdClientCompatibility(t *testing.T) {
 		members, err := mapi.List(ctx)
 		require.NoError(t, err)
 		require.Len(t, members, 3)
+		// Sorted by ID, each with its name and client URL.
 		for i, m := range members {
-			assert.Equal(t, formatID(uint64(i+1)), m.ID)
-			assert.Equal(t, fmt.Sprintf("m%d", i+1), m.Name)
-			assert.Equal(t, []string{cluster.endpoints[i]}, m.ClientURLs)
+			if i > 0 {
+				assert.Less(t, hexID(t, members[i-1].ID), hexID(t, m.ID))
+			}
+			j := slices.IndexFunc(runtimes, func(rt *server.Runtime) bool { return rt.Status().ID == hexID(t, m.ID) })
+			require.GreaterOrEqual(t, j, 0, "member %s", m.ID)
+			assert.Equal(t, fmt.Sprintf("m%d", j+1), m.Name)
+			assert.Equal(t, []string{endpoints[j]}, m.ClientURLs)
+			assert.Len(t, m.PeerURLs, 1)
 		}
 		leader, err := mapi.Leader(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, formatID(cluster.runtimes[0].Status().Leader), leader.ID)
+		assert.Equal(t, fmt.Sprintf("%x", runtimes[0].Status().Leader), leader.ID)
 		require.NoError(t, c.Sync(ctx))
 		synced := c.Endpoints()
 		slices.Sort(synced)
-		want := slices.Clone(cluster.endpoints)
+		want := slices.Clone(endpoints)
 		slices.Sort(want)
 		assert.Equal(t, want, synced)
 		v, err := c.GetVersion(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, DefaultServerVersion, v.Server)
+		assert.Equal(t, rpc.DefaultServerVersion, v.Server)
 	})
 
 	t.Run("health", func(t *testing.T) {
-		for _, ep := range cluster.endpoints {
+		for _, ep := range endpoints {
 			resp, err := http.Get(ep + "/health")
 			require.NoError(t, err)
 			resp.Body.Close()
@@ -393,4 +453,11 @@ func TestClusterSingleMember(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, resp.Index, got.Node.ModifiedIndex)
 	assert.Len(t, got.Node.Value, len(big))
+}
+
+func hexID(t *testing.T, s string) uint64 {
+	t.Helper()
+	id, err := strconv.ParseUint(s, 16, 64)
+	require.NoError(t, err)
+	return id
 }
