@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"flag"
+	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -353,4 +357,58 @@ func FuzzHandshake(f *testing.F) {
 			_ = r.err()
 		}
 	})
+}
+
+var writePeerFuzzSeeds = flag.Bool("write-peer-fuzz-seeds", false, "rewrite the seed corpora of the peer protocol's fuzz targets in testdata/fuzz")
+
+// TestWritePeerFuzzSeeds writes the committed seed corpora of
+// FuzzDecodeFrame, FuzzUnmarshalMessage and FuzzHandshake: one valid input
+// of each kind and the edge cases, under names that say what they are.
+// Run it with -write-peer-fuzz-seeds after a change of the wire format.
+func TestWritePeerFuzzSeeds(t *testing.T) {
+	if !*writePeerFuzzSeeds {
+		t.Skip("run with -write-peer-fuzz-seeds to rewrite testdata/fuzz")
+	}
+	write := func(target, name string, data []byte) {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	header := func(length, sum uint32) []byte {
+		return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, length), sum)
+	}
+	msgs := frameSampleMessages()
+	stream := frameEncode(t, msgs...)
+	for i := range msgs {
+		frame := frameEncode(t, msgs[i])
+		payload := frame[frameHeaderSize:]
+		write("FuzzDecodeFrame", fmt.Sprintf("%02d-%s", i, msgs[i].Type), frame)
+		write("FuzzUnmarshalMessage", fmt.Sprintf("%02d-%s", i, msgs[i].Type), payload)
+	}
+	write("FuzzDecodeFrame", "stream-of-every-type", stream)
+	write("FuzzDecodeFrame", "stream-cut-short", stream[:len(stream)/2])
+	write("FuzzDecodeFrame", "length-at-limit-no-payload", header(frameFuzzMaxFrameSize, 0))
+	write("FuzzDecodeFrame", "length-over-limit", header(frameFuzzMaxFrameSize+1, 0))
+	write("FuzzDecodeFrame", "length-max-uint32", header(^uint32(0), 0))
+	write("FuzzDecodeFrame", "empty-frame", header(0, 0))
+	bad := bytes.Clone(frameEncode(t, msgs[0]))
+	bad[len(bad)-1] ^= 1
+	write("FuzzDecodeFrame", "bad-checksum", bad)
+	entries := []byte{byte(raft.MsgApp), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}
+	write("FuzzUnmarshalMessage", "entry-count-beyond-input", entries)
+	write("FuzzUnmarshalMessage", "unknown-type", []byte{99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	write("FuzzUnmarshalMessage", "unknown-flags", []byte{byte(raft.MsgApp), 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0})
+
+	write("FuzzHandshake", "hello", appendHello(nil, hello{version: PeerProtocolVersion, clusterID: 0xc1, from: 1, to: 2}))
+	write("FuzzHandshake", "hello-other-version", appendHello(nil, hello{version: 9, clusterID: 0xc1, from: 1, to: 2}))
+	write("FuzzHandshake", "reply-accepted", appendHelloReply(nil, checkHello(hello{version: 1, clusterID: 0xc1, from: 1, to: 2}, 2, 0xc1)))
+	write("FuzzHandshake", "reply-other-cluster", appendHelloReply(nil, checkHello(hello{version: 1, clusterID: 7, from: 1, to: 2}, 2, 0xc1)))
+	write("FuzzHandshake", "http-request", []byte("GET /v2/keys HTTP/1.1\r\nHost: x\r\n\r\n"))
+	write("FuzzHandshake", "http-response", []byte("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+	write("FuzzHandshake", "tls-client-hello", []byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"))
 }

@@ -356,6 +356,9 @@ type PeerStats struct {
 	// Sent and SentBytes count the messages written to the stream and
 	// their frames' bytes.
 	Sent, SentBytes uint64
+	// Writes counts the writes the messages took: Sent/Writes is how many
+	// messages a batch carried on average.
+	Writes uint64
 	// Dropped counts messages never written: queue full, lost with a
 	// failed stream, discarded while the peer was unreachable, or larger
 	// than the maximum frame size.

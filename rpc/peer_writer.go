@@ -64,9 +64,9 @@ type peer struct {
 	// everConnected says a stream has been established before.
 	everConnected bool
 
-	connected                                   atomic.Bool
-	sent, sentBytes, dropped, failures, redials atomic.Uint64
-	received, receivedBytes                     atomic.Uint64
+	connected                                           atomic.Bool
+	sent, sentBytes, writes, dropped, failures, redials atomic.Uint64
+	received, receivedBytes                             atomic.Uint64
 
 	// The rest belongs to the writer goroutine.
 	// spare is the emptied slice of the last batch, reused for the next.
@@ -175,7 +175,7 @@ func (p *peer) stats() PeerStats {
 	s := PeerStats{ID: p.id, URLs: urls, Queued: len(p.normal) + len(p.snaps), LastError: p.lastError}
 	p.mu.Unlock()
 	s.Connected = p.connected.Load()
-	s.Sent, s.SentBytes, s.Dropped = p.sent.Load(), p.sentBytes.Load(), p.dropped.Load()
+	s.Sent, s.SentBytes, s.Writes, s.Dropped = p.sent.Load(), p.sentBytes.Load(), p.writes.Load(), p.dropped.Load()
 	s.SendFailures, s.Reconnects = p.failures.Load(), p.redials.Load()
 	s.Received, s.ReceivedBytes = p.received.Load(), p.receivedBytes.Load()
 	return s
@@ -450,6 +450,7 @@ func (p *peer) write(c *peerConn, buf []byte, frames int) error {
 		return fmt.Errorf("write to peer: %w", err)
 	}
 	p.sent.Add(uint64(frames))
+	p.writes.Add(1)
 	p.sentBytes.Add(uint64(len(buf)))
 	return nil
 }
