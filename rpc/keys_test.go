@@ -248,7 +248,7 @@ func TestKeysPercentDecoding(t *testing.T) {
 }
 
 // newServer serves api on a loopback port until the test ends.
-func newServer(t *testing.T, api *API) string {
+func newServer(t testing.TB, api *API) string {
 	t.Helper()
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
