@@ -20,6 +20,7 @@ const (
 	InvApplyCommitted     = "apply-committed"       // only committed entries are applied, in order
 	InvLinearizable       = "linearizability"       // the clients' history is linearizable
 	InvRefusedNoEffect    = "refused-has-no-effect" // an operation a member refused never takes effect
+	InvBoundedTraffic     = "bounded-traffic"       // messages in flight stay bounded (no storm)
 )
 
 // checker keeps what it needs to check Raft's safety properties
@@ -32,9 +33,9 @@ type checker struct {
 	// voter), committed by construction.
 	bootstrap uint64
 	views     []memberView
-	// chains maps an entry (index, term) to its chain hash, as first
-	// written anywhere.
-	chains map[[2]uint64]uint64
+	// chains[i] holds, for every term of an entry written at index i
+	// anywhere, its chain hash (as first written): usually one.
+	chains [][]termChain
 	// committed[i] is the chain hash of committed entry i (0: unknown).
 	// Invariant: len(committed)-1 is the highest commit index seen.
 	committed []uint64
@@ -71,7 +72,7 @@ type memberView struct {
 func newChecker(n int, fail func(invariant, detail string)) *checker {
 	c := &checker{
 		quorum: n/2 + 1, bootstrap: uint64(n), views: make([]memberView, n),
-		chains: map[[2]uint64]uint64{}, committed: []uint64{0}, commitTerms: []uint64{0}, applied: []uint64{0}, appliedOps: []uint64{0},
+		committed: []uint64{0}, commitTerms: []uint64{0}, applied: []uint64{0}, appliedOps: []uint64{0},
 		votes: map[[2]uint64]uint64{}, fail: fail,
 	}
 	for i := range c.views {
@@ -82,6 +83,36 @@ func newChecker(n int, fail func(invariant, detail string)) *checker {
 
 func (c *checker) failf(invariant, format string, args ...any) {
 	c.fail(invariant, fmt.Sprintf(format, args...))
+}
+
+type termChain struct{ term, chain uint64 }
+
+// chainOf returns the chain hash of the entry (index, term) as first
+// written anywhere.
+func (c *checker) chainOf(index, term uint64) (uint64, bool) {
+	if index < uint64(len(c.chains)) {
+		for _, tc := range c.chains[index] {
+			if tc.term == term {
+				return tc.chain, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// recordChain records the chain hash h of (index, term), or checks it
+// against the one recorded.
+func (c *checker) recordChain(index, term, h uint64) bool {
+	for uint64(len(c.chains)) <= index {
+		c.chains = append(c.chains, nil)
+	}
+	for _, tc := range c.chains[index] {
+		if tc.term == term {
+			return tc.chain == h
+		}
+	}
+	c.chains[index] = append(c.chains[index], termChain{term, h})
+	return true
 }
 
 func entryHash(e *raft.Entry) uint64 {
@@ -119,7 +150,7 @@ func (c *checker) observe(idx int, act *Activity) {
 			c.failf(InvLeaderAppendOnly, "member %d, leader of term %d, installed snapshot %d", v.id, leaderTerm, act.Snapshot.Index)
 			return
 		}
-		h, ok := c.chains[[2]uint64{act.Snapshot.Index, act.Snapshot.Term}]
+		h, ok := c.chainOf(act.Snapshot.Index, act.Snapshot.Term)
 		if !ok {
 			c.failf(InvLogMatching, "member %d installed snapshot %d/%d of an entry nobody wrote", v.id, act.Snapshot.Index, act.Snapshot.Term)
 			return
@@ -153,10 +184,7 @@ func (c *checker) observeEntries(v *memberView, ents []raft.Entry, stillLeader b
 	for i := range ents {
 		e := &ents[i]
 		h := chainHash(prev, e.Index, e.Term, entryHash(e))
-		key := [2]uint64{e.Index, e.Term}
-		if old, ok := c.chains[key]; !ok {
-			c.chains[key] = h
-		} else if old != h {
+		if !c.recordChain(e.Index, e.Term, h) {
 			c.failf(InvLogMatching, "member %d holds entry %d/%d with a different log before it than another member", v.id, e.Index, e.Term)
 			return
 		}
@@ -331,7 +359,7 @@ func (c *checker) restarted(idx int, s raft.Storage, applied uint64) {
 			c.failf(InvDurability, "member %d restarted with a log whose first entry %d has no term: %v", v.id, nv.known, err)
 			return
 		}
-		h, ok := c.chains[[2]uint64{nv.known, term}]
+		h, ok := c.chainOf(nv.known, term)
 		if !ok {
 			c.failf(InvDurability, "member %d restarted with a log starting after %d/%d, an entry nobody wrote", v.id, nv.known, term)
 			return

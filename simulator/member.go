@@ -112,6 +112,9 @@ type MemberConfig struct {
 	// SnapshotKeep is how many entries stay in the log behind a snapshot,
 	// for followers that are only slightly behind.
 	SnapshotKeep uint64
+	// SnapshotTail is how many of the state machine's last elements its
+	// snapshots carry, which sets their size (8 bytes each).
+	SnapshotTail int
 	// Bug plants a bug, for tests that check the simulator finds it.
 	Bug PlantedBug
 }

@@ -88,6 +88,7 @@ type Params struct {
 	MaxInflightMsgs             int
 	MaxSnapshotChunkSize        uint64
 	SnapshotEvery, SnapshotKeep uint64
+	SnapshotTail                int
 
 	// Network: a message's delay is uniform in [DelayMin, DelayMax]; the
 	// rates apply when their fault class is on.
@@ -130,6 +131,7 @@ func drawParams(cfg Config) Params {
 	p.MaxSnapshotChunkSize = pick(64, 512, 4096, 1<<20)
 	p.SnapshotEvery = pick(0, 10, 50, 200)
 	p.SnapshotKeep = pick(0, 5, 50)
+	p.SnapshotTail = int(pick(1, 64, 1024))
 
 	p.DelayMin = between(50*time.Microsecond, time.Millisecond)
 	p.DelayMax = p.DelayMin + between(0, 10*time.Millisecond)
@@ -173,9 +175,9 @@ func drawParams(cfg Config) Params {
 // String is a one-line summary of the parameters.
 func (p Params) String() string {
 	return fmt.Sprintf("members=%d clients=%d op-interval=%v reads=%d%% election=%d heartbeat=%d prevote=%v checkquorum=%v lease=%v "+
-		"msg-size=%d inflight=%d chunk=%d snapshot-every=%d delay=[%v,%v] faults=%s",
+		"msg-size=%d inflight=%d chunk=%d snapshot-every=%d snapshot-bytes~%d delay=[%v,%v] faults=%s",
 		p.Members, p.Clients, p.OpInterval, p.ReadPercent, p.ElectionTick, p.HeartbeatTick, p.PreVote, p.CheckQuorum, p.LeaseReads,
-		p.MaxSizePerMsg, p.MaxInflightMsgs, p.MaxSnapshotChunkSize, p.SnapshotEvery, p.DelayMin, p.DelayMax, p.Faults)
+		p.MaxSizePerMsg, p.MaxInflightMsgs, p.MaxSnapshotChunkSize, p.SnapshotEvery, 8*p.SnapshotTail, p.DelayMin, p.DelayMax, p.Faults)
 }
 
 // The PRNG streams of a run: each concern draws from its own stream of the

@@ -50,6 +50,7 @@ func NewRaftMember(cfg MemberConfig, d Disk) (Member, error) {
 		return nil, err
 	}
 	m := &raftMember{cfg: cfg, disk: disk, proposals: map[uint64]func(Reply){}, reads: map[uint64]func(Reply){}}
+	m.sm.tailLen = cfg.SnapshotTail
 	hs, cs, err := storage.InitialState()
 	if err != nil {
 		return nil, err
@@ -242,7 +243,7 @@ func (m *raftMember) answerReads() {
 		id := binary.LittleEndian.Uint64(rs.RequestCtx)
 		if done := m.reads[id]; done != nil {
 			delete(m.reads, id)
-			done(Reply{Length: uint64(len(m.sm.list)), Last: m.sm.last()})
+			done(Reply{Length: m.sm.length, Last: m.sm.last()})
 		}
 		n++
 	}
@@ -265,14 +266,19 @@ func (m *raftMember) maybeSnapshot() {
 	}
 	m.snapIndex = index
 	if index > m.cfg.SnapshotKeep {
+		// Compact in steps of at least compactStep entries: every
+		// compaction copies the log that remains.
 		first, _ := m.disk.current.FirstIndex()
-		if compact := index - m.cfg.SnapshotKeep; compact >= first {
+		if compact := index - m.cfg.SnapshotKeep; compact >= first+compactStep-1 {
 			if err := m.disk.Compact(compact); err != nil && !errors.Is(err, ErrDiskFull) && !errors.Is(err, ErrDiskCrashed) {
 				panic(fmt.Sprintf("simulator: member %d: compact %d: %v", m.cfg.ID, compact, err))
 			}
 		}
 	}
 }
+
+// compactStep is the fewest entries a compaction discards.
+const compactStep = 64
 
 func cmpUint(a, b uint64) int {
 	switch {
@@ -300,14 +306,23 @@ func decodeOp(data []byte) uint64 {
 	return binary.LittleEndian.Uint64(data)
 }
 
-// logAppender is the state machine: the list of appended operation IDs. An
-// append it has seen before (a proposal the network duplicated) is applied
-// once only: a client's sequence numbers increase, and one at or below the
-// highest applied for that client is a duplicate.
+// logAppender is the state machine: a list of appended operation IDs, of
+// which it keeps what reads need (length, last element) and a hash of the
+// whole list. An append it has seen before (a proposal the network
+// duplicated) is applied once only: a client's sequence numbers increase,
+// and one at or below the highest applied for that client is a duplicate.
 type logAppender struct {
 	// applied is the index of the last entry applied.
 	applied uint64
-	list    []uint64
+	length  uint64
+	// listHash is the hash of the whole list, so that two members' lists
+	// can be compared.
+	listHash uint64
+	// tail holds at least the last tailLen elements of the list (at
+	// least one), newest last; they pad snapshots to a size worth sending
+	// in chunks.
+	tail    []uint64
+	tailLen int
 	// lastSeq is, per client, the highest sequence number applied.
 	lastSeq []uint32
 }
@@ -320,29 +335,42 @@ func (s *logAppender) append(id uint64) (length uint64, ok bool) {
 		s.lastSeq = append(s.lastSeq, make([]uint32, client+1-len(s.lastSeq))...)
 	}
 	if seq <= s.lastSeq[client] {
-		return uint64(len(s.list)), false
+		return s.length, false
 	}
 	s.lastSeq[client] = seq
-	s.list = append(s.list, id)
-	return uint64(len(s.list)), true
+	s.length++
+	s.listHash = mix(s.listHash, id)
+	if s.tailLen > 0 {
+		if len(s.tail) >= 2*s.tailLen {
+			// Keep the last tailLen; amortised O(1) per append.
+			s.tail = append(s.tail[:0], s.tail[len(s.tail)-s.tailLen:]...)
+		}
+		s.tail = append(s.tail, id)
+	} else {
+		s.tail = append(s.tail[:0], id)
+	}
+	return s.length, true
 }
 
 func (s *logAppender) last() uint64 {
-	if len(s.list) == 0 {
+	if len(s.tail) == 0 {
 		return 0
 	}
-	return s.list[len(s.list)-1]
+	return s.tail[len(s.tail)-1]
 }
 
 // encode is the snapshot of the state machine.
 func (s *logAppender) encode() []byte {
-	b := make([]byte, 0, 16+4*len(s.lastSeq)+8*len(s.list))
+	tail := s.tail[len(s.tail)-min(len(s.tail), max(s.tailLen, 1)):]
+	b := make([]byte, 0, 32+4*len(s.lastSeq)+8*len(tail))
+	b = binary.LittleEndian.AppendUint64(b, s.length)
+	b = binary.LittleEndian.AppendUint64(b, s.listHash)
 	b = binary.LittleEndian.AppendUint64(b, uint64(len(s.lastSeq)))
 	for _, seq := range s.lastSeq {
 		b = binary.LittleEndian.AppendUint32(b, seq)
 	}
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(s.list)))
-	for _, id := range s.list {
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(tail)))
+	for _, id := range tail {
 		b = binary.LittleEndian.AppendUint64(b, id)
 	}
 	return b
@@ -350,39 +378,32 @@ func (s *logAppender) encode() []byte {
 
 // restore replaces the state with a snapshot's.
 func (s *logAppender) restore(b []byte) error {
-	read := func(n int) ([]byte, error) {
-		if len(b) < n {
-			return nil, errors.New("snapshot data is truncated")
-		}
-		out := b[:n]
-		b = b[n:]
-		return out, nil
+	errTruncated := errors.New("snapshot data is truncated")
+	if len(b) < 24 {
+		return errTruncated
 	}
-	h, err := read(8)
-	if err != nil {
-		return err
-	}
-	clients := binary.LittleEndian.Uint64(h)
+	length, listHash, clients := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:])
+	b = b[24:]
 	if clients > uint64(len(b))/4 {
-		return errors.New("snapshot data is truncated")
+		return errTruncated
 	}
 	lastSeq := make([]uint32, clients)
 	for i := range lastSeq {
-		v, _ := read(4)
-		lastSeq[i] = binary.LittleEndian.Uint32(v)
+		lastSeq[i] = binary.LittleEndian.Uint32(b[4*i:])
 	}
-	if h, err = read(8); err != nil {
-		return err
+	b = b[4*clients:]
+	if len(b) < 8 {
+		return errTruncated
 	}
-	n := binary.LittleEndian.Uint64(h)
-	if n != uint64(len(b))/8 || len(b)%8 != 0 {
+	n := binary.LittleEndian.Uint64(b)
+	b = b[8:]
+	if n > length || uint64(len(b)) != 8*n {
 		return errors.New("snapshot data has the wrong length")
 	}
-	list := make([]uint64, n)
-	for i := range list {
-		v, _ := read(8)
-		list[i] = binary.LittleEndian.Uint64(v)
+	tail := make([]uint64, n)
+	for i := range tail {
+		tail[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
-	s.list, s.lastSeq = list, lastSeq
+	s.length, s.listHash, s.lastSeq, s.tail = length, listHash, lastSeq, tail
 	return nil
 }

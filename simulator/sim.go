@@ -254,7 +254,7 @@ func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
 	}
 	return MemberConfig{
 		ID: sm.id, Peers: peers, Rand: sm.rng, Bug: s.cfg.Bug,
-		SnapshotEvery: s.p.SnapshotEvery, SnapshotKeep: s.p.SnapshotKeep,
+		SnapshotEvery: s.p.SnapshotEvery, SnapshotKeep: s.p.SnapshotKeep, SnapshotTail: s.p.SnapshotTail,
 		Raft: raft.Config{
 			ElectionTick: s.p.ElectionTick, HeartbeatTick: s.p.HeartbeatTick,
 			MaxSizePerMsg: s.p.MaxSizePerMsg, MaxInflightMsgs: s.p.MaxInflightMsgs,
@@ -432,6 +432,11 @@ func (s *Simulation) observe(i int, act *Activity) {
 	}
 }
 
+// maxInFlight bounds the messages in flight. Raft's flow control (in-flight
+// windows, snapshot chunk windows, one heartbeat per interval) keeps the
+// traffic proportional to the cluster; far more means a message storm.
+const maxInFlight = 100_000
+
 // send puts a message on the network, leaving the sender at departs.
 func (s *Simulation) send(from int, m *raft.Message, departs time.Duration) {
 	if m.Type == raft.MsgVoteResp && !m.Reject {
@@ -457,6 +462,10 @@ func (s *Simulation) send(from int, m *raft.Message, departs time.Duration) {
 	if faulty && p.Faults.Has(FaultDup) && nw.rng.Float64() < p.DupRate {
 		copies = 2
 		s.stats.Duplicated++
+	}
+	if inFlight := len(nw.envs) - len(nw.free); inFlight > maxInFlight {
+		s.fail(FailLiveness, InvBoundedTraffic, fmt.Sprintf("%d messages in flight (more than %d): a message storm; the last sent is %v", inFlight, maxInFlight, m))
+		return
 	}
 	sm := s.members[from]
 	for range copies {
