@@ -42,12 +42,12 @@ func benchmarkLoad(b *testing.B, faults bool) {
 		if faults || i < 3 {
 			// The history check, timed on its own (porcupine runs in
 			// goroutines of its own).
-			start := time.Now()
 			cfg.NoLinearizability = false
-			if r := Run(cfg); r.Failure != nil {
+			r := Run(cfg)
+			if r.Failure != nil {
 				b.Fatalf("seed %d: %v", cfg.Seed, r.Failure)
 			}
-			check += time.Since(start) - res.LoopWall
+			check += r.Wall - r.LoopWall
 		}
 		if res.Failure != nil {
 			b.Fatalf("seed %d: %v", cfg.Seed, res.Failure)
