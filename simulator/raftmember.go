@@ -25,8 +25,10 @@ type raftMember struct {
 	// ready is a Ready handed out whose writes the disk refused (full);
 	// Process retries it before taking another.
 	ready *raft.Ready
-	// proposals are the appends submitted here, by operation ID.
+	// proposals are the appends submitted here, by operation ID; batch
+	// the entry data of those not yet proposed.
 	proposals map[uint64]func(Reply)
+	batch     [][]byte
 	// reads are the reads submitted here and not yet answered.
 	reads map[uint64]func(Reply)
 	// readyReads are reads whose ReadState arrived, waiting for the
@@ -98,7 +100,7 @@ func (m *raftMember) Tick()                    { m.node.Tick() }
 func (m *raftMember) Receive(msg raft.Message) { _ = m.node.Step(msg) }
 func (m *raftMember) Storage() raft.Storage    { return m.disk.current }
 func (m *raftMember) Applied() uint64          { return m.sm.applied }
-func (m *raftMember) HasWork() bool            { return m.ready != nil || m.node.HasReady() }
+func (m *raftMember) HasWork() bool            { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
 
 // Submit implements Member.
 func (m *raftMember) Submit(op Op, done func(Reply)) {
@@ -107,16 +109,34 @@ func (m *raftMember) Submit(op Op, done func(Reply)) {
 		m.node.ReadIndex(binary.LittleEndian.AppendUint64(nil, op.ID))
 		return
 	}
-	if err := m.node.Propose(encodeOp(op.ID)); err != nil {
-		done(Reply{Err: fmt.Errorf("%w: %w", ErrRefused, err)})
+	// Appends wait for the next Process and are proposed together, as a
+	// server batches them: one round of appends to the followers per batch.
+	m.batch = append(m.batch, encodeOp(op.ID))
+	m.proposals[op.ID] = done
+}
+
+// proposeBatch proposes the appends submitted since the last round.
+func (m *raftMember) proposeBatch() {
+	if len(m.batch) == 0 {
 		return
 	}
-	m.proposals[op.ID] = done
+	batch := m.batch
+	m.batch = nil
+	if err := m.node.Propose(batch...); err != nil {
+		for _, data := range batch {
+			id := decodeOp(data)
+			if done := m.proposals[id]; done != nil {
+				delete(m.proposals, id)
+				done(Reply{Err: fmt.Errorf("%w: %w", ErrRefused, err)})
+			}
+		}
+	}
 }
 
 // Process implements Member: one Ready, carried out as the contract says.
 func (m *raftMember) Process() Activity {
 	var act Activity
+	m.proposeBatch()
 	if m.ready == nil {
 		if !m.node.HasReady() {
 			act.HardState, act.SoftState = m.hardState, m.softState
