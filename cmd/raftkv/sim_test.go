@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/simulator"
+)
+
+func TestSimRunPrintsSummary(t *testing.T) {
+	var out, errOut bytes.Buffer
+	f := simFlags{seed: 1, members: 3, duration: 2 * time.Second, faults: "all", bug: "none", verbose: true}
+	if err := runSim(&out, &errOut, f); err != nil {
+		t.Fatalf("runSim: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"becomes leader of term", "events per second", "simulated / wall time", "result", "ok"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestSimCampaignPrintsTable(t *testing.T) {
+	var out, errOut bytes.Buffer
+	f := simFlags{seed: 1, seeds: 6, duration: time.Second, faults: "all", bug: "none"}
+	if err := runSim(&out, &errOut, f); err != nil {
+		t.Fatalf("runSim: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"runs", "failures", "events per second", "runs per fault class"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(errOut.String(), "6/6 runs") {
+		t.Errorf("no progress bar: %q", errOut.String())
+	}
+}
+
+func TestSimPlantedBugFailsWithReplayAndShrinks(t *testing.T) {
+	// Find a seed that exposes the planted bug, then run it as a user would.
+	seed := uint64(0)
+	for s := uint64(1); s <= 300 && seed == 0; s++ {
+		if simulator.Run(simulator.Config{Seed: s, Bug: simulator.BugForgetVote, NoLinearizability: true}).Failure != nil {
+			seed = s
+		}
+	}
+	if seed == 0 {
+		t.Fatal("no seed in 1..300 exposes the planted bug")
+	}
+	var out, errOut bytes.Buffer
+	f := simFlags{seed: seed, duration: 10 * time.Second, faults: "all", bug: "forget-vote", shrink: true}
+	err := runSim(&out, &errOut, f)
+	var exit *exitError
+	if !errors.As(err, &exit) || exit.code != 1 {
+		t.Fatalf("want exit code 1, got %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"replay: raftkv sim --seed=" + strconv.FormatUint(seed, 10), "--bug=forget-vote", "smallest failing configuration"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestSimBadFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := runSim(&out, &errOut, simFlags{seed: 1, faults: "nonsense", bug: "none"}); err == nil {
+		t.Fatal("an unknown fault class was accepted")
+	}
+}
