@@ -35,6 +35,8 @@ var knownFailures = map[uint64]string{
 	// raft-bugs.md #2: a storm of snapshot chunks (campaign -first=201).
 	535:  "raft-bugs.md #2: snapshot chunk rejections multiply",
 	954:  "raft-bugs.md #2: snapshot chunk rejections multiply",
+	1010: "raft-bugs.md #2: snapshot chunk rejections multiply",
+	1829: "raft-bugs.md #2: snapshot chunk rejections multiply",
 	1363: "raft-bugs.md #2: snapshot chunk rejections multiply",
 	2029: "raft-bugs.md #2: snapshot chunk rejections multiply",
 }
