@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/raftkv/raftkv/kvstore"
 )
 
 // UnboundedClockSkew, as Options.ClockSkew, says nothing is known of the
@@ -126,9 +127,34 @@ func Check(h History, opts Options) Result {
 	res.IndexOrder = checkIndexOrder(h.Operations)
 	res.Ok = len(res.Illegal) == 0 && res.IndexOrder == nil
 	if !res.Ok || opts.AlwaysVisualize {
-		visualize(&res, ops, annotations(h, opts, res.IndexOrder, end), opts)
+		visualize(&res, shown(ops, parts, verdicts, res), annotations(h, opts, res.IndexOrder, end), opts)
 	}
 	return res
+}
+
+// shown returns the operations the visualisation shows: those of the parts
+// that failed, or of the parts holding an index-order violation, or all of
+// them for a linearizable history. Linearizing a part again for the
+// visualisation costs as much as checking it did, and parts that pass only
+// crowd the page.
+func shown(ops []porcupine.Operation, parts [][]porcupine.Operation, verdicts []bool, res Result) []porcupine.Operation {
+	if res.Ok {
+		return ops
+	}
+	var out []porcupine.Operation
+	for i, part := range parts {
+		keep := !verdicts[i]
+		if v := res.IndexOrder; v != nil && len(res.Illegal) == 0 {
+			for _, op := range part {
+				id := op.Metadata.(int)
+				keep = keep || id == v.Before.ID || id == v.After.ID
+			}
+		}
+		if keep {
+			out = append(out, part...)
+		}
+	}
+	return out
 }
 
 // hasRootOp reports whether any operation names the root, which makes the
@@ -148,11 +174,12 @@ func porcupineOps(h History, opts Options) ([]porcupine.Operation, int64) {
 	var end int64 = math.MinInt64
 	for _, op := range h.Operations {
 		end = max(end, op.Call)
-		if !op.Unknown {
+		if !op.Unknown && !op.Unseen {
 			end = max(end, op.Return)
 		}
 	}
 	end++
+	seen := firstSeen(h)
 	ops := make([]porcupine.Operation, 0, len(h.Operations))
 	for i := range h.Operations {
 		op := &h.Operations[i]
@@ -164,12 +191,65 @@ func porcupineOps(h History, opts Options) ([]porcupine.Operation, int64) {
 		c := &call{in: in, id: op.ID, client: op.Client, at: op.Call, node: writtenNode(op, opts)}
 		a := &answer{out: op.Output, at: op.Return, unknown: op.Unknown}
 		ret := op.Return
+		if op.Unseen {
+			a.at, a.unseen, ret = math.MaxInt64, true, end
+		}
 		if op.Unknown {
 			a.out, a.at, ret = Output{}, math.MaxInt64, end
+			if at, ok := seen[op.Input.Value]; ok && carriesValue(&op.Input) {
+				ret = max(op.Call, at)
+			}
 		}
 		ops = append(ops, porcupine.Operation{ClientId: op.Client, Input: c, Call: op.Call, Output: a, Return: ret, Metadata: op.ID})
 	}
 	return ops, end
+}
+
+// firstSeen returns, for every value only one write in h carries, the
+// earliest return of a completed operation that showed a node with that
+// value. A write whose outcome is unknown but whose value someone saw took
+// effect before that: returning it there, rather than at the end of the
+// history, spares the checker from trying it anywhere later, which is where
+// the cost of unknown outcomes lies.
+func firstSeen(h History) map[string]int64 {
+	writers := map[string]int{}
+	for i := range h.Operations {
+		if in := &h.Operations[i].Input; carriesValue(in) {
+			writers[in.Value]++
+		}
+	}
+	seen := map[string]int64{}
+	var visit func(n *kvstore.Node, at int64)
+	visit = func(n *kvstore.Node, at int64) {
+		if n == nil {
+			return
+		}
+		if n.Value != nil && writers[*n.Value] == 1 {
+			if first, ok := seen[*n.Value]; !ok || at < first {
+				seen[*n.Value] = at
+			}
+		}
+		for _, child := range n.Nodes {
+			visit(child, at)
+		}
+	}
+	for i := range h.Operations {
+		op := &h.Operations[i]
+		if !op.Unknown && !op.Unseen {
+			visit(op.Output.Node, op.Return)
+			visit(op.Output.Prev, op.Return)
+		}
+	}
+	return seen
+}
+
+// carriesValue reports whether in writes its Value into a file.
+func carriesValue(in *Input) bool {
+	switch in.Kind {
+	case KindSet, KindCreate, KindUpdate, KindCompareAndSwap, KindCreateInOrder:
+		return in.Value != "" && !in.Dir && !in.Refresh
+	}
+	return false
 }
 
 // writtenNode returns the TTL of the node op writes: when it may expire,
@@ -243,6 +323,7 @@ func annotations(h History, opts Options, v *IndexViolation, end int64) []porcup
 }
 
 // visualize writes porcupine's visualisation of ops, with annotations.
+// Only here does a check compute porcupine's partial linearizations.
 func visualize(res *Result, ops []porcupine.Operation, notes []porcupine.Annotation, opts Options) {
 	m := model(true)
 	_, info := porcupine.CheckOperationsVerbose(m, ops, 0)

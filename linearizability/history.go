@@ -19,12 +19,17 @@ type Operation struct {
 	Output Output
 	// Call and Return are when the client sent the request and received
 	// the answer, in nanoseconds of the recorder's clock. Return is
-	// meaningless when Unknown.
+	// meaningless when Unknown or Unseen.
 	Call, Return int64
 	// Unknown says the client never learned the outcome: the request timed
 	// out, the connection or the member was lost. Such an operation may
 	// take effect at any time after its call, or never.
 	Unknown bool
+	// Unseen says the client never received the answer, but whoever
+	// recorded the history learned it another way (the simulator reads it
+	// from the applied log): Output is what the key space answered, at
+	// some time after the call.
+	Unseen bool
 }
 
 // Annotation marks a stretch of time in the visualisation: a fault (a
@@ -104,6 +109,21 @@ func (r *Recorder) Unknown(id int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.finish(id).Unknown = true
+}
+
+// Applied records that operation id took effect with the answer out, which
+// its client never received: a harness that sees every member's applied
+// log (the simulator) knows what a timed-out write did. The operation may
+// have taken effect at any time after its call. Prefer it to Unknown
+// whenever the outcome can be learned: a known answer is far cheaper to
+// check than an unknown one. A write that the harness knows never took
+// effect needs no record at all beyond Unknown, or can be given a refusal
+// (any error code the key space does not return, such as 300) with Return.
+func (r *Recorder) Applied(id int, out Output) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	op := r.finish(id)
+	op.Output, op.Unseen = out, true
 }
 
 // finish marks operation id done and returns it. The caller holds mu.

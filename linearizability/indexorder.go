@@ -2,6 +2,7 @@ package linearizability
 
 import (
 	"fmt"
+	"math"
 	"sort"
 )
 
@@ -66,12 +67,12 @@ func checkIndexOrder(ops []Operation) *IndexViolation {
 	byCall := append([]indexed(nil), known...)
 	sort.SliceStable(byCall, func(i, j int) bool { return byCall[i].op.Call < byCall[j].op.Call })
 	byReturn := append([]indexed(nil), known...)
-	sort.SliceStable(byReturn, func(i, j int) bool { return byReturn[i].op.Return < byReturn[j].op.Return })
+	sort.SliceStable(byReturn, func(i, j int) bool { return returned(byReturn[i].op) < returned(byReturn[j].op) })
 	var highest *indexed
 	next := 0
 	for i := range byCall {
 		b := &byCall[i]
-		for next < len(byReturn) && byReturn[next].op.Return < b.op.Call {
+		for next < len(byReturn) && returned(byReturn[next].op) < b.op.Call {
 			if highest == nil || byReturn[next].position > highest.position {
 				highest = &byReturn[next]
 			}
@@ -85,6 +86,14 @@ func checkIndexOrder(ops []Operation) *IndexViolation {
 		}
 	}
 	return nil
+}
+
+// returned is when op's client received its answer; never, if Unseen.
+func returned(op *Operation) int64 {
+	if op.Unseen {
+		return math.MaxInt64
+	}
+	return op.Return
 }
 
 func seenOrMade(i *indexed) string {

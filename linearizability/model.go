@@ -28,8 +28,9 @@ type answer struct {
 	out Output
 	// at is the return time; math.MaxInt64 when the outcome is unknown.
 	at int64
-	// unknown says the client never learned the outcome.
-	unknown bool
+	// unknown says the client never learned the outcome; unseen that the
+	// client never received out, which was learned another way.
+	unknown, unseen bool
 }
 
 // model returns the porcupine model of the key space, partitioned by
@@ -46,7 +47,7 @@ func model(partitioned bool) porcupine.Model {
 			return out
 		},
 		Equal:             func(a, b any) bool { return a.(*tree).key == b.(*tree).key },
-		Hash:              func(s any) uint64 { return s.(*tree).hash() },
+		Hash:              func(s any) uint64 { return s.(*tree).sum },
 		DescribeOperation: func(input, output any) string { return describe(input.(*call), output.(*answer)) },
 		DescribeState:     func(s any) string { return s.(*tree).String() },
 		DescribeOperationMetadata: func(info any) string {
@@ -444,6 +445,13 @@ func describe(c *call, a *answer) string {
 }
 
 func describeAnswer(c *call, a *answer) string {
+	if a.unseen {
+		return "(unseen) " + describeKnown(c, a)
+	}
+	return describeKnown(c, a)
+}
+
+func describeKnown(c *call, a *answer) string {
 	out := &a.out
 	switch {
 	case a.unknown:

@@ -1,6 +1,7 @@
 package linearizability
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -103,8 +104,10 @@ type tree struct {
 	// floor is a lower bound of the etcd index: every index observed so far
 	// along this linearization is at most floor.
 	floor uint64
-	// key is the canonical encoding, set by seal: equal keys, equal trees.
+	// key is the canonical encoding and sum its hash, set by seal: equal
+	// keys, equal trees.
 	key string
+	sum uint64
 }
 
 func (t *tree) clone() *tree {
@@ -217,7 +220,7 @@ func (t *tree) seal() *tree {
 		enc[i] = appendNode(nil, &t.pending[i])
 	}
 	sort.Sort(byEncoding{t.pending, enc})
-	b := strconv.AppendUint(nil, t.floor, 10)
+	b := binary.AppendUvarint(make([]byte, 0, 64*(len(t.nodes)+len(t.pending))), t.floor)
 	for i := range t.nodes {
 		b = appendNode(b, &t.nodes[i])
 	}
@@ -225,19 +228,32 @@ func (t *tree) seal() *tree {
 		b = append(b, e...)
 	}
 	t.key = string(b)
+	h := fnv.New64a()
+	h.Write(b)
+	t.sum = h.Sum64()
 	return t
 }
 
 func appendNode(b []byte, n *mnode) []byte {
-	b = append(b, '|')
-	b = strconv.AppendQuote(b, n.path)
-	b = strconv.AppendBool(b, n.pending)
-	b = strconv.AppendBool(b, n.dir)
-	b = strconv.AppendQuote(b, n.value)
-	b = strconv.AppendUint(append(b, ' '), n.index.lo, 10)
-	b = strconv.AppendUint(append(b, ' '), n.index.hi, 10)
+	b = binary.AppendUvarint(b, uint64(len(n.path)))
+	b = append(b, n.path...)
+	b = binary.AppendUvarint(b, uint64(len(n.value)))
+	b = append(b, n.value...)
+	flags := byte(0)
+	if n.pending {
+		flags |= 1
+	}
+	if n.dir {
+		flags |= 2
+	}
 	if n.ttl {
-		b = strconv.AppendInt(append(b, " ttl "...), n.vanishAt, 10)
+		flags |= 4
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, n.index.lo)
+	b = binary.AppendUvarint(b, n.index.hi)
+	if n.ttl {
+		b = binary.AppendVarint(b, n.vanishAt)
 	}
 	return b
 }
@@ -252,12 +268,6 @@ func (s byEncoding) Less(i, j int) bool { return string(s.enc[i]) < string(s.enc
 func (s byEncoding) Swap(i, j int) {
 	s.nodes[i], s.nodes[j] = s.nodes[j], s.nodes[i]
 	s.enc[i], s.enc[j] = s.enc[j], s.enc[i]
-}
-
-func (t *tree) hash() uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(t.key))
-	return h.Sum64()
 }
 
 // String describes the tree for the visualisation: the index bound, then
