@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"errors"
 
 	"github.com/raftkv/raftkv/server"
 )
@@ -59,17 +58,21 @@ type MembershipChanger interface {
 	RemoveMember(ctx context.Context, id uint64) error
 	// UpdateMember changes member id's peer URLs.
 	UpdateMember(ctx context.Context, id uint64, peerURLs []string) error
+	// PromoteMember makes learner id a voter now (raftkv's own
+	// POST /v2/members/<id>/promote; members added through the API are
+	// promoted on their own once they have caught up).
+	PromoteMember(ctx context.Context, id uint64) error
 }
 
 // Errors a MembershipChanger returns; the members handler turns them into
 // etcd's statuses and messages.
 var (
 	// ErrMemberExists: the new member's ID is taken (409).
-	ErrMemberExists = errors.New("membership: ID exists")
+	ErrMemberExists = server.ErrIDExists
 	// ErrPeerURLExists: another member uses that peer URL (409).
-	ErrPeerURLExists = errors.New("membership: peerURL exists")
+	ErrPeerURLExists = server.ErrPeerURLExists
 	// ErrMemberNotFound: no member has that ID (404).
-	ErrMemberNotFound = errors.New("membership: member not found")
+	ErrMemberNotFound = server.ErrMemberNotFound
 	// ErrMemberRemoved: the member was removed earlier (410).
-	ErrMemberRemoved = errors.New("membership: member removed")
+	ErrMemberRemoved = server.ErrMemberRemoved
 )

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -84,3 +85,41 @@ func (b *runtimeBackend) ClusterID() uint64 {
 func (b *runtimeBackend) Status() server.RuntimeStatus { return b.rt.Status() }
 
 func (b *runtimeBackend) Done() <-chan struct{} { return b.rt.Done() }
+
+// AddMember, RemoveMember, UpdateMember and PromoteMember change the
+// cluster's membership through the member's log (server/membership.go).
+// A member added here starts as a learner and is promoted once it has
+// caught up with the leader's log.
+func (b *runtimeBackend) AddMember(ctx context.Context, peerURLs []string) (server.MemberInfo, error) {
+	resp, err := b.membership(ctx, server.MembershipChange{Op: server.MemberAdd, Member: server.MemberInfo{PeerURLs: peerURLs}})
+	if err != nil {
+		return server.MemberInfo{}, err
+	}
+	if resp.Member == nil {
+		return server.MemberInfo{}, errors.New("membership: the member did not say whom it added")
+	}
+	return *resp.Member, nil
+}
+
+func (b *runtimeBackend) RemoveMember(ctx context.Context, id uint64) error {
+	_, err := b.membership(ctx, server.MembershipChange{Op: server.MemberRemove, Member: server.MemberInfo{ID: id}})
+	return err
+}
+
+func (b *runtimeBackend) UpdateMember(ctx context.Context, id uint64, peerURLs []string) error {
+	_, err := b.membership(ctx, server.MembershipChange{Op: server.MemberUpdate, Member: server.MemberInfo{ID: id, PeerURLs: peerURLs}})
+	return err
+}
+
+func (b *runtimeBackend) PromoteMember(ctx context.Context, id uint64) error {
+	_, err := b.membership(ctx, server.MembershipChange{Op: server.MemberPromote, Member: server.MemberInfo{ID: id}})
+	return err
+}
+
+func (b *runtimeBackend) membership(ctx context.Context, ch server.MembershipChange) (server.Response, error) {
+	resp, err := b.rt.Do(ctx, server.Request{Kind: server.RequestMembership, Membership: &ch})
+	if err != nil {
+		return resp, err
+	}
+	return resp, resp.Err
+}

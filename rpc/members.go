@@ -52,6 +52,10 @@ func (a *API) serveMembers(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		a.serveMembersGet(ctx, w, r)
 	case http.MethodPost:
+		if strings.HasSuffix(r.URL.Path, promoteSuffix) {
+			a.serveMemberPromote(ctx, w, r)
+			return
+		}
 		a.serveMemberAdd(ctx, w, r)
 	case http.MethodDelete:
 		a.serveMemberRemove(ctx, w, r)
@@ -107,6 +111,37 @@ func (a *API) serveMemberAdd(ctx context.Context, w http.ResponseWriter, r *http
 		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
 	default:
 		writeJSONLine(w, http.StatusCreated, newMemberJSON(m))
+	}
+}
+
+// promoteSuffix ends raftkv's own POST /v2/members/<id>/promote, which makes
+// a learner a voter at once (etcd v2 has no learners).
+const promoteSuffix = "/promote"
+
+func (a *API) serveMemberPromote(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	s := strings.TrimSuffix(trimPrefix(r.URL.Path, membersPrefix), promoteSuffix)
+	id, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		writeMessage(w, http.StatusNotFound, "No such member: "+s)
+		return
+	}
+	changer, ok := a.backend.(MembershipChanger)
+	if !ok {
+		a.refuseMembershipChange(ctx, w, id)
+		return
+	}
+	err = changer.PromoteMember(ctx, id)
+	switch {
+	case errors.Is(err, ErrMemberRemoved):
+		writeMessage(w, http.StatusGone, "Member permanently removed: "+formatID(id))
+	case errors.Is(err, ErrMemberNotFound):
+		writeMessage(w, http.StatusNotFound, "No such member: "+formatID(id))
+	case errors.Is(err, server.ErrNotLearner):
+		writeMessage(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+	default:
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
 

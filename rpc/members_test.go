@@ -41,6 +41,11 @@ func (b *changingBackend) UpdateMember(ctx context.Context, id uint64, peerURLs 
 	return b.err
 }
 
+func (b *changingBackend) PromoteMember(ctx context.Context, id uint64) error {
+	b.got = "promote " + formatID(id)
+	return b.err
+}
+
 // TestMembershipChanges: the members handler maps a MembershipChanger's
 // answers to etcd's statuses and bodies (spec §11.1).
 func TestMembershipChanges(t *testing.T) {
@@ -50,6 +55,9 @@ func TestMembershipChanges(t *testing.T) {
 		wantCode                   int
 		wantBody, wantCall         string
 	}{
+		{"promote", "POST", "/v2/members/beef/promote", "", nil, http.StatusNoContent, "", "promote beef"},
+		{"promote a voter", "POST", "/v2/members/beef/promote", "", server.ErrNotLearner,
+			http.StatusBadRequest, `{"message":"membership: can only promote a learner member"}`, "promote beef"},
 		{"add", "POST", "/v2/members", `{"peerURLs":["http://b:2380","http://a:2380"]}`, nil,
 			http.StatusCreated, `{"id":"beef","name":"","peerURLs":["http://a:2380","http://b:2380"],"clientURLs":[]}` + "\n",
 			"add http://a:2380,http://b:2380"},
