@@ -141,6 +141,9 @@ func settle(e effect, c *call, a *answer, w written) *tree {
 			out.Node.Key != childKey(c.in.Key, inOrderName(w.index.lo)) {
 			return nil
 		}
+		if writesValue(&c.in) && out.Node.Value != nil && *out.Node.Value != c.in.Value {
+			return nil
+		}
 	}
 	t.floor = max(t.floor, w.index.lo)
 	return t
@@ -507,4 +510,14 @@ func matchPrev(t *tree, prev *mnode, got *kvstore.Node) bool {
 		n.index = exactly(i)
 	}
 	return true
+}
+
+// writesValue reports whether a successful in leaves its Value in the node
+// it answers with: not for removals, directories or refreshes.
+func writesValue(in *Input) bool {
+	switch in.Kind {
+	case KindSet, KindCreate, KindUpdate, KindCompareAndSwap, KindCreateInOrder:
+		return !in.Dir && !in.Refresh
+	}
+	return false
 }

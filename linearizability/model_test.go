@@ -126,6 +126,11 @@ func TestClassicHistories(t *testing.T) {
 			op(1, post("/q", "b"), wrote(5), 20, 30),
 		want: byBoth,
 	}, {
+		name: "a write that answers with a value other than the one it was given",
+		history: newBuilder().
+			op(0, set("/x", "1"), wroteOver(5, file("/x", "2", 5), nil), 0, 10),
+		want: byModel,
+	}, {
 		name: "an in-order create named other than by its index",
 		history: newBuilder().
 			op(0, post("/q", "a"), wroteOver(5, file("/q/00000000000000000004", "a", 5), nil), 0, 10),
