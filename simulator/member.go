@@ -15,6 +15,14 @@ import (
 // forward (messages) and to check it (what was written, applied, and the
 // member's state).
 //
+// Swapping in server.Member is an adapter, not a redesign: its Process
+// hands disk work out as a PersistJob; the adapter runs the job on the
+// member's FaultyFS (the simulator's Disk wraps the FS: Crash drops what
+// was not synced), calls PersistDone, and processes again, merging both
+// Outputs into one Activity (Output mirrors Activity field for field).
+// Tick takes the virtual time as a time.Time; Submit takes a key-space
+// request instead of an Op, which widens Op to carry one.
+//
 // Ownership and concurrency: the simulator calls every method from its one
 // goroutine; a Member never starts a goroutine, reads a clock or draws a
 // random number except from the source in its MemberConfig. It writes its
