@@ -35,6 +35,8 @@ type Member struct {
 	clientURLs, peerURLs []string
 
 	serveErrs chan error
+	// stopPolling ends pollPeerStats.
+	stopPolling chan struct{}
 	// leader is the last leader seen, on the runtime's loop goroutine.
 	leader   uint64
 	stopOnce sync.Once
@@ -162,14 +164,20 @@ func (m *Member) start() error {
 		cfg.Logger.Warn("recovery", "member", cfg.Name, "action", note)
 	}
 	runtime := server.NewRuntime(member, m.transport, server.RuntimeOptions{
-		Tick:             cfg.HeartbeatInterval,
-		OnRound:          m.onRound,
+		Tick:    cfg.HeartbeatInterval,
+		OnRound: m.onRound,
+		OnApply: func(_ int, took time.Duration) {
+			if m.metrics != nil {
+				m.metrics.ObserveApply(took)
+			}
+		},
 		OnMembersChanged: m.onMembersChanged,
 	})
 	m.runtime = runtime
 	rt.Store(runtime)
 	m.api, err = rpc.NewAPI(rpc.NewRuntimeBackend(runtime), rpc.APIOptions{
 		SerializableReads: cfg.SerializableReads, MaxBodyBytes: cfg.MaxRequestBytes,
+		Logger: cfg.Logger,
 	})
 	if err != nil {
 		member.Close()
@@ -181,6 +189,8 @@ func (m *Member) start() error {
 		return err
 	}
 	runtime.Start()
+	m.stopPolling = make(chan struct{})
+	go m.pollPeerStats(m.stopPolling)
 	for _, ln := range m.clientListeners {
 		go func() { m.serveErrs <- m.api.Serve(ln, clientTLS) }()
 	}
@@ -217,6 +227,9 @@ func (m *Member) Stop() error {
 		if m.api != nil {
 			errs = append(errs, m.api.Shutdown(ctx))
 		}
+		if m.stopPolling != nil {
+			close(m.stopPolling)
+		}
 		if m.runtime != nil {
 			errs = append(errs, m.runtime.Stop())
 		}
@@ -231,6 +244,9 @@ func (m *Member) Stop() error {
 func (m *Member) onRound(out server.Output) {
 	if m.metrics != nil {
 		m.metrics.ObserveRound(out)
+		if out.FailedRequests > 0 {
+			m.metrics.ProposalsFailed(out.FailedRequests)
+		}
 	}
 	if lead := out.SoftState.Lead; lead != m.leader {
 		m.leader = lead
@@ -273,6 +289,29 @@ func (m *Member) onMembersChanged(members []server.MemberInfo) {
 	}
 	for id := range known {
 		m.transport.RemovePeer(id)
+	}
+}
+
+// pollPeerStats feeds the transport's counts of messages it could not
+// deliver (dropped from full queues, lost with failed streams) into the
+// peer send failure metric, once a second.
+func (m *Member) pollPeerStats(stop <-chan struct{}) {
+	last := map[uint64]uint64{}
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ticker.C:
+		}
+		for _, p := range m.transport.Stats().Peers {
+			total := p.Dropped
+			if total > last[p.ID] {
+				m.metrics.PeerSendFailures(p.ID, total-last[p.ID])
+			}
+			last[p.ID] = total
+		}
 	}
 }
 

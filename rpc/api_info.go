@@ -48,8 +48,11 @@ func (a *API) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Health string `json:"health"`
 		Reason string `json:"reason"`
 	}{Health: "true"}
-	if r.URL.Query().Get("serializable") != "true" && a.backend.Status().Leader == raft.None {
+	status := a.backend.Status()
+	if r.URL.Query().Get("serializable") != "true" && status.Leader == raft.None {
 		health.Health, health.Reason = "false", "RAFT NO LEADER"
+	} else if status.NoSpace && r.URL.Query().Get("exclude") != "NOSPACE" {
+		health.Health, health.Reason = "false", "ALARM NOSPACE"
 	}
 	if health.Health == "true" {
 		ctx, cancel := context.WithTimeout(r.Context(), healthReadTimeout)

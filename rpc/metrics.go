@@ -247,8 +247,13 @@ func (m *ServerMetrics) ObserveApply(d time.Duration) { m.applyDuration.Observe(
 func (m *ServerMetrics) ObserveWALFsync(d time.Duration) { m.walFsyncDuration.Observe(d.Seconds()) }
 
 // PeerSendFailed counts a raft message that could not be sent to peer to.
-func (m *ServerMetrics) PeerSendFailed(to uint64) {
-	m.peerSendFailures.WithLabelValues(formatID(to)).Inc()
+func (m *ServerMetrics) PeerSendFailed(to uint64) { m.PeerSendFailures(to, 1) }
+
+// PeerSendFailures counts n raft messages that could not be sent to peer to.
+func (m *ServerMetrics) PeerSendFailures(to uint64, n uint64) {
+	if n > 0 {
+		m.peerSendFailures.WithLabelValues(formatID(to)).Add(float64(n))
+	}
 }
 
 func boolGauge(b bool) float64 {

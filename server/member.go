@@ -79,6 +79,9 @@ type Member struct {
 	stalled  bool
 	// fatal is a storage failure the member cannot go on from.
 	fatal error
+	// failed counts requests answered with an internal error (timeout, no
+	// space, stopped) since the last Output.
+	failed int
 
 	// RecoveryLog lists what start-up did to recover (a torn WAL tail
 	// truncated, a corrupt snapshot skipped), for the shell to log.
@@ -120,6 +123,9 @@ type Output struct {
 	// MembersChanged says the member table changed: the shell should
 	// update its transport's peers.
 	MembersChanged bool
+	// FailedRequests counts requests answered with an internal error (a
+	// timeout, a full disk) since the last Output.
+	FailedRequests int
 	// Err is a fatal storage error: the member must stop and be restarted
 	// from its disk.
 	Err error
@@ -327,8 +333,16 @@ func (m *Member) read(req Request) Response {
 }
 
 func (m *Member) errorResponse(err error) Response {
+	var kerr *kvstore.Error
+	if errors.As(err, &kerr) && kerr.Code == kvstore.CodeRaftInternal {
+		m.failed++
+	}
 	return Response{Err: err, RaftIndex: m.commitIndex(), RaftTerm: m.term()}
 }
+
+// DiskFull reports whether the member's last write failed for lack of
+// space (it refuses writes until space comes back).
+func (m *Member) DiskFull() bool { return m.diskFull }
 
 func (m *Member) commitIndex() uint64 {
 	hs, _, _ := m.node.BasicStatus()
@@ -484,6 +498,7 @@ func (m *Member) finishRound(j *PersistJob, out *Output) error {
 func (m *Member) output(out Output) Output {
 	out.HardState, out.SoftState, _ = m.node.BasicStatus()
 	out.MembersChanged, m.membersChanged = m.membersChanged, false
+	out.FailedRequests, m.failed = m.failed, 0
 	return out
 }
 

@@ -50,6 +50,7 @@ type Runtime struct {
 	// onRound, if set, is called after every round with its output (for
 	// metrics and logs), on the loop goroutine.
 	onRound          func(Output)
+	onApply          func(int, time.Duration)
 	onMembersChanged func([]MemberInfo)
 }
 
@@ -65,13 +66,14 @@ type call struct {
 
 // RuntimeStatus is a member's state as last seen by its event loop.
 type RuntimeStatus struct {
-	ID        uint64
-	Leader    uint64
-	Term      uint64
-	Commit    uint64
-	Applied   uint64
-	State     raft.StateType
-	StoreSize uint64
+	ID      uint64
+	Leader  uint64
+	Term    uint64
+	Commit  uint64
+	Applied uint64
+	State   raft.StateType
+	// NoSpace says the disk is full: writes are refused.
+	NoSpace bool
 }
 
 // RuntimeOptions configures a Runtime.
@@ -83,6 +85,9 @@ type RuntimeOptions struct {
 	RequestQueueSize int
 	// OnRound is called after every round, on the loop goroutine.
 	OnRound func(Output)
+	// OnApply is called after every round that applied entries, with how
+	// many and how long the round took (the member never reads a clock).
+	OnApply func(entries int, took time.Duration)
 	// OnMembersChanged is called with the member table when the loop
 	// starts and whenever the table changes (so the transport can follow),
 	// on the loop goroutine; it must not block.
@@ -109,7 +114,7 @@ func NewRuntime(m *Member, t Transport, opts RuntimeOptions) *Runtime {
 		unreachable: make(chan uint64, 64),
 		diskJobs:    make(chan *PersistJob, 1), diskDone: make(chan diskResult, 1),
 		queries: make(chan func(*Member)), stop: make(chan struct{}), done: make(chan struct{}),
-		onRound: opts.OnRound, onMembersChanged: opts.OnMembersChanged,
+		onRound: opts.OnRound, onApply: opts.OnApply, onMembersChanged: opts.OnMembersChanged,
 	}
 	rt.refreshStatus()
 	return rt
@@ -275,7 +280,11 @@ func (rt *Runtime) drain() {
 // work runs rounds until the member has nothing to do.
 func (rt *Runtime) work() error {
 	for rt.member.HasWork() {
+		start := time.Now()
 		out := rt.member.Process()
+		if rt.onApply != nil && len(out.Applied) > 0 {
+			rt.onApply(len(out.Applied), time.Since(start))
+		}
 		if len(out.Messages) > 0 {
 			rt.transport.Send(out.Messages)
 		}
@@ -307,7 +316,7 @@ func (rt *Runtime) refreshStatus() {
 	hs, ss, applied := rt.member.node.BasicStatus()
 	rt.status.Store(&RuntimeStatus{
 		ID: rt.member.cfg.ID, Leader: ss.Lead, Term: hs.Term, Commit: hs.Commit,
-		Applied: applied, State: ss.State,
+		Applied: applied, State: ss.State, NoSpace: rt.member.DiskFull(),
 	})
 }
 
