@@ -174,7 +174,7 @@ func porcupineOps(h History, opts Options) ([]porcupine.Operation, int64) {
 	var end int64 = math.MinInt64
 	for _, op := range h.Operations {
 		end = max(end, op.Call)
-		if !op.Unknown && !op.Unseen {
+		if !unknown(&op) && !op.Unseen {
 			end = max(end, op.Return)
 		}
 	}
@@ -183,18 +183,18 @@ func porcupineOps(h History, opts Options) ([]porcupine.Operation, int64) {
 	ops := make([]porcupine.Operation, 0, len(h.Operations))
 	for i := range h.Operations {
 		op := &h.Operations[i]
-		if op.Unknown && !op.Input.isWrite() {
+		if unknown(op) && !op.Input.isWrite() {
 			continue
 		}
 		in := op.Input
 		in.Key = cleanKey(in.Key)
 		c := &call{in: in, id: op.ID, client: op.Client, at: op.Call, node: writtenNode(op, opts)}
-		a := &answer{out: op.Output, at: op.Return, unknown: op.Unknown}
+		a := &answer{out: op.Output, at: op.Return, unknown: unknown(op)}
 		ret := op.Return
 		if op.Unseen {
 			a.at, a.unseen, ret = math.MaxInt64, true, end
 		}
-		if op.Unknown {
+		if a.unknown {
 			a.out, a.at, ret = Output{}, math.MaxInt64, end
 			if at, ok := seen[op.Input.Value]; ok && carriesValue(&op.Input) {
 				ret = max(op.Call, at)
@@ -203,6 +203,13 @@ func porcupineOps(h History, opts Options) ([]porcupine.Operation, int64) {
 		ops = append(ops, porcupine.Operation{ClientId: op.Client, Input: c, Call: op.Call, Output: a, Return: ret, Metadata: op.ID})
 	}
 	return ops, end
+}
+
+// unknown reports whether op's outcome is unknown: recorded so, or answered
+// with an internal error (code 300), which may come after the operation
+// took effect.
+func unknown(op *Operation) bool {
+	return op.Unknown || op.Output.Err == kvstore.CodeRaftInternal
 }
 
 // firstSeen returns, for every value only one write in h carries, the
@@ -235,7 +242,7 @@ func firstSeen(h History) map[string]int64 {
 	}
 	for i := range h.Operations {
 		op := &h.Operations[i]
-		if !op.Unknown && !op.Unseen {
+		if !unknown(op) && !op.Unseen {
 			visit(op.Output.Node, op.Return)
 			visit(op.Output.Prev, op.Return)
 		}
@@ -262,7 +269,7 @@ func writtenNode(op *Operation, opts Options) written {
 	if !in.isWrite() || !in.HasTTL {
 		return written{}
 	}
-	if !op.Unknown && op.Output.Err == 0 && op.Output.Node != nil {
+	if !unknown(op) && op.Output.Err == 0 && op.Output.Node != nil {
 		exp := op.Output.Node.Expiration
 		if exp == nil {
 			return written{}

@@ -49,7 +49,7 @@ func checkIndexOrder(ops []Operation) *IndexViolation {
 	for i := range ops {
 		op := &ops[i]
 		x := op.Output.Index
-		if op.Unknown || x == 0 {
+		if unknown(op) || x == 0 {
 			continue
 		}
 		write := op.Input.isWrite() && op.Output.Err == 0

@@ -504,6 +504,20 @@ func TestUnknownOutcomes(t *testing.T) {
 			op(2, get("/q"), read(dir("/q", 3, file("/q/00000000000000000003", "a", 3)), 8), 50, 60),
 		want: byModel,
 	}, {
+		name: "a write that failed with an internal error (a timeout) may have taken effect",
+		history: newBuilder().
+			op(0, set("/x", "u"), wrote(3), 0, 10).
+			op(0, set("/x", "v"), failed(kvstore.CodeRaftInternal, 0), 20, 30).
+			op(1, get("/x"), read(file("/x", "v", 7), 7), 40, 50),
+		want: linearizable,
+	}, {
+		name: "a write refused as a bad request never took effect",
+		history: newBuilder().
+			op(0, set("/x", "u"), wrote(3), 0, 10).
+			op(0, set("/x", "v"), failed(kvstore.CodeInvalidField, 0), 20, 30).
+			op(1, get("/x"), read(file("/x", "v", 7), 7), 40, 50),
+		want: byModel,
+	}, {
 		name: "an unknown read constrains nothing",
 		history: newBuilder().
 			op(0, set("/x", "u"), wrote(3), 0, 10).

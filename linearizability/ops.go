@@ -146,10 +146,12 @@ func (in Input) isWrite() bool { return in.Kind != KindGet }
 type Output struct {
 	// Err is the etcd error code of a failed operation (kvstore.Code*), 0
 	// on success. The model checks the codes the key space itself returns
-	// (100, 101, 102, 104, 105, 107, 108) and takes every other code as
-	// "refused, no effect": an operation whose effect is unknown (code 300
-	// from a timeout, a lost connection) must be recorded as unknown
-	// instead.
+	// (100, 101, 102, 104, 105, 107, 108). Code 300 (an internal failure:
+	// a timeout, a stopped member) says nothing of the outcome, so Check
+	// takes such an operation as unknown, as if recorded with
+	// Recorder.Unknown. Every other code (2xx for a bad request) means the
+	// operation never reached the key space. A write known to have had no
+	// effect (refused for a full disk) can simply be left out.
 	Err int
 	// Index is X-Etcd-Index: for a successful write the index it produced,
 	// for a read the store's index it was served at, for an error the
@@ -166,9 +168,7 @@ type Output struct {
 
 // OutputOf converts a store or member answer into an Output: a successful
 // event, or an error (a *kvstore.Error, possibly wrapped). Any other error
-// becomes code 300 with index 0, which the model takes as "no effect"; an
-// answer whose effect is unknown must be recorded with Recorder.Unknown
-// instead.
+// becomes code 300 with index 0, an unknown outcome (see Output.Err).
 func OutputOf(ev *kvstore.Event, err error) Output {
 	if err != nil {
 		var kerr *kvstore.Error
