@@ -29,9 +29,10 @@
 // for a directory its visible children, recursively if asked) that the
 // model holds at some instant of the read; a write must succeed or fail as
 // the model says, with the prevNode the model holds; an in-order create
-// must name its node by the index it produced. Any other error code (300
-// for an internal failure, 2xx for a bad request) is taken to mean the
-// operation never reached the key space.
+// must name its node by the index it produced. Error 300 (an internal
+// failure: a timeout, a stopped member) says nothing of the outcome and
+// makes the operation unknown (below); any other code (2xx for a bad
+// request) is taken to mean the operation never reached the key space.
 //
 // # Indexes
 //

@@ -223,8 +223,8 @@ func materialize(states []*tree, p string, seen *kvstore.Node, required bool) []
 			node := v.pending[i]
 			v.removePending(i)
 			_, name := splitKey(p)
-			i, _ := strconv.ParseUint(name, 10, 64)
-			node.path, node.pending, node.index = p, false, exactly(i)
+			index, _ := strconv.ParseUint(name, 10, 64)
+			node.path, node.pending, node.index = p, false, exactly(index)
 			v.put(node)
 			out = append(out, v)
 		}

@@ -23,7 +23,7 @@ type replicated struct {
 	applied int
 }
 
-func newReplicated(t *testing.T) *replicated {
+func newReplicated(t testing.TB) *replicated {
 	leader, err := kvstore.New(kvstore.Config{})
 	require.NoError(t, err)
 	follower, err := kvstore.New(kvstore.Config{})
@@ -48,7 +48,7 @@ func (r *replicated) catchUp(n int) {
 // follower first catches up with the leader's log as of the read's arrival
 // (Raft's ReadIndex); without, it answers from whatever it has (the planted
 // bug). It returns the history and whether some read was really stale.
-func runFollowerReads(t *testing.T, seed uint64, readIndex bool) (History, bool) {
+func runFollowerReads(t testing.TB, seed uint64, readIndex bool) (History, bool) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	r := newReplicated(t)
 	rec := NewRecorder()
