@@ -59,12 +59,6 @@ type mnode struct {
 	vanishAt int64
 }
 
-// name returns the last segment of a concrete node's path.
-func (n *mnode) name() string {
-	_, name := splitKey(n.path)
-	return name
-}
-
 // parent returns the path of the directory that holds n.
 func (n *mnode) parent() string {
 	if n.pending {
