@@ -54,6 +54,9 @@ type Progress struct {
 	// snapshotStalled counts heartbeat intervals without an acknowledged
 	// chunk; a stalled transfer restarts from SnapshotAcked.
 	snapshotStalled int
+	// snapshotRewound says the transfer went back to SnapshotAcked after a
+	// lost chunk, and nothing new has been acknowledged since.
+	snapshotRewound bool
 	// LastHeard is the leader's tick count when it last heard from the
 	// member (or when it started tracking it).
 	LastHeard uint64
@@ -105,6 +108,7 @@ func (p *Progress) resetState(state ProgressState) {
 		p.sentCommit = 0
 	}
 	p.PendingSnapshot, p.SnapshotSent, p.SnapshotAcked, p.snapshotStalled = 0, 0, 0, 0
+	p.snapshotRewound = false
 	p.inflights.reset()
 }
 

@@ -31,8 +31,8 @@ import (
 //	propose ID DATA              propose DATA at ID
 //	tick N [ID...]               tick the given members (all by default) N times
 //	run N                        tick all members N times, delivering everything after each tick
-//	deliver [from=ID] [to=ID]    deliver the queued messages once (filtered)
-//	drop [from=ID] [to=ID]       drop queued messages (filtered)
+//	deliver [from=ID] [to=ID] [n=N]  deliver the queued messages once (filtered; the first N)
+//	drop [from=ID] [to=ID] [n=N]     drop queued messages (filtered; the first N)
 //	stabilize                    deliver until nothing moves
 //	partition 1 2 | 3            cut every link between the groups
 //	heal                         restore every link
@@ -373,6 +373,7 @@ func (s *scenario) tick(args []string) {
 // printing each.
 func (s *scenario) deliver(args []string, drop bool) {
 	var from, to uint64
+	limit := -1
 	for _, a := range args {
 		k, v, _ := strings.Cut(a, "=")
 		switch k {
@@ -380,16 +381,19 @@ func (s *scenario) deliver(args []string, drop bool) {
 			from = s.id(v)
 		case "to":
 			to = s.id(v)
+		case "n":
+			limit = int(s.uint(v))
 		}
 	}
 	msgs := s.c.inflight
 	s.c.inflight = nil
 	var keep []Message
 	for _, m := range msgs {
-		if (from != 0 && m.From != from) || (to != 0 && m.To != to) {
+		if (from != 0 && m.From != from) || (to != 0 && m.To != to) || limit == 0 {
 			keep = append(keep, m)
 			continue
 		}
+		limit--
 		if drop || s.c.cut[[2]uint64{m.From, m.To}] {
 			if !s.quiet {
 				s.printf("dropped: %s", describe(m))

@@ -78,14 +78,23 @@ func (r *raft) handleSnapshotChunkAck(m Message, pr *Progress) {
 	if pr.State != StateSnapshot || c == nil || c.Metadata.Index != pr.PendingSnapshot {
 		return // stale
 	}
-	pr.snapshotStalled = 0
 	if m.Reject {
-		// The follower lost track (a chunk went missing); go back to where
-		// it says it is.
+		// A chunk went missing: go back to where the follower is, once.
+		// The chunks sent after the lost one are rejected too; rewinding
+		// for each of them would send the window again and again.
+		if c.Offset < pr.SnapshotAcked || c.Offset > pr.SnapshotSent ||
+			(pr.snapshotRewound && c.Offset == pr.SnapshotAcked) {
+			return
+		}
 		pr.SnapshotAcked, pr.SnapshotSent = c.Offset, c.Offset
+		pr.snapshotRewound = true
 	} else if c.Offset > pr.SnapshotAcked && c.Offset <= pr.SnapshotSent {
 		pr.SnapshotAcked = c.Offset
+		pr.snapshotRewound = false
+	} else {
+		return // old news
 	}
+	pr.snapshotStalled = 0
 	r.resumeSnapshot(m.From, pr)
 }
 
@@ -101,6 +110,7 @@ func (r *raft) resendStalledSnapshots() {
 			return
 		}
 		pr.snapshotStalled = 0
+		pr.snapshotRewound = false
 		if !r.recentlyActive(pr) || pr.SnapshotAcked >= pr.SnapshotSent && pr.SnapshotSent > 0 {
 			// Silent member, or every chunk acknowledged but the final
 			// answer lost: go back to probing, which restarts the snapshot
@@ -141,7 +151,17 @@ func (r *raft) handleSnapshotChunk(m Message) {
 		ack(0, true)
 		return
 	}
-	if uint64(len(in.data)) != c.Offset || c.Offset+uint64(len(c.Data)) > c.Total {
+	switch {
+	case c.Offset+uint64(len(c.Data)) > c.Total:
+		ack(uint64(len(in.data)), true) // malformed: start over from what we have
+		return
+	case c.Offset < uint64(len(in.data)):
+		// A duplicate or late chunk: we hold its bytes. Say how far we
+		// are, without asking for anything to be sent again.
+		ack(uint64(len(in.data)), false)
+		return
+	case c.Offset > uint64(len(in.data)):
+		// A gap: a chunk was lost. Ask for what follows our bytes.
 		ack(uint64(len(in.data)), true)
 		return
 	}

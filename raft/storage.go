@@ -190,7 +190,7 @@ func (ms *MemoryStorage) Compact(compactIndex uint64) error {
 	// Leave room to grow back to the length the log had, or the next
 	// appends copy everything again and again as the slice regrows.
 	remaining := uint64(len(ms.ents)) - i
-	ents := make([]Entry, 1, max(2*remaining, uint64(len(ms.ents)), 1024))
+	ents := make([]Entry, 1, max(2*remaining, uint64(len(ms.ents)), 64))
 	ents[0] = Entry{Index: ms.ents[i].Index, Term: ms.ents[i].Term}
 	ms.ents = append(ents, ms.ents[i+1:]...)
 	return nil
