@@ -29,7 +29,8 @@ type Options struct {
 	// times through it.
 	Epoch time.Time
 	// ClockSkew bounds how far any member's clock may be from the
-	// recorder's at any time during the history. A node with a TTL that
+	// recorder's at any time during the history: with clocks that drift,
+	// the drift accumulated over the whole history. A node with a TTL that
 	// expires at E (by the clock of the member that took the write) cannot
 	// have been removed before recorder time E - ClockSkew; see the package
 	// documentation. UnboundedClockSkew lifts the bound.

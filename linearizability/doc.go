@@ -10,6 +10,8 @@
 // A Recorder takes each operation's call (Recorder.Call), then its answer
 // (Recorder.Return), or the news that the answer will never come
 // (Recorder.Unknown), or an answer learned another way (Recorder.Applied).
+// A request retried until answered is one operation, from the first
+// attempt's call to the answer.
 // Times are int64 nanoseconds on any clock that never goes back: the
 // simulator's virtual time or, in a real-cluster test, WallClock. A
 // Recorder is safe for concurrent use. Annotations (Recorder.Annotate) mark

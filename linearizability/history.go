@@ -79,6 +79,12 @@ func NewRecorder() *Recorder {
 
 // Call records that client sent the operation in at time at, and returns
 // the operation's id for Return or Unknown.
+//
+// A client that retries a request after a timeout, and may be answered
+// from the member's duplicate table, must keep one operation for all its
+// attempts: the call of the first, the answer of the last. Recorded as a
+// new operation, the retry would carry an index produced before it was
+// called.
 func (r *Recorder) Call(client int, in Input, at int64) int {
 	if client < 0 {
 		panic(fmt.Sprintf("linearizability: negative client id %d", client))
