@@ -78,20 +78,26 @@ func (r *raft) handleSnapshotChunkAck(m Message, pr *Progress) {
 	if pr.State != StateSnapshot || c == nil || c.Metadata.Index != pr.PendingSnapshot {
 		return // stale
 	}
-	if m.Reject {
+	// The follower's offset is the truth about the bytes it holds: it may
+	// be behind what was acknowledged (it restarted) or ahead of what the
+	// leader now thinks it sent (chunks from before a rewind arrived).
+	switch {
+	case c.Offset > c.Total:
+		return // nonsense
+	case m.Reject:
 		// A chunk went missing: go back to where the follower is, once.
 		// The chunks sent after the lost one are rejected too; rewinding
 		// for each of them would send the window again and again.
-		if c.Offset < pr.SnapshotAcked || c.Offset > pr.SnapshotSent ||
-			(pr.snapshotRewound && c.Offset == pr.SnapshotAcked) {
+		if pr.snapshotRewound && c.Offset == pr.SnapshotAcked {
 			return
 		}
 		pr.SnapshotAcked, pr.SnapshotSent = c.Offset, c.Offset
 		pr.snapshotRewound = true
-	} else if c.Offset > pr.SnapshotAcked && c.Offset <= pr.SnapshotSent {
+	case c.Offset > pr.SnapshotAcked:
 		pr.SnapshotAcked = c.Offset
+		pr.SnapshotSent = max(pr.SnapshotSent, c.Offset)
 		pr.snapshotRewound = false
-	} else {
+	default:
 		return // old news
 	}
 	pr.snapshotStalled = 0
@@ -142,12 +148,14 @@ func (r *raft) handleSnapshotChunk(m Message) {
 		return
 	}
 	in := r.incomingSnapshot
-	if c.Offset == 0 {
+	same := in != nil && in.metadata.Index == c.Metadata.Index && in.metadata.Term == c.Metadata.Term && in.total == c.Total
+	if c.Offset == 0 && !same {
+		// The start of a new snapshot (a late copy of the first chunk of
+		// the one under way must not throw away what has arrived).
 		in = &incomingSnapshot{metadata: c.Metadata, total: c.Total}
-		r.incomingSnapshot = in
+		r.incomingSnapshot, same = in, true
 	}
-	if in == nil || in.metadata.Index != c.Metadata.Index || in.metadata.Term != c.Metadata.Term ||
-		in.total != c.Total {
+	if !same {
 		ack(0, true)
 		return
 	}
