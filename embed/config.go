@@ -57,6 +57,9 @@ type Config struct {
 	LeaseReads bool
 	// MaxRequestBytes bounds a request body (0: etcd's 10 MiB form limit).
 	MaxRequestBytes int64
+	// EnablePprof serves Go's profiler under /debug/pprof/ on the client
+	// listeners.
+	EnablePprof bool
 
 	// ClientTLS and PeerTLS secure the listeners (empty: plain HTTP/TCP).
 	ClientTLS rpc.ClientTLSInfo

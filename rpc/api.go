@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +52,9 @@ type APIOptions struct {
 	// Logger receives the HTTP servers' own errors (failed TLS handshakes,
 	// malformed requests) at debug level; nil means none are logged.
 	Logger *slog.Logger
+	// EnablePprof serves Go's profiler under /debug/pprof/ (etcd's
+	// --enable-pprof).
+	EnablePprof bool
 	// Registry receives the API's metrics and is served on /metrics; nil
 	// means a new registry of the API's own (one per API, so that several
 	// members may run in one process).
@@ -175,6 +179,13 @@ func (a *API) routes() *http.ServeMux {
 	a.handle(mux, "health", "/health", a.serveHealth)
 	metrics := promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{Registry: a.opts.Registry})
 	a.handle(mux, "metrics", "/metrics", metrics.ServeHTTP)
+	if a.opts.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -74,6 +74,7 @@ Examples:
 	fl.BoolVar(&f.cfg.LeaseReads, "lease-reads", false, "confirm linearizable reads with the leader's lease instead of a round of heartbeats (relies on bounded clock drift)")
 	fl.Int64Var(&f.cfg.MaxRequestBytes, "max-request-bytes", 0, "largest request body accepted (0: 10 MiB, as etcd)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&f.cfg.EnablePprof, "enable-pprof", false, "serve Go's profiler under /debug/pprof/ on the client URLs")
 	fl.StringVar(&f.clientCert, "cert-file", "", "client TLS certificate")
 	fl.StringVar(&f.clientKey, "key-file", "", "client TLS key")
 	fl.StringVar(&f.clientCA, "trusted-ca-file", "", "CA bundle for client certificates")
