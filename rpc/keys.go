@@ -96,14 +96,20 @@ func (a *API) memberRequest(kr keyRequest) server.Request {
 	return req
 }
 
+// contentTypeJSON is the Content-Type header value of JSON answers (never
+// modified: net/http only reads it).
+var contentTypeJSON = []string{"application/json"}
+
 // writeKeyEvent writes a read's or a write's event (spec §4.1–4.5).
 func writeKeyEvent(w http.ResponseWriter, resp server.Response, noValueOnSuccess bool) {
 	ev := resp.Event
+	// Header keys in their canonical form, set directly: this runs for
+	// every answer.
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Etcd-Index", strconv.FormatUint(ev.EtcdIndex, 10))
-	h.Set("X-Raft-Index", strconv.FormatUint(resp.RaftIndex, 10))
-	h.Set("X-Raft-Term", strconv.FormatUint(resp.RaftTerm, 10))
+	h["Content-Type"] = contentTypeJSON
+	h["X-Etcd-Index"] = []string{strconv.FormatUint(ev.EtcdIndex, 10)}
+	h["X-Raft-Index"] = []string{strconv.FormatUint(resp.RaftIndex, 10)}
+	h["X-Raft-Term"] = []string{strconv.FormatUint(resp.RaftTerm, 10)}
 	if ev.IsCreated() {
 		w.WriteHeader(http.StatusCreated)
 	}
@@ -119,11 +125,7 @@ func writeKeyEvent(w http.ResponseWriter, resp server.Response, noValueOnSuccess
 // eventJSON is an event's body: its JSON and a newline, as Go's
 // json.Encoder writes it for etcd.
 func eventJSON(ev *kvstore.Event) []byte {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		panic("rpc: marshal event: " + err.Error()) // plain data: cannot fail
-	}
-	return append(b, '\n')
+	return append(appendEvent(make([]byte, 0, 256), ev), '\n')
 }
 
 // writeKeyError writes an etcd error body (spec §4.6) with its status.
