@@ -256,7 +256,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		}
 		if err == nil {
 			me := &memberError{endpoint: eps[k].String(), status: resp.status}
-			if e, derr := decodeError(resp); derr == nil && e.Code != 0 {
+			if e, derr := decodeError(resp); derr == nil {
 				me.err = e
 			}
 			if r.oneShot && me.err != nil {

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/embed"
+	"github.com/raftkv/raftkv/server"
+)
+
+// ctlMemberCommand is member list|add|remove|update|promote.
+func ctlMemberCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "member",
+		Short: "List, add, remove, update and promote the members of the cluster",
+		Long: `Change the cluster's membership as etcdctl's member commands do, one member at
+a time. raftkv adds a member as a learner (it receives the log but does not
+vote) and makes it a voter once it has caught up with the leader; 'member
+promote' does that at once.`,
+	}
+	cmd.AddCommand(ctlMemberListCommand(g, env), ctlMemberAddCommand(g, env), ctlMemberRemoveCommand(g, env),
+		ctlMemberUpdateCommand(g, env), ctlMemberPromoteCommand(g, env))
+	return cmd
+}
+
+// memberFailed prints err as etcdctl's member commands do (the message
+// alone, after what was being done) and ends the command with exit code 1.
+func memberFailed(cmd *cobra.Command, doing string, err error) error {
+	msg := err.Error()
+	if doing != "" {
+		msg = doing + ": " + msg
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), msg)
+	return &ctlPrinted{code: ctlExitBadArgs, msg: msg}
+}
+
+func ctlMemberListCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List the members, marking the leader",
+		Example: `  raftkv member list`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.run(cmd, env, false, func(ctx context.Context, c *client.Client, out io.Writer) error {
+				if len(args) != 0 {
+					return badArgsf("no arguments accepted")
+				}
+				members, err := c.Members().List(ctx)
+				if err != nil {
+					return memberFailed(cmd, "", err)
+				}
+				leader, err := c.Members().Leader(ctx)
+				if err != nil {
+					return memberFailed(cmd, "Failed to get leader", err)
+				}
+				if g.output == "json" {
+					return printMembersJSON(out, members, leader.ID)
+				}
+				for _, m := range members {
+					if m.Name == "" {
+						fmt.Fprintf(out, "%s[unstarted]: peerURLs=%s\n", m.ID, strings.Join(m.PeerURLs, ","))
+						continue
+					}
+					fmt.Fprintf(out, "%s: name=%s peerURLs=%s clientURLs=%s isLeader=%v\n",
+						m.ID, m.Name, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","), m.ID == leader.ID)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func printMembersJSON(out io.Writer, members []client.Member, leaderID string) error {
+	type member struct {
+		client.Member
+		IsLeader bool `json:"isLeader"`
+	}
+	list := make([]member, 0, len(members))
+	for _, m := range members {
+		list = append(list, member{Member: m, IsLeader: m.ID == leaderID})
+	}
+	b, err := json.Marshal(struct {
+		Members []member `json:"members"`
+	}{list})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, string(b))
+	return nil
+}
+
+func ctlMemberAddCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
+	var token string
+	cmd := &cobra.Command{
+		Use:   "add NAME PEER_URLS",
+		Short: "Add a member and print the environment it must start with",
+		Long: `Add a member that will be reached at PEER_URLS (comma-separated) and print the
+RAFTKV_* environment with which 'raftkv serve' must start it to join the
+cluster. The member joins as a learner and becomes a voter once it has caught
+up. A member's ID is derived from its peer URLs and the cluster's token; the
+printed environment names the token when it is the one of --initial-cluster-token.`,
+		Example: `  raftkv member add m4 http://127.0.0.1:42380`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.run(cmd, env, false, func(ctx context.Context, c *client.Client, out io.Writer) error {
+				if len(args) != 2 {
+					return badArgsf("provide a name and the member's peer URLs (comma-separated)")
+				}
+				name, peerURLs := args[0], splitList(args[1])
+				added, err := c.Members().Add(ctx, peerURLs...)
+				if err != nil {
+					return memberFailed(cmd, "", err)
+				}
+				fmt.Fprintf(out, "Added member named %s with ID %s to cluster\n", name, added.ID)
+				members, err := c.Members().List(ctx)
+				if err != nil {
+					return memberFailed(cmd, "", err)
+				}
+				printJoinEnv(out, cmd.ErrOrStderr(), name, added, members, token)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&token, "initial-cluster-token", embed.DefaultClusterToken, "the cluster's --initial-cluster-token")
+	return cmd
+}
+
+// printJoinEnv prints the environment of a new member: etcdctl's lines,
+// with raftkv's names.
+func printJoinEnv(out, stderr io.Writer, name string, added *client.Member, members []client.Member, token string) {
+	var initial []string
+	for _, m := range members {
+		n := m.Name
+		if m.ID == added.ID {
+			n = name
+		}
+		for _, u := range m.PeerURLs {
+			initial = append(initial, n+"="+u)
+		}
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "RAFTKV_NAME=%q\n", name)
+	fmt.Fprintf(out, "RAFTKV_INITIAL_CLUSTER=%q\n", strings.Join(initial, ","))
+	fmt.Fprintf(out, "RAFTKV_INITIAL_ADVERTISE_PEER_URLS=%q\n", strings.Join(added.PeerURLs, ","))
+	fmt.Fprintf(out, "RAFTKV_INITIAL_CLUSTER_STATE=%q\n", "existing")
+	id, err := strconv.ParseUint(added.ID, 16, 64)
+	if err == nil && id == server.DeriveMemberID(added.PeerURLs, token) {
+		fmt.Fprintf(out, "RAFTKV_INITIAL_CLUSTER_TOKEN=%q\n", token)
+		return
+	}
+	fmt.Fprintf(stderr, "note: ID %s is not the one raftkv derives from %s with the token %q: "+
+		"start the member with the cluster's own --initial-cluster-token (RAFTKV_INITIAL_CLUSTER_TOKEN)\n",
+		added.ID, strings.Join(added.PeerURLs, ","), token)
+}
+
+func ctlMemberRemoveCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
+	return &cobra.Command{
+		Use:     "remove ID",
+		Short:   "Remove a member (by its hex ID, as member list shows it)",
+		Example: `  raftkv member remove 8e9e05c52164694d`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.run(cmd, env, false, func(ctx context.Context, c *client.Client, out io.Writer) error {
+				if len(args) != 1 {
+					return badArgsf("provide a single member ID")
+				}
+				id := args[0]
+				members, err := c.Members().List(ctx)
+				if err != nil {
+					return memberFailed(cmd, "Error while verifying ID against known members", err)
+				}
+				found := false
+				for _, m := range members {
+					found = found || m.ID == id
+					if m.Name == id {
+						fmt.Fprintf(cmd.ErrOrStderr(), "Found a member named %s; if this is correct, please use its ID, eg:\n\traftkv member remove %s\n", m.Name, m.ID)
+					}
+				}
+				if !found {
+					msg := fmt.Sprintf("Couldn't find a member in the cluster with an ID of %s.", id)
+					fmt.Fprintln(cmd.ErrOrStderr(), msg)
+					return &ctlPrinted{code: ctlExitBadArgs, msg: msg}
+				}
+				if err := c.Members().Remove(ctx, id); err != nil {
+					return memberFailed(cmd, "Received an error trying to remove member "+id, err)
+				}
+				fmt.Fprintf(out, "Removed member %s from cluster\n", id)
+				return nil
+			})
+		},
+	}
+}
+
+func ctlMemberUpdateCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
+	return &cobra.Command{
+		Use:     "update ID PEER_URLS",
+		Short:   "Change the peer URLs (comma-separated) of a member",
+		Example: `  raftkv member update 8e9e05c52164694d http://10.0.0.7:2380`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.run(cmd, env, false, func(ctx context.Context, c *client.Client, out io.Writer) error {
+				if len(args) != 2 {
+					return badArgsf("provide an ID and a list of comma separated peer URLs (8e9e05c52164694d http://example.com,http://example1.com)")
+				}
+				if err := c.Members().Update(ctx, args[0], splitList(args[1])); err != nil {
+					return memberFailed(cmd, "", err)
+				}
+				fmt.Fprintf(out, "Updated member with ID %s in cluster\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+func ctlMemberPromoteCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
+	return &cobra.Command{
+		Use:     "promote ID",
+		Short:   "Make a learner a voter now, without waiting for it to catch up (raftkv only)",
+		Example: `  raftkv member promote 8e9e05c52164694d`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.run(cmd, env, false, func(ctx context.Context, c *client.Client, out io.Writer) error {
+				if len(args) != 1 {
+					return badArgsf("provide a single member ID")
+				}
+				if err := c.Members().Promote(ctx, args[0]); err != nil {
+					return memberFailed(cmd, "", err)
+				}
+				fmt.Fprintf(out, "Promoted member %s to voter in cluster\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+// healthCheckTimeout bounds one member's health check.
+const healthCheckTimeout = 2 * time.Second
+
+// healthInterval is the pause between two checks of cluster-health
+// --forever, as etcdctl's.
+const healthInterval = 10 * time.Second
+
+func ctlClusterHealthCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
+	var forever bool
+	cmd := &cobra.Command{
+		Use:   "cluster-health",
+		Short: "Check the health of every member and of the cluster",
+		Long: `Ask every member's /health whether it knows a leader and can read through it.
+The cluster is healthy when a majority of its members are (etcdctl says healthy
+as soon as one is). The exit code is 5 when the cluster is unhealthy.`,
+		Example: `  raftkv cluster-health --endpoints http://127.0.0.1:2379`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.run(cmd, env, forever, func(ctx context.Context, c *client.Client, out io.Writer) error {
+				ctx, stop := untilInterrupted(ctx)
+				defer stop()
+				members, err := c.Members().List(ctx)
+				if err != nil {
+					fmt.Fprintln(out, "cluster may be unhealthy: failed to list members")
+					return err
+				}
+				for {
+					healthy := checkMembers(ctx, c, members, out)
+					if !forever {
+						if !healthy {
+							return &ctlPrinted{code: ctlExitClusterUnhealthy, msg: "cluster is unhealthy"}
+						}
+						return nil
+					}
+					fmt.Fprintf(out, "\nnext check after %v...\n\n", healthInterval)
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(healthInterval):
+					}
+				}
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&forever, "forever", "f", false, "check every 10 seconds until Ctrl-C")
+	return cmd
+}
+
+// checkMembers prints each member's health and the cluster's, and reports
+// whether a majority of the members is healthy.
+func checkMembers(ctx context.Context, c *client.Client, members []client.Member, out io.Writer) bool {
+	healthy := 0
+	for _, m := range members {
+		if len(m.ClientURLs) == 0 {
+			fmt.Fprintf(out, "member %s is unreachable: no available published client urls\n", m.ID)
+			continue
+		}
+		checked := false
+		for _, u := range m.ClientURLs {
+			checkCtx, cancel := context.WithTimeout(ctx, healthCheckTimeout)
+			h, err := c.EndpointHealth(checkCtx, u)
+			cancel()
+			if err != nil {
+				fmt.Fprintf(out, "failed to check the health of member %s on %s: %v\n", m.ID, u, err)
+				continue
+			}
+			checked = true
+			if h.Healthy {
+				healthy++
+				fmt.Fprintf(out, "member %s is healthy: got healthy result from %s\n", m.ID, u)
+			} else {
+				fmt.Fprintf(out, "member %s is unhealthy: got unhealthy result from %s (%s)\n", m.ID, u, h.Reason)
+			}
+			break
+		}
+		if !checked {
+			fmt.Fprintf(out, "member %s is unreachable: %v are all unreachable\n", m.ID, m.ClientURLs)
+		}
+	}
+	ok := healthy > len(members)/2
+	if ok {
+		fmt.Fprintln(out, "cluster is healthy")
+	} else {
+		fmt.Fprintln(out, "cluster is unhealthy")
+	}
+	return ok
+}
