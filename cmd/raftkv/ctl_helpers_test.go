@@ -120,6 +120,7 @@ type ctlCommand struct {
 func newCtlCommand(endpoints []string, stdin string, args ...string) *ctlCommand {
 	root := &cobra.Command{Use: "raftkv", SilenceUsage: true, SilenceErrors: true}
 	addCtlCommands(root, &ctlEnv{stdin: strings.NewReader(stdin)})
+	root.AddCommand(newBenchCommand())
 	if len(endpoints) > 0 {
 		at := len(args)
 		if i := slices.Index(args, "--"); i >= 0 {
