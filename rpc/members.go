@@ -108,7 +108,7 @@ func (a *API) serveMemberAdd(ctx context.Context, w http.ResponseWriter, r *http
 	case errors.Is(err, ErrMemberExists) || errors.Is(err, ErrPeerURLExists):
 		writeMessage(w, http.StatusConflict, membershipMessage(err))
 	case err != nil:
-		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+		writeMessage(w, http.StatusInternalServerError, internalMessage(err))
 	default:
 		writeJSONLine(w, http.StatusCreated, newMemberJSON(m))
 	}
@@ -139,7 +139,7 @@ func (a *API) serveMemberPromote(ctx context.Context, w http.ResponseWriter, r *
 	case errors.Is(err, server.ErrNotLearner):
 		writeMessage(w, http.StatusBadRequest, err.Error())
 	case err != nil:
-		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+		writeMessage(w, http.StatusInternalServerError, internalMessage(err))
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -162,7 +162,7 @@ func (a *API) serveMemberRemove(ctx context.Context, w http.ResponseWriter, r *h
 	case errors.Is(err, ErrMemberNotFound):
 		writeMessage(w, http.StatusNotFound, "No such member: "+formatID(id))
 	case err != nil:
-		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+		writeMessage(w, http.StatusInternalServerError, internalMessage(err))
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -189,7 +189,7 @@ func (a *API) serveMemberUpdate(ctx context.Context, w http.ResponseWriter, r *h
 	case errors.Is(err, ErrMemberNotFound):
 		writeMessage(w, http.StatusNotFound, "No such member: "+formatID(id))
 	case err != nil:
-		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+		writeMessage(w, http.StatusInternalServerError, internalMessage(err))
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -209,6 +209,19 @@ func (a *API) refuseMembershipChange(ctx context.Context, w http.ResponseWriter,
 		return
 	}
 	writeMessage(w, http.StatusNotImplemented, errNoMembershipChanges)
+}
+
+// internalMessage is the message of a 500 answer to a membership change:
+// etcd's "Internal Server Error", or what went wrong when the member says
+// so (another change under way, too few voters left, no leader), so that
+// a client can tell the user.
+func internalMessage(err error) string {
+	for _, known := range []error{server.ErrChangeInProgress, server.ErrTooFewVoters, server.ErrNoLeader, server.ErrNotLearner} {
+		if errors.Is(err, known) {
+			return known.Error()
+		}
+	}
+	return "Internal Server Error"
 }
 
 // membershipMessage is the text etcd gives for a conflict.

@@ -314,7 +314,9 @@ func (m *Member) applyMembershipContext(cc raft.ConfChange, cctx confChangeConte
 }
 
 // maybePromoteLearners makes a leader promote the learners added to be
-// promoted, once their log is within promoteLagEntries of its own.
+// promoted, once they have been heard from recently and hold a log within
+// promoteLagEntries of its own. (A learner that never answered must never
+// be promoted: a voter that does not exist can cost the quorum.)
 func (m *Member) maybePromoteLearners() {
 	if len(m.cluster.promote) == 0 || m.ticks < m.confChangeUntil {
 		return
@@ -326,7 +328,8 @@ func (m *Member) maybePromoteLearners() {
 	for _, id := range sortedKeys(m.cluster.promote) {
 		pr, ok := st.Progress[id]
 		info := m.cluster.members[id]
-		if !ok || !pr.IsLearner || info == nil || pr.Match+promoteLagEntries < st.LastIndex {
+		heard := st.Ticks-pr.LastHeard < uint64(m.cfg.ElectionTicks)
+		if !ok || !pr.IsLearner || info == nil || pr.Match == 0 || !heard || pr.Match+promoteLagEntries < st.LastIndex {
 			continue
 		}
 		promoted := *info

@@ -119,3 +119,16 @@ func TestMembershipRefusesRemovalThatLosesQuorum(t *testing.T) {
 	require.Error(t, r.Err)
 	assert.True(t, errors.Is(r.Err, ErrTooFewVoters), "got %v", r.Err)
 }
+
+// A learner that never starts is never promoted: promoting it would add a
+// voter that cannot vote, and a small cluster would lose its quorum.
+func TestMembershipDoesNotPromoteAnAbsentLearner(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	c.leader()
+	r := c.do(1, membership(MemberAdd, MemberInfo{ID: 9, PeerURLs: []string{"http://127.0.0.1:1"}}))
+	require.NoError(t, r.Err)
+	c.tick(50)
+	assert.Equal(t, []uint64{1}, c.members[1].ConfState().Voters)
+	assert.Equal(t, []uint64{9}, c.members[1].ConfState().Learners)
+	require.NoError(t, c.do(1, set("/still", "writable")).Err)
+}

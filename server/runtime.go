@@ -182,8 +182,32 @@ func (rt *Runtime) Do(ctx context.Context, req Request) (Response, error) {
 		req.Now = rt.clock()
 	}
 	answer := make(chan Response, 1)
+	// When the caller stops waiting, a watcher registered for nobody is
+	// removed, whether its answer came just before or comes later.
+	var mu sync.Mutex
+	abandoned := false
+	done := func(r Response) {
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned && r.Watcher != nil {
+			r.Watcher.Remove()
+		}
+		answer <- r
+	}
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		abandoned = true
+		select {
+		case r := <-answer:
+			if r.Watcher != nil {
+				r.Watcher.Remove()
+			}
+		default:
+		}
+	}()
 	select {
-	case rt.requests <- call{req: req, done: func(r Response) { answer <- r }}:
+	case rt.requests <- call{req: req, done: done}:
 	case <-rt.done:
 		return Response{}, ErrRuntimeStopped
 	case <-ctx.Done():
