@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ type benchFlags struct {
 	noPrefill      bool
 	seed           uint64
 	output         string
+	cpuProfile     string
 }
 
 // Bounds of the bench flags.
@@ -99,6 +101,7 @@ A GET run first writes every key of the key space once (--no-prefill skips it).`
 	fl.BoolVar(&f.noPrefill, "no-prefill", false, "for --op get: do not write the keys first")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the key choice")
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process itself to this file")
 	return cmd
 }
 
@@ -148,6 +151,13 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 	targets, err := benchTargets(ctx, f, tlsConfig)
 	if err != nil {
 		return err
+	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	plan := newBenchPlan(f)
 	workers := make([]*benchWorker, f.clients)
@@ -445,6 +455,22 @@ func readAll(r io.Reader, buf []byte) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// startCPUProfile profiles this process into file until stop is called.
+func startCPUProfile(file string) (stop func(), err error) {
+	out, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		out.Close()
+	}, nil
 }
 
 // machineFacts describe where the bench ran.
