@@ -60,7 +60,12 @@
 // c.Members() lists the members and the leader, adds, removes and updates
 // members, and promotes a learner (raftkv's own addition: raftkv adds a
 // member as a learner and promotes it once it has caught up; Promote does
-// it at once). Version and Health report on the members.
+// it at once). Make membership changes one at a time; raftkv members
+// forward a change to the leader, which drops one that arrives while the
+// previous change is still pending there, so send changes to the leader
+// (SetEndpoints with LeaderEndpoint first, as raftkv's member commands do).
+// The member list a member answers with may lag the leader's for a moment.
+// Version and Health report on the members.
 //
 // # Connections
 //

@@ -31,6 +31,25 @@ promote' does that at once.`,
 	return cmd
 }
 
+// preferLeader puts the leader's client URL first among c's endpoints:
+// membership changes go to the leader, which knows whether another change is
+// still pending (a follower forwards a change that the leader may drop, and
+// then answers 500 only after its request timeout). If the leader cannot be
+// found, the endpoints stay as they are.
+func preferLeader(ctx context.Context, c *client.Client) {
+	leader, err := c.LeaderEndpoint(ctx)
+	if err != nil {
+		return
+	}
+	eps := []string{leader}
+	for _, ep := range c.Endpoints() {
+		if ep != leader {
+			eps = append(eps, ep)
+		}
+	}
+	_ = c.SetEndpoints(eps)
+}
+
 // memberFailed prints err as etcdctl's member commands do (the message
 // alone, after what was being done) and ends the command with exit code 1.
 func memberFailed(cmd *cobra.Command, doing string, err error) error {
@@ -113,6 +132,7 @@ printed environment names the token when it is the one of --initial-cluster-toke
 					return badArgsf("provide a name and the member's peer URLs (comma-separated)")
 				}
 				name, peerURLs := args[0], splitList(args[1])
+				preferLeader(ctx, c)
 				added, err := c.Members().Add(ctx, peerURLs...)
 				if err != nil {
 					return memberFailed(cmd, "", err)
@@ -170,6 +190,7 @@ func ctlMemberRemoveCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
 					return badArgsf("provide a single member ID")
 				}
 				id := args[0]
+				preferLeader(ctx, c)
 				members, err := c.Members().List(ctx)
 				if err != nil {
 					return memberFailed(cmd, "Error while verifying ID against known members", err)
@@ -206,6 +227,7 @@ func ctlMemberUpdateCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
 				if len(args) != 2 {
 					return badArgsf("provide an ID and a list of comma separated peer URLs (8e9e05c52164694d http://example.com,http://example1.com)")
 				}
+				preferLeader(ctx, c)
 				if err := c.Members().Update(ctx, args[0], splitList(args[1])); err != nil {
 					return memberFailed(cmd, "", err)
 				}
@@ -226,6 +248,7 @@ func ctlMemberPromoteCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
 				if len(args) != 1 {
 					return badArgsf("provide a single member ID")
 				}
+				preferLeader(ctx, c)
 				if err := c.Members().Promote(ctx, args[0]); err != nil {
 					return memberFailed(cmd, "", err)
 				}

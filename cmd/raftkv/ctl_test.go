@@ -247,7 +247,9 @@ func TestCtlMemberCommands(t *testing.T) {
 	assert.Equal(t, "Couldn't find a member in the cluster with an ID of abc.\n", r.stderr)
 	id := fmt.Sprintf("%x", joined.ID())
 	assert.Equal(t, "Removed member "+id+" from cluster\n", ctlOK(t, eps, "member", "remove", id))
-	assert.Len(t, strings.Split(strings.TrimSpace(ctlOK(t, eps, "member", "list")), "\n"), 3)
+	assert.Eventually(t, func() bool {
+		return len(strings.Split(strings.TrimSpace(ctl(t, eps, "member", "list").stdout), "\n")) == 3
+	}, 5*time.Second, 20*time.Millisecond)
 
 	// Two of three members gone: no majority is healthy.
 	require.NoError(t, c.members[1].Stop())
@@ -309,7 +311,13 @@ func testCtlUnstartedMember(t *testing.T, eps []string) {
 	head := regexp.MustCompile(`^Added member named m5 with ID ([0-9a-f]+) to cluster\n`).FindStringSubmatch(out)
 	require.NotNil(t, head, out)
 	id := head[1]
-	assert.Contains(t, ctlOK(t, eps, "member", "list"), id+"[unstarted]: peerURLs="+peer+"\n")
+	// GET /v2/members answers from the member's own table, which may lag
+	// behind the leader's for a moment, as in etcd.
+	listShows := func(line string) {
+		assert.Eventually(t, func() bool { return strings.Contains(ctl(t, eps, "member", "list").stdout, line) },
+			5*time.Second, 20*time.Millisecond, "member list never showed %q", line)
+	}
+	listShows(id + "[unstarted]: peerURLs=" + peer + "\n")
 
 	// A change refused while another is under way is a 500: try again.
 	var r ctlResult
@@ -322,7 +330,7 @@ func testCtlUnstartedMember(t *testing.T, eps []string) {
 
 	moved := "http://" + ctlFreeAddr(t)
 	assert.Equal(t, "Updated member with ID "+id+" in cluster\n", ctlOK(t, eps, "member", "update", id, moved))
-	assert.Contains(t, ctlOK(t, eps, "member", "list"), id+"[unstarted]: peerURLs="+moved+"\n")
+	listShows(id + "[unstarted]: peerURLs=" + moved + "\n")
 	assert.Equal(t, "Promoted member "+id+" to voter in cluster\n", ctlOK(t, eps, "member", "promote", id))
 	r = ctl(t, eps, "member", "promote", id)
 	assert.Equal(t, 1, r.code)
