@@ -320,6 +320,12 @@ func (c *Client) try(ctx context.Context, ep *url.URL, r *request) (*response, e
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// The transport's error says what went wrong ("dial tcp ...:
+		// connection refused"); the request is in the attempt's context.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -153,25 +154,28 @@ func (g *ctlGlobals) run(cmd *cobra.Command, env *ctlEnv, watch bool, call ctlCa
 	return nil
 }
 
-// fail prints err as etcdctl does ("Error:  100: Key not found (/a) [7]",
-// or the error object with --output json) and ends the command.
+// fail prints err as etcdctl does ("Error:  100: Key not found (/a) [7]";
+// a cluster error with each endpoint's error after it) and ends the
+// command. etcdctl prints errors this way with --output json too.
 func (g *ctlGlobals) fail(cmd *cobra.Command, env *ctlEnv, err error) error {
 	stderr := cmd.ErrOrStderr()
 	code := ctlExitCode(err)
-	var e *client.Error
 	var cerr *client.ClusterError
 	var already *ctlPrinted
 	switch {
 	case errors.As(err, &already):
 		code = already.code
-	case g.output == "json" && errors.As(err, &e) && e.Code != 0:
-		b, _ := json.Marshal(e)
-		fmt.Fprintln(stderr, string(b))
+	case errors.As(err, &cerr):
+		// etcd's ClusterError ends each attempt's error with a newline.
+		var b strings.Builder
+		b.WriteString(client.ErrClusterUnavailable.Error())
+		for i, e := range cerr.Errors {
+			fmt.Fprintf(&b, "; error #%d: %s\n", i, e)
+		}
+		fmt.Fprintln(stderr, "Error: ", b.String())
+		fmt.Fprintln(stderr, cerr.Detail())
 	default:
 		fmt.Fprintln(stderr, "Error: ", err)
-		if errors.As(err, &cerr) {
-			fmt.Fprint(stderr, cerr.Detail())
-		}
 	}
 	if env.exit != nil {
 		env.exit(code)
@@ -223,7 +227,8 @@ func isConnectionError(err error) bool {
 
 // printResponse prints a key response in the output format, as etcdctl's
 // printResponseKey does: simple is the value alone (the previous value for
-// a delete), extended adds the node's fields, json is the server's event.
+// a delete), extended adds the node's fields, json is the response as
+// etcdctl encodes it.
 func printResponse(w io.Writer, resp *client.Response, format string) {
 	deleted := resp.Action == "delete" || resp.Action == "compareAndDelete"
 	switch format {
@@ -247,12 +252,46 @@ func printResponse(w io.Writer, resp *client.Response, format string) {
 			fmt.Fprintln(w, resp.Node.Value)
 		}
 	case "json":
-		b, err := json.Marshal(resp)
+		b, err := json.Marshal(etcdctlResponse{Action: resp.Action, Node: toEtcdctlNode(resp.Node), PrevNode: toEtcdctlNode(resp.PrevNode)})
 		if err != nil {
 			panic("raftkv: marshal a response: " + err.Error()) // plain data
 		}
 		fmt.Fprintln(w, string(b))
 	}
+}
+
+// etcdctlResponse and etcdctlNode are a response as etcdctl prints it with
+// --output json: the official client's types, whose JSON differs from the
+// server's ("value" and "nodes" always there, "prevNode": null).
+type etcdctlResponse struct {
+	Action   string       `json:"action"`
+	Node     *etcdctlNode `json:"node"`
+	PrevNode *etcdctlNode `json:"prevNode"`
+}
+
+type etcdctlNode struct {
+	Key           string         `json:"key"`
+	Dir           bool           `json:"dir,omitempty"`
+	Value         string         `json:"value"`
+	Nodes         []*etcdctlNode `json:"nodes"`
+	CreatedIndex  uint64         `json:"createdIndex"`
+	ModifiedIndex uint64         `json:"modifiedIndex"`
+	Expiration    *time.Time     `json:"expiration,omitempty"`
+	TTL           int64          `json:"ttl,omitempty"`
+}
+
+func toEtcdctlNode(n *client.Node) *etcdctlNode {
+	if n == nil {
+		return nil
+	}
+	out := &etcdctlNode{
+		Key: n.Key, Dir: n.Dir, Value: n.Value, CreatedIndex: n.CreatedIndex, ModifiedIndex: n.ModifiedIndex,
+		Expiration: n.Expiration, TTL: n.TTL,
+	}
+	for _, child := range n.Nodes {
+		out.Nodes = append(out.Nodes, toEtcdctlNode(child))
+	}
+	return out
 }
 
 func prevValue(resp *client.Response) string {
