@@ -232,8 +232,6 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
-	// endpoint is where the answer came from.
-	endpoint string
 }
 
 // do sends r to the endpoints in turn, from the pinned one, until one
@@ -333,7 +331,7 @@ func (c *Client) try(ctx context.Context, ep *url.URL, r *request) (*response, e
 	if err != nil {
 		return nil, err
 	}
-	return &response{status: resp.StatusCode, header: resp.Header, body: b, endpoint: ep.String()}, nil
+	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
 
 // decodeError reads an error answer: etcd's key error object, or the
