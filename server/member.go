@@ -47,6 +47,12 @@ type Member struct {
 	// proposals wait to be handed to raft; writes wait for their entry to
 	// apply.
 	proposals [][]byte
+	// proposalIDs are the request IDs of proposals (0 for proposals no
+	// request waits for).
+	// Invariant: len(proposalIDs) == len(proposals).
+	proposalIDs []uint64
+	// lead is the leader known at the last round, to notice a change.
+	lead uint64
 	// proposalsBlocked says raft refused the last offer of proposals (no
 	// leader, a transfer, the uncommitted bound): no new offer until the
 	// next tick or a new request.
@@ -93,6 +99,10 @@ type pendingWrite struct {
 	deadline uint64
 	// member is the member a membership change is about.
 	member *MemberInfo
+	// data is the write's entry data, kept to propose it again if the
+	// leader changes before it applies; proposed says raft took it.
+	data     []byte
+	proposed bool
 }
 
 // Output is what one call of Process did and what must leave the member.
@@ -314,10 +324,11 @@ func (m *Member) submitWrite(req Request, done func(Response)) {
 	}
 	m.nextRequestID++
 	id := m.nextRequestID
-	m.proposals = append(m.proposals, appendProposal(nil, proposal{
+	data := appendProposal(nil, proposal{
 		kind: kindCommand, proposer: m.cfg.ID, incarnation: m.incarnation, requestID: id, payload: payload,
-	}))
-	m.writes[id] = &pendingWrite{done: done, deadline: m.ticks + uint64(m.cfg.RequestTimeoutTicks)}
+	})
+	m.queue(data, id)
+	m.writes[id] = &pendingWrite{done: done, deadline: m.ticks + uint64(m.cfg.RequestTimeoutTicks), data: data}
 	m.writeOrder = append(m.writeOrder, id)
 }
 
@@ -424,8 +435,10 @@ func (m *Member) startRound(out *Output) error {
 	rd := m.node.Ready()
 	out.Messages = append(out.Messages, rd.Messages...)
 	if rd.SoftState != nil {
-		// A new leader (or role): queued proposals may go now.
+		// A new leader (or role): queued proposals may go now, and those
+		// the old leader may have lost go again.
 		m.proposalsBlocked = false
+		m.reproposeOnLeaderChange(rd.SoftState.Lead)
 	}
 	if rd.Snapshot.IsEmpty() {
 		out.Applied = append(out.Applied, rd.CommittedEntries...)
@@ -563,9 +576,43 @@ func (m *Member) flushProposals() {
 		m.proposalsBlocked = true
 		return
 	}
-	m.proposals = m.proposals[n:]
+	for _, id := range m.proposalIDs[:n] {
+		if w := m.writes[id]; w != nil {
+			w.proposed = true
+		}
+	}
+	m.proposals, m.proposalIDs = m.proposals[n:], m.proposalIDs[n:]
 	if len(m.proposals) == 0 {
-		m.proposals = nil
+		m.proposals, m.proposalIDs = nil, nil
+	}
+}
+
+// queue adds a proposal for the next flush; id is the request that waits
+// for it, or 0.
+func (m *Member) queue(data []byte, id uint64) {
+	m.proposals = append(m.proposals, data)
+	m.proposalIDs = append(m.proposalIDs, id)
+}
+
+// reproposeOnLeaderChange proposes again the writes handed to the previous
+// leader and not applied yet: a proposal forwarded to a leader that died
+// (or a leader's own entry a new leader overwrote) would otherwise wait for
+// its timeout. If the first copy commits after all, the second is a
+// duplicate that applies as nothing (dedup), so a write still applies at
+// most once.
+func (m *Member) reproposeOnLeaderChange(lead uint64) {
+	if lead == m.lead {
+		return
+	}
+	m.lead = lead
+	if lead == raft.None {
+		return
+	}
+	for _, id := range m.writeOrder {
+		if w := m.writes[id]; w != nil && w.proposed && w.data != nil {
+			w.proposed = false
+			m.queue(w.data, id)
+		}
 	}
 }
 
@@ -605,9 +652,9 @@ func (m *Member) maybeProposeExpiry() {
 	if err != nil {
 		panic("server: encode expiry command: " + err.Error())
 	}
-	m.proposals = append(m.proposals, appendProposal(nil, proposal{
+	m.queue(appendProposal(nil, proposal{
 		kind: kindCommand, proposer: m.cfg.ID, incarnation: m.incarnation, payload: payload,
-	}))
+	}), 0)
 	m.expiryPendingUntil = m.ticks + uint64(m.cfg.RequestTimeoutTicks)
 }
 
@@ -626,10 +673,10 @@ func (m *Member) maybePublishInfo() {
 		return
 	}
 	m.nextRequestID++
-	m.proposals = append(m.proposals, appendProposal(nil, proposal{
+	m.queue(appendProposal(nil, proposal{
 		kind: kindMemberInfo, proposer: m.cfg.ID, incarnation: m.incarnation,
 		requestID: m.nextRequestID, payload: encodeMemberInfo(self),
-	}))
+	}), 0)
 }
 
 func sameInfo(a, b MemberInfo) bool {

@@ -241,3 +241,34 @@ func TestFullDiskRefusesWritesAndLosesNothing(t *testing.T) {
 		assert.Equal(t, value, valueOf(t, c.do(1, get(key))))
 	}
 }
+
+// A write forwarded to a leader that dies before it appends it is proposed
+// again to the next leader, instead of waiting for its timeout.
+func TestWriteSurvivesTheLossOfItsLeader(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	follower := c.ids[0]
+	if follower == lead {
+		follower = c.ids[1]
+	}
+	// The forwarded proposal is lost with the leader.
+	c.drop = func(m raft.Message) bool { return m.Type == raft.MsgProp }
+	var resp *Response
+	c.members[follower].Submit(Request{Kind: RequestWrite, Now: c.now,
+		Command: kvstore.Command{Op: kvstore.OpCreateInOrder, Path: "/jobs", Value: "once"}}, func(r Response) { resp = &r })
+	c.settle()
+	c.down[lead] = true
+	c.drop = nil
+	for i := 0; resp == nil; i++ {
+		require.Less(t, i, 40, "the write waited for its timeout")
+		c.tick(1)
+	}
+	require.NoError(t, resp.Err)
+	c.down[lead] = false
+	c.restart(lead)
+	c.tick(20)
+	r := c.do(follower, Request{Kind: RequestRead, Path: "/jobs", Get: kvstore.GetOptions{Recursive: true}})
+	require.NoError(t, r.Err)
+	assert.Len(t, r.Event.Node.Nodes, 1, "applied once")
+	c.requireConverged()
+}
