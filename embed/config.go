@@ -57,6 +57,9 @@ type Config struct {
 	LeaseReads bool
 	// MaxRequestBytes bounds a request body (0: etcd's 10 MiB form limit).
 	MaxRequestBytes int64
+	// CORSOrigins lists the origins allowed cross-origin requests (empty:
+	// every origin, as etcd's default).
+	CORSOrigins []string
 	// EnablePprof serves Go's profiler under /debug/pprof/ on the client
 	// listeners.
 	EnablePprof bool

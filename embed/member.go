@@ -177,7 +177,7 @@ func (m *Member) start() error {
 	rt.Store(runtime)
 	m.api, err = rpc.NewAPI(rpc.NewRuntimeBackend(runtime), rpc.APIOptions{
 		SerializableReads: cfg.SerializableReads, MaxBodyBytes: cfg.MaxRequestBytes,
-		Logger: cfg.Logger, EnablePprof: cfg.EnablePprof,
+		Logger: cfg.Logger, EnablePprof: cfg.EnablePprof, CORSOrigins: cfg.CORSOrigins,
 	})
 	if err != nil {
 		member.Close()

@@ -367,7 +367,10 @@ func (r *raft) tickElection() {
 	if r.bootQuiet && r.electionElapsed >= r.cfg.ElectionTick {
 		r.bootQuiet = false
 	}
-	if r.promotable() && r.electionElapsed >= r.randomizedElectionTimeout {
+	// A lone voter has nobody to wait for or compete with: it elects
+	// itself at its first tick instead of after a timeout.
+	lone := r.trk.isSingleton() && r.trk.config.Voters.Contains(r.id)
+	if r.promotable() && (r.electionElapsed >= r.randomizedElectionTimeout || lone) {
 		r.electionElapsed = 0
 		r.hup(false)
 	}

@@ -23,6 +23,8 @@ type serveFlags struct {
 	listenPeer, advertisePeer       string
 	heartbeatMillis, electionMillis int
 	logLevel                        string
+	debug                           bool
+	cors                            string
 	clientCert, clientKey, clientCA string
 	clientCertAuth                  bool
 	peerCert, peerKey, peerCA       string
@@ -50,10 +52,15 @@ Examples:
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster m1=http://127.0.0.1:2380,m2=http://127.0.0.1:22380,m3=http://127.0.0.1:32380`,
 		Args: cobra.NoArgs,
+		// etcd scripts pass flags raftkv has no use for (--logger zap,
+		// --quota-backend-bytes, --experimental-*...): they are ignored with
+		// a warning rather than refused.
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd.Flags(), "RAFTKV_"); err != nil {
 				return err
 			}
+			warnUnknownFlags(cmd, os.Args[1:])
 			return runServe(cmd.ErrOrStderr(), f)
 		},
 	}
@@ -74,6 +81,17 @@ Examples:
 	fl.BoolVar(&f.cfg.LeaseReads, "lease-reads", false, "confirm linearizable reads with the leader's lease instead of a round of heartbeats (relies on bounded clock drift)")
 	fl.Int64Var(&f.cfg.MaxRequestBytes, "max-request-bytes", 0, "largest request body accepted (0: 10 MiB, as etcd)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&f.debug, "debug", false, "log at debug level (etcd's --debug)")
+	fl.StringVar(&f.cors, "cors", "", "comma-separated origins allowed cross-origin requests (default: all, as etcd)")
+	// etcd flags accepted for compatibility and ignored: raftkv has no
+	// use for them (always the v2 API, always pre-vote, its own logger...).
+	for _, name := range []string{"enable-v2", "pre-vote", "strict-reconfig-check"} {
+		fl.Bool(name, true, "accepted for compatibility with etcd; ignored")
+	}
+	for _, name := range []string{"logger", "log-outputs", "quota-backend-bytes", "auto-compaction-retention",
+		"auto-compaction-mode", "max-snapshots", "max-wals", "listen-metrics-urls", "auth-token"} {
+		fl.String(name, "", "accepted for compatibility with etcd; ignored")
+	}
 	fl.BoolVar(&f.cfg.EnablePprof, "enable-pprof", false, "serve Go's profiler under /debug/pprof/ on the client URLs")
 	fl.StringVar(&f.clientCert, "cert-file", "", "client TLS certificate")
 	fl.StringVar(&f.clientKey, "key-file", "", "client TLS key")
@@ -137,6 +155,10 @@ func (f serveFlags) config(logOut io.Writer) (embed.Config, error) {
 	cfg.ClientTLS.ClientCertAuth = f.clientCertAuth
 	cfg.PeerTLS.CertFile, cfg.PeerTLS.KeyFile, cfg.PeerTLS.TrustedCAFile = f.peerCert, f.peerKey, f.peerCA
 	cfg.PeerTLS.ClientCertAuth = f.peerCertAuth
+	if f.debug {
+		f.logLevel = "debug"
+	}
+	cfg.CORSOrigins = splitList(f.cors)
 	logger, err := newLogger(logOut, f.logLevel)
 	if err != nil {
 		return cfg, err
@@ -168,5 +190,20 @@ func runServe(stderr io.Writer, f serveFlags) error {
 			err = fmt.Errorf("member %s stopped", cfg.Name)
 		}
 		return err
+	}
+}
+
+// warnUnknownFlags tells, on stderr, which flags of the command line raftkv
+// does not know (and ignores).
+func warnUnknownFlags(cmd *cobra.Command, args []string) {
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		known := cmd.Flags().Lookup(name) != nil || (len(name) == 1 && cmd.Flags().ShorthandLookup(name) != nil)
+		if !known {
+			fmt.Fprintf(cmd.ErrOrStderr(), "raftkv: ignoring flag %s (unknown to raftkv)\n", a)
+		}
 	}
 }
