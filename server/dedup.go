@@ -49,12 +49,12 @@ func (d *dedup) firstTime(proposer, incarnation, id, index uint64) bool {
 	}
 	src := dedupSource{proposer, incarnation}
 	w := d.sources[src]
+	d.lastUse[src] = index
 	if w == nil {
 		w = &dedupWindow{applied: map[uint64]struct{}{}}
 		d.sources[src] = w
-		d.evictOld(proposer)
+		d.evictOld(src)
 	}
-	d.lastUse[src] = index
 	if _, seen := w.applied[id]; seen || id <= w.floor {
 		return false
 	}
@@ -79,18 +79,20 @@ func (d *dedup) firstTime(proposer, incarnation, id, index uint64) bool {
 }
 
 // evictOld keeps only the dedupIncarnations most recently used incarnations
-// of proposer (ties broken by incarnation, for determinism).
-func (d *dedup) evictOld(proposer uint64) {
+// of keep's proposer (ties broken by incarnation, for determinism), keep
+// among them: it is the one in use.
+func (d *dedup) evictOld(keep dedupSource) {
 	var srcs []dedupSource
 	for src := range d.sources {
-		if src.proposer == proposer {
+		if src.proposer == keep.proposer && src != keep {
 			srcs = append(srcs, src)
 		}
 	}
+	srcs = append(srcs, keep) // the most recent, whatever its index says
 	if len(srcs) <= dedupIncarnations {
 		return
 	}
-	slices.SortFunc(srcs, func(a, b dedupSource) int {
+	slices.SortFunc(srcs[:len(srcs)-1], func(a, b dedupSource) int {
 		if d.lastUse[a] != d.lastUse[b] {
 			return compareUint(d.lastUse[a], d.lastUse[b])
 		}

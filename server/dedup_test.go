@@ -19,6 +19,17 @@ func TestDedupAppliesEachProposalOnce(t *testing.T) {
 	assert.True(t, d.firstTime(1, 7, 3, 16), "out of order")
 	assert.True(t, d.firstTime(1, 7, 2, 17))
 	assert.False(t, d.firstTime(1, 7, 3, 18))
+
+	// A proposer that restarted more often than the table keeps
+	// incarnations: its newest one is still deduplicated (the one its
+	// pending writes come from).
+	index := uint64(100)
+	for inc := uint64(100); inc < 110; inc++ {
+		index++
+		assert.True(t, d.firstTime(1, inc, 1, index))
+		index++
+		assert.False(t, d.firstTime(1, inc, 1, index), "incarnation %d", inc)
+	}
 }
 
 // TestPropertyDedup compares the window with a set that remembers

@@ -100,9 +100,10 @@ type pendingWrite struct {
 	// member is the member a membership change is about.
 	member *MemberInfo
 	// data is the write's entry data, kept to propose it again if the
-	// leader changes before it applies; proposed says raft took it.
-	data     []byte
-	proposed bool
+	// leader changes before it applies; proposedTo is the leader it was
+	// handed to (0: not yet proposed).
+	data       []byte
+	proposedTo uint64
 }
 
 // Output is what one call of Process did and what must leave the member.
@@ -264,6 +265,7 @@ func (m *Member) ID() uint64 { return m.cfg.ID }
 // Tick advances the member's clock: now is the shell's wall clock (or the
 // simulator's virtual one).
 func (m *Member) Tick(now time.Time) {
+	m.catchUp(now)
 	m.ticks++
 	m.now = now
 	m.stalled = false
@@ -273,6 +275,30 @@ func (m *Member) Tick(now time.Time) {
 	m.reads.retry(m)
 	m.maybeProposeExpiry()
 	m.maybePromoteLearners()
+}
+
+// maxCatchUpTicks bounds the ticks catchUp gives raft at once.
+const maxCatchUpTicks = 1000
+
+// catchUp gives raft the ticks the member missed, by the shell's clock:
+// a member that stood still (a long GC pause, a stopped process, a
+// blocked event loop) must not resume with a clock that stood still too,
+// or a leader would trust a lease — and CheckQuorum a quorum — that ran
+// out meanwhile. Ticks late by less than one tick (clock drift, a busy
+// loop) are left alone.
+func (m *Member) catchUp(now time.Time) {
+	if m.now.IsZero() {
+		return
+	}
+	tick := time.Duration(m.cfg.TickMillis) * time.Millisecond
+	missed := int(min(now.Sub(m.now)/tick, maxCatchUpTicks)) - 1
+	for range missed {
+		m.ticks++
+		m.node.Tick()
+	}
+	if missed > 0 {
+		m.now = m.now.Add(time.Duration(missed) * tick)
+	}
 }
 
 // Receive hands the member a message from a peer.
@@ -287,6 +313,9 @@ func (m *Member) ReportUnreachable(id uint64) { m.node.ReportUnreachable(id) }
 // Submit starts a client request. done is called exactly once, from within
 // a later Process or Tick (or at once if the request is refused).
 func (m *Member) Submit(req Request, done func(Response)) {
+	// A request from after a pause must not be served on the clock from
+	// before it (a lease read, above all).
+	m.catchUp(req.Now)
 	switch req.Kind {
 	case RequestWrite:
 		m.submitWrite(req, done)
@@ -408,7 +437,7 @@ func (m *Member) Process() Output {
 		}
 	}
 	if rs := m.node.TakeReadStates(); len(rs) > 0 {
-		m.reads.readStates(rs)
+		m.reads.readStates(m, rs)
 	}
 	m.reads.serve(m)
 	switch {
@@ -445,7 +474,7 @@ func (m *Member) startRound(out *Output) error {
 		if err := m.apply(rd.CommittedEntries); err != nil {
 			return err
 		}
-		m.reads.readStates(rd.ReadStates)
+		m.reads.readStates(m, rd.ReadStates)
 		m.reads.serve(m)
 	} else if len(rd.CommittedEntries) > 0 {
 		panic("server: a Ready with a snapshot also holds committed entries")
@@ -494,7 +523,7 @@ func (m *Member) finishRound(j *PersistJob, out *Output) error {
 			return err
 		}
 		out.Snapshot = rd.Snapshot.Metadata
-		m.reads.readStates(rd.ReadStates)
+		m.reads.readStates(m, rd.ReadStates)
 	}
 	out.Entries = append(out.Entries, rd.Entries...)
 	out.Synced = out.Synced || rd.MustSync
@@ -535,9 +564,11 @@ func (j *PersistJob) Run() error {
 	return j.disk.Save(j.rd.HardState, j.rd.Entries, j.rd.MustSync)
 }
 
-// Entries returns the entries the job writes; Sync whether it fsyncs.
-func (j *PersistJob) Entries() []raft.Entry { return j.rd.Entries }
-func (j *PersistJob) Sync() bool            { return j.rd.MustSync }
+// Entries returns the entries the job writes, HardState the hard state
+// (empty if unchanged), Sync whether it fsyncs.
+func (j *PersistJob) Entries() []raft.Entry     { return j.rd.Entries }
+func (j *PersistJob) HardState() raft.HardState { return j.rd.HardState }
+func (j *PersistJob) Sync() bool                { return j.rd.MustSync }
 
 func (j *PersistJob) empty() bool {
 	return j.rd.Snapshot.IsEmpty() && len(j.rd.Entries) == 0 && j.rd.HardState.IsEmpty()
@@ -564,7 +595,8 @@ func (m *Member) flushProposals() {
 	if len(m.proposals) == 0 || m.proposalsBlocked {
 		return
 	}
-	if _, ss, _ := m.node.BasicStatus(); ss.Lead == raft.None {
+	_, ss, _ := m.node.BasicStatus()
+	if ss.Lead == raft.None {
 		// Wait for a leader (or the requests' timeout).
 		m.proposalsBlocked = true
 		return
@@ -578,7 +610,7 @@ func (m *Member) flushProposals() {
 	}
 	for _, id := range m.proposalIDs[:n] {
 		if w := m.writes[id]; w != nil {
-			w.proposed = true
+			w.proposedTo = ss.Lead
 		}
 	}
 	m.proposals, m.proposalIDs = m.proposals[n:], m.proposalIDs[n:]
@@ -609,8 +641,8 @@ func (m *Member) reproposeOnLeaderChange(lead uint64) {
 		return
 	}
 	for _, id := range m.writeOrder {
-		if w := m.writes[id]; w != nil && w.proposed && w.data != nil {
-			w.proposed = false
+		if w := m.writes[id]; w != nil && w.proposedTo != raft.None && w.proposedTo != lead && w.data != nil {
+			w.proposedTo = raft.None
 			m.queue(w.data, id)
 		}
 	}

@@ -61,14 +61,22 @@ func (p *readPipeline) flush(m *Member) {
 func (p *readPipeline) ask(m *Member, b *readBatch) {
 	p.nextCtx++
 	b.ctx, b.askedAt = p.nextCtx, m.ticks
-	m.node.ReadIndex(binary.AppendUvarint(nil, b.ctx))
+	// The context names this incarnation of the member too: an answer to
+	// a request the member made before a restart must not be taken for
+	// the answer to a new one (its index may be older than the new read).
+	ctx := binary.AppendUvarint(nil, m.incarnation)
+	m.node.ReadIndex(binary.AppendUvarint(ctx, b.ctx))
 }
 
 // readStates records the read indexes raft returned.
-func (p *readPipeline) readStates(states []raft.ReadState) {
+func (p *readPipeline) readStates(m *Member, states []raft.ReadState) {
 	for _, rs := range states {
-		ctx, n := binary.Uvarint(rs.RequestCtx)
-		if n <= 0 {
+		incarnation, n := binary.Uvarint(rs.RequestCtx)
+		if n <= 0 || incarnation != m.incarnation {
+			continue
+		}
+		ctx, k := binary.Uvarint(rs.RequestCtx[n:])
+		if k <= 0 {
 			continue
 		}
 		for _, b := range p.batches {
