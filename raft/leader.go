@@ -228,18 +228,20 @@ func (r *raft) bcastHeartbeat() {
 // handleReadIndex serves a ReadIndex request, local (m.From == r.id) or
 // forwarded by a follower.
 func (r *raft) handleReadIndex(m Message) {
-	if r.trk.isSingleton() {
-		// Nobody can depose a lone voter: its commit index is current.
-		r.answerRead(readRequest{index: r.log.committed, ctx: m.Context, from: m.From})
-		return
-	}
 	if !r.committedInTerm() {
 		// §6.4 step 1: until an entry of this term commits, our commit index
-		// may lag the true one. Hold the read.
+		// may lag the true one. Hold the read. A lone voter too: restarted,
+		// it knows only the commit index it last wrote, and may have
+		// applied, and answered, entries beyond it before it crashed.
 		r.pendingReads = append(r.pendingReads, m)
 		return
 	}
 	req := readRequest{index: r.log.committed, ctx: m.Context, from: m.From}
+	if r.trk.isSingleton() {
+		// Nobody can depose a lone voter: its commit index is current.
+		r.answerRead(req)
+		return
+	}
 	if r.leaseValid() {
 		r.answerRead(req)
 		return

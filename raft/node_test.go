@@ -40,3 +40,34 @@ func TestBootstrap(t *testing.T) {
 		assert.Error(t, bad(newNode()), name)
 	}
 }
+
+// TestLoneVoterReadIndexAfterRestart: a lone voter may have applied and
+// answered entries beyond the commit index it last wrote before it
+// crashed. Restarted, it must not answer a read with that stale commit
+// index: it waits, as any leader, until an entry of its term commits.
+func TestLoneVoterReadIndexAfterRestart(t *testing.T) {
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(Snapshot{Metadata: SnapshotMetadata{Index: 1, Term: 1, ConfState: ConfState{Voters: []uint64{1}}}}))
+	require.NoError(t, s.Append([]Entry{{Index: 2, Term: 1}, {Index: 3, Term: 1}, {Index: 4, Term: 1}, {Index: 5, Term: 1}}))
+	require.NoError(t, s.SetHardState(HardState{Term: 1, Vote: 1, Commit: 3}))
+	n, err := NewNode(Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s,
+		Rand: rand.New(rand.NewPCG(1, 1)), MaxInflightMsgs: 1})
+	require.NoError(t, err)
+	n.Tick()
+	require.Equal(t, StateLeader, n.Status().SoftState.State)
+	n.ReadIndex([]byte("r"))
+	var got []ReadState
+	for range 5 {
+		if !n.HasReady() {
+			break
+		}
+		rd := n.Ready()
+		for _, rs := range rd.ReadStates {
+			require.GreaterOrEqual(t, rs.Index, uint64(6), "read index %d before the term's first entry committed", rs.Index)
+		}
+		got = append(got, rd.ReadStates...)
+		require.NoError(t, s.Append(rd.Entries))
+		n.Advance(rd)
+	}
+	require.Len(t, got, 1, "the read is answered once the no-op commits")
+}

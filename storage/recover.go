@@ -309,6 +309,17 @@ func NewMemoryStorage(rec Recovered, snap raft.Snapshot) (*raft.MemoryStorage, e
 	if !hs.IsEmpty() && hs.Commit < snap.Metadata.Index {
 		hs.Commit = snap.Metadata.Index
 	}
+	// Entries and the hard state that came with them are one write; a
+	// crash before its fsync may keep the entries and lose the hard state
+	// (a torn write). The member must not come back in a term older than
+	// its own log's: it would take appends from a deposed leader over
+	// entries of a newer one. It comes back in its last entry's term,
+	// having voted for no one — it sent no vote it had not synced.
+	if last, err := ms.LastIndex(); err == nil {
+		if term, err := ms.Term(last); err == nil && term > hs.Term {
+			hs.Term, hs.Vote = term, 0
+		}
+	}
 	if err := ms.SetHardState(hs); err != nil {
 		return nil, fmt.Errorf("storage: set hard state: %w", err)
 	}

@@ -188,3 +188,22 @@ func TestNewMemoryStorage(t *testing.T) {
 	_, err = NewMemoryStorage(rec, raft.Snapshot{})
 	require.ErrorContains(t, err, "needs snapshot 8")
 }
+
+// TestNewMemoryStorageTermOfLastEntry: a crash kept a batch's entries but
+// tore the hard state written after them; the member comes back in the
+// entries' term, with no vote.
+func TestNewMemoryStorageTermOfLastEntry(t *testing.T) {
+	rec := Recovered{HardState: raft.HardState{Term: 4, Vote: 2, Commit: 3}, Entries: makeEntries(4, 1, 3, 10)}
+	rec.Entries = append(rec.Entries, makeEntries(6, 4, 5, 10)...)
+	ms, err := NewMemoryStorage(rec, raft.Snapshot{})
+	require.NoError(t, err)
+	hs, _, err := ms.InitialState()
+	require.NoError(t, err)
+	require.Equal(t, raft.HardState{Term: 6, Commit: 3}, hs)
+
+	rec.Entries = rec.Entries[:3]
+	ms, err = NewMemoryStorage(rec, raft.Snapshot{})
+	require.NoError(t, err)
+	hs, _, _ = ms.InitialState()
+	require.Equal(t, rec.HardState, hs, "a hard state at least as new as the log stays")
+}
