@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -98,6 +99,7 @@ func (r Result) String() string {
 // history. A failing check writes the visualisation (see Options) and
 // names it in the result and on Options.Log.
 func Check(h History, opts Options) Result {
+	h.Operations = slices.DeleteFunc(slices.Clone(h.Operations), func(op Operation) bool { return op.NoEffect })
 	ops, end := porcupineOps(h, opts)
 	parts := partition(ops)
 	res := Result{Operations: len(ops), Partitions: len(parts)}

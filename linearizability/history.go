@@ -30,6 +30,10 @@ type Operation struct {
 	// from the applied log): Output is what the key space answered, at
 	// some time after the call.
 	Unseen bool
+	// NoEffect says whoever recorded the history knows the operation never
+	// took effect within it (the simulator saw no member apply it): the
+	// check leaves it out.
+	NoEffect bool
 }
 
 // Annotation marks a stretch of time in the visualisation: a fault (a
@@ -123,13 +127,23 @@ func (r *Recorder) Unknown(id int) {
 // have taken effect at any time after its call. Prefer it to Unknown
 // whenever the outcome can be learned: a known answer is far cheaper to
 // check than an unknown one. A write that the harness knows never took
-// effect needs no record at all beyond Unknown, or can be given a refusal
-// (any error code the key space does not return, such as 300) with Return.
+// effect is recorded with NoEffect.
 func (r *Recorder) Applied(id int, out Output) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	op := r.finish(id)
 	op.Output, op.Unseen = out, true
+}
+
+// NoEffect records that operation id, whose client never learned its
+// outcome, is known never to have taken effect within the history: a
+// harness that sees every member's applied log saw no member apply it. The
+// check leaves it out, as if it had never been called; that is sound only
+// if nothing in the history could have observed it.
+func (r *Recorder) NoEffect(id int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finish(id).NoEffect = true
 }
 
 // finish marks operation id done and returns it. The caller holds mu.

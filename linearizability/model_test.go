@@ -531,6 +531,20 @@ func TestUnknownOutcomes(t *testing.T) {
 	}
 }
 
+// TestNoEffectLeavesTheOperationOut: a write the harness knows never took
+// effect is left out of the check, so a read that saw it fails the check.
+func TestNoEffectLeavesTheOperationOut(t *testing.T) {
+	b := newBuilder().op(0, set("/x", "u"), wrote(3), 0, 10)
+	b.rec.NoEffect(b.rec.Call(1, set("/x", "v"), 20))
+	b.op(2, get("/x"), Output{Index: 3, Node: file("/x", "u", 3)}, 30, 40)
+	requireVerdict(t, linearizable, b.check(t))
+
+	b = newBuilder().op(0, set("/x", "u"), wrote(3), 0, 10)
+	b.rec.NoEffect(b.rec.Call(1, set("/x", "v"), 20))
+	b.op(2, get("/x"), Output{Index: 4, Node: file("/x", "v", 4)}, 30, 40)
+	require.False(t, b.check(t).Ok, "the read saw a write left out")
+}
+
 func TestInFlightOperationsAreUnknown(t *testing.T) {
 	rec := NewRecorder()
 	rec.Return(rec.Call(0, set("/x", "u"), 0), wrote(3), 10)

@@ -45,6 +45,9 @@ func (m *Member) applyProposal(e raft.Entry) error {
 			return fmt.Errorf("server: entry %d: %w", e.Index, err)
 		}
 		res := m.store.Apply(e.Index, cmd)
+		if m.cfg.OnApplied != nil {
+			m.cfg.OnApplied(e.Index, &cmd, res)
+		}
 		if cmd.Op == kvstore.OpExpire && mine {
 			m.expiryPendingUntil = 0
 		}

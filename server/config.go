@@ -74,6 +74,12 @@ type Config struct {
 	// TickMillis is the length of a tick in milliseconds, to turn the
 	// defaults above from time into ticks.
 	TickMillis int
+
+	// OnApplied, if set, is called for every command the key space
+	// applies (duplicates skipped), with the entry's index and the
+	// result, from within Process. Tests and the simulator use it to
+	// learn what a write whose client gave up on it did.
+	OnApplied func(index uint64, cmd *kvstore.Command, res kvstore.Result)
 }
 
 // MemberInfo is what the cluster knows about a member (/v2/members).

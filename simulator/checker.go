@@ -21,6 +21,7 @@ const (
 	InvLinearizable       = "linearizability"       // the clients' history is linearizable
 	InvRefusedNoEffect    = "refused-has-no-effect" // an operation a member refused never takes effect
 	InvBoundedTraffic     = "bounded-traffic"       // messages in flight stay bounded (no storm)
+	InvStateAgreement     = "state-agreement"       // members that applied index i hold the same state machine
 )
 
 // checker keeps what it needs to check Raft's safety properties
@@ -46,6 +47,9 @@ type checker struct {
 	// at i; appliedOps[i] its operation, if it is a client's append.
 	applied    []uint64
 	appliedOps []uint64
+	// stateHashes[i] is the hash of the state machine of the first member
+	// seen to have applied exactly up to i (full members).
+	stateHashes map[uint64]stateSeen
 	// leaders[t] is the member that led term t (0: none seen).
 	leaders []uint64
 	// votes maps (voter, term) to the candidate the voter granted.
@@ -166,6 +170,28 @@ func (c *checker) observe(idx int, act *Activity) {
 	c.observeState(v, act.HardState, act.SoftState, act.Synced)
 	for i := range act.Applied {
 		c.observeApply(v, &act.Applied[i])
+	}
+	if act.StateHash != 0 {
+		c.observeStateHash(v.id, act.AppliedIndex, act.StateHash)
+	}
+}
+
+type stateSeen struct{ member, hash uint64 }
+
+// observeStateHash checks that every member that applied exactly up to
+// index holds the same state machine.
+func (c *checker) observeStateHash(member, index, hash uint64) {
+	if c.stateHashes == nil {
+		c.stateHashes = map[uint64]stateSeen{}
+	}
+	seen, ok := c.stateHashes[index]
+	if !ok {
+		c.stateHashes[index] = stateSeen{member: member, hash: hash}
+		return
+	}
+	if seen.hash != hash {
+		c.failf(InvStateAgreement, "members %d and %d applied up to index %d but hold different key spaces (%x, %x)",
+			seen.member, member, index, seen.hash, hash)
 	}
 }
 

@@ -3,6 +3,10 @@ package simulator
 import (
 	"errors"
 	"time"
+
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/linearizability"
+	"github.com/raftkv/raftkv/server"
 )
 
 // client issues operations one at a time to a member of its choosing,
@@ -36,6 +40,8 @@ type opRecord struct {
 	// on its way to the client.
 	length, last uint64
 	result       Reply
+	// linID is the operation's ID in the key-space history (full members).
+	linID int
 }
 
 func (s *Simulation) startClients() {
@@ -53,9 +59,22 @@ func (s *Simulation) clientNext(c int) {
 		return
 	}
 	cl.seq++
-	op := Op{ID: uint64(c)<<32 | uint64(cl.seq), Read: s.rngClients.IntN(100) < s.p.ReadPercent}
+	var op Op
+	var rec opRecord
+	if s.cfg.Kind == KindKV {
+		if s.kvRec == nil {
+			s.kvRec = linearizability.NewRecorder()
+		}
+		req, in := s.kvRequest(c, cl.seq)
+		op = Op{ID: uint64(c)<<32 | uint64(cl.seq), Request: req, Read: req.Kind == server.RequestRead}
+		rec.linID = s.kvRec.Call(c, in, int64(s.now))
+		s.kvValues = append(s.kvValues, writtenValue(req))
+	} else {
+		op = Op{ID: uint64(c)<<32 | uint64(cl.seq), Read: s.rngClients.IntN(100) < s.p.ReadPercent}
+	}
 	idx := len(s.history)
-	s.history = append(s.history, opRecord{client: c, id: op.ID, read: op.Read, call: s.now})
+	rec.client, rec.id, rec.read, rec.call = c, op.ID, op.Read, s.now
+	s.history = append(s.history, rec)
 	s.stats.Ops++
 	cl.op = idx
 	s.rec = traceRecord{kind: trCall, member: uint64(cl.target + 1), index: op.ID, count: boolToUint(op.Read)}
@@ -95,6 +114,16 @@ func (s *Simulation) clientReturn(idx int) {
 	}
 	rec.ret = s.now
 	r := rec.result
+	if s.kvRec != nil {
+		if r.Response != nil && r.Err == nil {
+			s.kvAnswered(rec, r.Response)
+		} else {
+			// Refused (the member was down, or its disk full): certainly
+			// no effect. The check takes any code it does not model for
+			// that.
+			s.kvRec.Return(rec.linID, linearizability.Output{Err: kvstore.CodeLeaderElect}, int64(s.now))
+		}
+	}
 	switch {
 	case r.Err == nil:
 		rec.status, rec.length, rec.last = opOK, r.Length, r.Last
@@ -118,6 +147,9 @@ func (s *Simulation) clientTimeout(idx int) {
 	}
 	rec.status, rec.ret = opUnknown, s.now
 	s.stats.OpsUnknown++
+	if s.kvRec != nil {
+		s.kvUnresolved = append(s.kvUnresolved, rec.linID)
+	}
 	s.rec = traceRecord{kind: trTimeout, index: rec.id}
 	s.emit()
 	s.clientDone(rec, true)

@@ -23,18 +23,37 @@
 // server.Member: Tick, Receive, Submit for client operations, and Process to
 // let the member do its pending work (persist, send, apply). Members write to
 // a [Disk] the simulator owns, so that a crash can drop what was not synced,
-// tear the last write, corrupt a record, or fill up. Today the member is
-// [NewRaftMember]: a raft.Node with an in-memory log-appending state machine
-// over a memory disk with a durable/volatile split. The full server.Member
-// over a WAL on a faulty file system plugs in as another [Factory].
+// tear the last write, corrupt a record, or fill up. Two kinds exist
+// ([Config.Kind]):
+//
+//   - full members (the default, [NewKVMember]): the real server.Member —
+//     the key space, batching, read-index reads, TTL expiry, snapshots — over
+//     the real WAL and snapshot files on the storage package's FaultyFS
+//     ([FSDisk]). A crash loses unsynced writes and may tear the last one;
+//     a restart replays the WAL; a flipped bit in a synced record makes the
+//     member refuse to start, and it stays down. Clients read and write a
+//     few keys and an in-order queue; the history is checked by the
+//     linearizability package, and a failure writes porcupine's page with
+//     the faults drawn in ([Config.VisualizationDir]).
+//   - raft members ([NewRaftMember], -kind=log): a raft.Node with a
+//     log-appending state machine over a memory disk with a durable/volatile
+//     split. Raft alone, three times faster, where the planted vote bug
+//     lives.
 //
 // # Checks
 //
 // After every event: election safety, one vote per term, leader
 // append-only, log matching, leader completeness, state-machine safety and
-// committed-is-durable. After the fault phase, liveness: heal everything and
+// committed-is-durable, and for full members state agreement: members that
+// applied up to the same index hold the same key space (a hash). After the
+// fault phase, liveness: heal everything and
 // require a leader and agreement on the applied index within a bound. At
-// the end, the clients' history must be linearizable (porcupine). A failure
+// the end, the clients' history must be linearizable (porcupine). Writes
+// whose client never learned the outcome are settled from what members
+// applied (the simulator sees every apply): the answer the key space gave,
+// or no effect at all; only deletes, which carry no value of their own,
+// stay unknown. That keeps porcupine's search small however many requests
+// time out. A failure
 // reports the seed, the event number, the invariant, and the command that
 // replays it; [Shrink] looks for a smaller configuration that still fails.
 package simulator

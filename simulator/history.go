@@ -136,5 +136,8 @@ func replayFlags(cfg Config, dash string) string {
 	if cfg.Bug != NoBug {
 		out += fmt.Sprintf(" %sbug=%s", dash, cfg.Bug)
 	}
+	if cfg.withDefaults().Kind != KindKV && cfg.Bug != BugForgetVote {
+		out += fmt.Sprintf(" %skind=%s", dash, cfg.Kind)
+	}
 	return out
 }

@@ -3,6 +3,7 @@ package simulator
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/raftkv/raftkv/raft"
@@ -251,6 +252,8 @@ func (s *Simulation) faultTrace(c FaultClass, member uint64, what string) {
 	s.rec = traceRecord{kind: trFault, member: member, detail: c.String() + ": " + what}
 	s.emit()
 	s.logf("fault %s: %s", c, what)
+	point := c == FaultTorn || c == FaultCorrupt
+	s.annotateStart(annotationKey(c, member), member, fmt.Sprintf("%s: %s", c, what), point)
 }
 
 // heal ends one fault of class c.
@@ -277,6 +280,7 @@ func (s *Simulation) heal(c FaultClass, target int, incarnation uint64) {
 	s.rec = traceRecord{kind: trHeal, member: sm.id, detail: c.String()}
 	s.emit()
 	s.logf("heal %s", c)
+	s.annotateEnd(annotationKey(c, sm.id))
 }
 
 // unclog releases what clogged links held, in a random order.
@@ -318,6 +322,11 @@ func (s *Simulation) healAll() {
 	s.livenessBy = s.now + s.cfg.LivenessTimeout
 	s.trace(trPhase, 0, "heal: liveness phase")
 	s.logf("fault phase over: healing everything")
+	for key := range s.openAnnotations {
+		if !strings.HasPrefix(key, "down/") && !strings.HasPrefix(key, "failed/") {
+			s.annotateEnd(key) // (each sets End to now: order does not matter)
+		}
+	}
 	s.nw.healLinks()
 	s.linkFault = false
 	s.unclog()

@@ -3,9 +3,12 @@ package simulator
 import (
 	"errors"
 	"fmt"
+	"github.com/raftkv/raftkv/kvstore"
 	"math/rand/v2"
+	"time"
 
 	"github.com/raftkv/raftkv/raft"
+	"github.com/raftkv/raftkv/server"
 )
 
 // Member is one cluster member as the simulator drives it. It is shaped on
@@ -75,15 +78,21 @@ type Activity struct {
 	// Crashed says the disk died under the member (a crash in the middle of
 	// a write): the member must be dropped and restarted from its disk.
 	Crashed bool
+	// StateHash, when not 0, is a hash of the member's state machine as of
+	// index AppliedIndex: members that applied the same index must agree.
+	StateHash, AppliedIndex uint64
 }
 
-// Op is a client operation on the log-appender state machine.
+// Op is a client operation: on the log-appender state machine (ID and
+// Read), or on the key space (Request, for a full member).
 type Op struct {
 	// ID names the operation uniquely in the run: client<<32 | sequence.
 	ID uint64
 	// Read asks for the state (length and last element) instead of
 	// appending ID.
 	Read bool
+	// Request is the key-space request, for a full member.
+	Request *server.Request
 }
 
 // Reply is a member's answer to an Op.
@@ -96,6 +105,8 @@ type Reply struct {
 	Length uint64
 	// Last is the last element at a read.
 	Last uint64
+	// Response is a full member's answer.
+	Response *server.Response
 }
 
 // ErrRefused is a member's answer to an operation it did not take (no
@@ -125,6 +136,14 @@ type MemberConfig struct {
 	SnapshotTail int
 	// Bug plants a bug, for tests that check the simulator finds it.
 	Bug PlantedBug
+	// Now is the virtual clock, for members that read the time of day
+	// (TTLs): it is the simulation's clock as a time.Time.
+	Now func() time.Time
+	// Tick is the length of a tick.
+	Tick time.Duration
+	// OnApplied, for full members, is told of every command applied to
+	// the key space, with its result.
+	OnApplied func(index uint64, cmd *kvstore.Command, res kvstore.Result)
 }
 
 // PlantedBug names a deliberate bug a test can plant in a member.
@@ -136,9 +155,12 @@ const (
 	// BugForgetVote makes a restarted member forget the vote it persisted,
 	// so that it can grant a second vote in the same term.
 	BugForgetVote
+	// BugStaleRead makes a full member that is not the leader answer a
+	// linearizable read from its own copy, which may be stale.
+	BugStaleRead
 )
 
-var bugNames = []string{"none", "forget-vote"}
+var bugNames = []string{"none", "forget-vote", "stale-read"}
 
 func (b PlantedBug) String() string {
 	if int(b) < len(bugNames) {

@@ -45,11 +45,51 @@ type Config struct {
 	// their disks (NewMemDisk by default).
 	Factory Factory
 	NewDisk func() Disk
-	// Bug plants a bug in every member (tests only).
+	// Bug plants a bug in every member (tests only). BugForgetVote lives
+	// in raft members and implies KindLog; BugStaleRead in full members.
 	Bug PlantedBug
+	// Kind chooses the members: full members (server.Member, key space,
+	// WAL on a faulty file system; the default) or raft members with a
+	// log-appending state machine and memory storage (raft alone, faster).
+	Kind MemberKind
+	// VisualizationDir, if set, is where a failed linearizability check
+	// writes its HTML visualisation (default: the system's temp dir).
+	VisualizationDir string
+}
+
+// MemberKind names the kind of member a run simulates.
+type MemberKind uint8
+
+const (
+	// KindKV is a full member: server.Member over an FSDisk.
+	KindKV MemberKind = iota
+	// KindLog is a raft.Node with a log-appending state machine over a
+	// MemDisk.
+	KindLog
+)
+
+func (k MemberKind) String() string {
+	if k == KindLog {
+		return "log"
+	}
+	return "kv"
+}
+
+// ParseKind reads a member kind's name.
+func ParseKind(name string) (MemberKind, error) {
+	switch name {
+	case "kv", "":
+		return KindKV, nil
+	case "log":
+		return KindLog, nil
+	}
+	return 0, fmt.Errorf("unknown member kind %q (known: kv, log)", name)
 }
 
 func (c Config) withDefaults() Config {
+	if c.Bug == BugForgetVote {
+		c.Kind = KindLog
+	}
 	if c.Duration == 0 {
 		c.Duration = 10 * time.Second
 	}
@@ -63,10 +103,14 @@ func (c Config) withDefaults() Config {
 		c.LivenessTimeout = 30 * time.Second
 	}
 	if c.Factory == nil {
-		c.Factory = NewRaftMember
+		c.Factory = map[MemberKind]Factory{KindKV: NewKVMember, KindLog: NewRaftMember}[c.Kind]
 	}
 	if c.NewDisk == nil {
-		c.NewDisk = func() Disk { return NewMemDisk() }
+		if c.Kind == KindLog {
+			c.NewDisk = func() Disk { return NewMemDisk() }
+		} else {
+			c.NewDisk = func() Disk { return NewFSDisk() }
+		}
 	}
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/raftkv/raftkv/linearizability"
 	"github.com/raftkv/raftkv/raft"
 )
 
@@ -133,6 +134,20 @@ type Simulation struct {
 
 	clients []client
 	history []opRecord
+	// kvClients, kvRec and annotations are the key-space workload's (full
+	// members): what each client saw, the history for the
+	// linearizability check, and the faults to draw in its visualisation.
+	kvClients   []kvClient
+	kvRec       *linearizability.Recorder
+	annotations []linearizability.Annotation
+	// kvValues holds the value each write of the history carries ("" for
+	// none), by its ID in kvRec; kvApplied the answer the key space gave,
+	// by value, when some member applied it; kvUnresolved the writes whose
+	// client never learned the outcome (see resolveUnknown).
+	kvValues        []string
+	openAnnotations map[string]int
+	kvApplied       map[string]linearizability.Output
+	kvUnresolved    []int
 	// inProcess is the member whose Process is running, or -1;
 	// responses are the client answers it gave, delivered after its disk
 	// time.
@@ -199,7 +214,11 @@ func (s *Simulation) Run() (res Result) {
 	}
 	s.loopWall = time.Since(start)
 	if s.failure == nil && !s.cfg.NoLinearizability {
-		s.checkHistory()
+		if s.kvRec != nil {
+			s.checkKVHistory()
+		} else {
+			s.checkHistory()
+		}
 	} else if s.cfg.NoLinearizability {
 		s.stats.Linearizability = "skipped"
 	}
@@ -254,6 +273,8 @@ func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
 	}
 	return MemberConfig{
 		ID: sm.id, Peers: peers, Rand: sm.rng, Bug: s.cfg.Bug,
+		Now: func() time.Time { return simEpoch.Add(s.now) }, Tick: s.p.Tick,
+		OnApplied:     s.kvObserveApply,
 		SnapshotEvery: s.p.SnapshotEvery, SnapshotKeep: s.p.SnapshotKeep, SnapshotTail: s.p.SnapshotTail,
 		Raft: raft.Config{
 			ElectionTick: s.p.ElectionTick, HeartbeatTick: s.p.HeartbeatTick,
@@ -275,6 +296,8 @@ func (s *Simulation) startMember(i int) bool {
 		s.stats.FailedDisks++
 		s.trace(trRestart, sm.id, "refused to start: "+err.Error())
 		s.logf("member %d refuses to start: %v", sm.id, err)
+		s.annotateEnd(fmt.Sprintf("down/%d", sm.id))
+		s.annotateStart(fmt.Sprintf("failed/%d", sm.id), sm.id, "refuses to start: "+err.Error(), false)
 		return true
 	}
 	sm.m, sm.up = m, true
@@ -282,6 +305,7 @@ func (s *Simulation) startMember(i int) bool {
 		s.stats.Restarts++
 		s.trace(trRestart, sm.id, "")
 		s.logf("member %d restarts", sm.id)
+		s.annotateEnd(fmt.Sprintf("down/%d", sm.id))
 		s.check.restarted(i, m.Storage(), m.Applied())
 		s.check.views[i].down = false
 	}
@@ -299,6 +323,7 @@ func (s *Simulation) crash(i int, why string) {
 	s.stats.Crashes++
 	s.trace(trCrash, sm.id, why)
 	s.logf("member %d crashes (%s)", sm.id, why)
+	s.annotateStart(fmt.Sprintf("down/%d", sm.id), sm.id, "down: "+why, false)
 	sm.up, sm.m, sm.paused, sm.armed = false, nil, false, false
 	sm.crashAt = append(sm.crashAt, s.now)
 	sm.incarnation++

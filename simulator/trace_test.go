@@ -53,7 +53,7 @@ func TestDeterminismCheckNamesFirstDifference(t *testing.T) {
 		}
 		return &leakyMember{Member: m}, nil
 	}
-	cfg := Config{Seed: 5, Members: 3, Duration: time.Second, NoFaults: true, Factory: leaky}
+	cfg := Config{Seed: 5, Members: 3, Duration: time.Second, NoFaults: true, Kind: KindLog, Factory: leaky}
 	f := CheckDeterminism(cfg)
 	require.NotNil(t, f)
 	require.Equal(t, FailDeterminism, f.Kind)

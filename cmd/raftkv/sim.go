@@ -19,7 +19,7 @@ type simFlags struct {
 	seeds, workers           int
 	members, clients         int
 	duration, opInterval     time.Duration
-	faults, trace, bug       string
+	faults, trace, bug, kind string
 	noSwarm, noLiveness      bool
 	shrink, verbose, determi bool
 }
@@ -40,7 +40,8 @@ Examples:
   raftkv sim --seed 1 --members 3 --duration 10s --verbose
   raftkv sim --seed 1 --seeds 1000                  # a campaign of seeds 1..1000
   raftkv sim --seed 42 --trace run.jsonl            # every event as JSON lines
-  raftkv sim --seed 7 --bug forget-vote --shrink    # find, replay and shrink a planted bug`,
+  raftkv sim --seed 7 --bug forget-vote --shrink    # find, replay and shrink a planted bug
+  raftkv sim --seed 1 --seeds 1000 --kind log       # raft alone, without the key space and WAL`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSim(cmd.OutOrStdout(), cmd.ErrOrStderr(), f) },
 	}
@@ -59,7 +60,8 @@ Examples:
 	fl.BoolVar(&f.shrink, "shrink", false, "on a failure, look for a smaller configuration that still fails")
 	fl.BoolVar(&f.verbose, "verbose", false, "tell the story of the run: leader changes, commits, faults")
 	fl.BoolVar(&f.determi, "check-determinism", false, "run each seed twice and compare the traces event by event")
-	fl.StringVar(&f.bug, "bug", "none", "plant a bug in every member, to see the simulator find it (forget-vote)")
+	fl.StringVar(&f.bug, "bug", "none", "plant a bug in every member, to see the simulator find it (forget-vote, stale-read)")
+	fl.StringVar(&f.kind, "kind", "kv", "members: kv (full members: key space, WAL on a faulty disk) or log (raft alone, with a log-appending state machine)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -72,7 +74,11 @@ func (f simFlags) config() (simulator.Config, error) {
 	if err != nil {
 		return simulator.Config{}, err
 	}
-	return simulator.Config{
+	kind, err := simulator.ParseKind(f.kind)
+	if err != nil {
+		return simulator.Config{}, err
+	}
+	return simulator.Config{Kind: kind,
 		Seed: f.seed, Duration: f.duration, Members: f.members, Clients: f.clients, OpInterval: f.opInterval,
 		Faults: faults, NoFaults: faults == 0, NoSwarm: f.noSwarm, NoLiveness: f.noLiveness, Bug: bug,
 	}, nil
