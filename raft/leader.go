@@ -322,4 +322,9 @@ func (r *raft) handleTransferLeader(transferee uint64) {
 
 func (r *raft) sendTimeoutNow(to uint64) {
 	r.send(Message{To: to, Type: MsgTimeoutNow})
+	if r.leaving() {
+		// A removed leader's work is done: the transferee holds its whole
+		// log, so the others can elect it even if this message is lost.
+		r.becomeFollower(r.Term, None)
+	}
 }

@@ -390,7 +390,7 @@ func (r *raft) hup(transfer bool) {
 func (r *raft) tickHeartbeat() {
 	r.heartbeatElapsed++
 	r.electionElapsed++
-	if r.cfg.CheckQuorum && !r.quorumActive() {
+	if r.cfg.CheckQuorum && !r.quorumActive() && !r.leaving() {
 		// §6.2 of the thesis: a leader that has not heard from a quorum for
 		// an election timeout steps down rather than lead in name only.
 		r.becomeFollower(r.Term, None)
@@ -401,6 +401,9 @@ func (r *raft) tickHeartbeat() {
 		// A transfer that did not finish within an election timeout is
 		// abandoned, and proposals are accepted again (§3.10).
 		r.abortLeaderTransfer()
+		if r.leaving() && r.cfg.StepDownOnRemoval {
+			r.handOver() // try again, maybe with another member
+		}
 	}
 	if r.state != StateLeader {
 		return
@@ -659,11 +662,11 @@ func (r *raft) switchToConfig(cfg TrackerConfig, prs map[uint64]*Progress) {
 	pr, ok := r.trk.progress[r.id]
 	r.isLearner = ok && pr.IsLearner
 	if (!ok || r.isLearner) && r.state == StateLeader {
-		// Removed or demoted: the leader keeps replicating until its removal
-		// commits (it has), then steps down if asked to (§4.2.2 of the
-		// thesis).
+		// Removed or demoted: the leader managed the cluster until its
+		// removal committed (it has); now it hands over, if asked to
+		// (§4.2.2 of the thesis).
 		if r.cfg.StepDownOnRemoval {
-			r.becomeFollower(r.Term, None)
+			r.handOver()
 		}
 		return
 	}
@@ -686,3 +689,37 @@ func (r *raft) switchToConfig(cfg TrackerConfig, prs map[uint64]*Progress) {
 }
 
 func (r *raft) abortLeaderTransfer() { r.leadTransferee = None }
+
+// leaving reports whether this leader applied its own removal (or
+// demotion) and is handing over.
+func (r *raft) leaving() bool {
+	if r.state != StateLeader {
+		return false
+	}
+	pr := r.trk.progress[r.id]
+	return pr == nil || pr.IsLearner
+}
+
+// handOver hands leadership from a leader that applied its own removal to
+// the voter of the new configuration with the longest log, through a
+// leadership transfer: bring it up to date, then tell it to campaign. A
+// leader that stepped down at once could leave the others unable to elect
+// anyone: they may not know the removal committed (they still count the
+// old leader's vote) and lack entries the old leader holds (it would
+// refuse them its vote). Until the transferee is up to date the old leader
+// keeps leading — it accepts no proposals, and a lost quorum does not
+// depose it (it has no vote to lose) — and tries again every election
+// timeout; it steps down as it tells the transferee to campaign.
+func (r *raft) handOver() {
+	best, match := None, uint64(0)
+	for _, id := range r.trk.voterIDs() {
+		if pr := r.trk.progress[id]; id != r.id && pr != nil && (best == None || pr.Match > match) {
+			best, match = id, pr.Match
+		}
+	}
+	if best == None {
+		r.becomeFollower(r.Term, None)
+		return
+	}
+	r.handleTransferLeader(best)
+}

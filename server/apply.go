@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raft"
@@ -102,10 +103,32 @@ func (m *Member) applyConfChange(e raft.Entry) error {
 	if err == nil {
 		// A refused change (deterministically refused on every member)
 		// changes nothing.
+		if m.snapshotIndex > 0 && addsMember(m.confState, cs) {
+			// A new member catches up from a snapshot if the log was
+			// compacted, and refuses one whose configuration does not
+			// name it (raft's restore): the latest snapshot, taken before
+			// it was added, would never do. Every member takes one, so
+			// whoever leads next has one too.
+			m.snapshotNow = true
+		}
 		m.confState = cs
 	}
 	m.applyMembershipContext(cc, cctx, err)
 	return nil
+}
+
+// addsMember reports whether configuration after holds a member before
+// does not.
+func addsMember(before, after raft.ConfState) bool {
+	for _, set := range [][]uint64{after.Voters, after.Learners, after.VotersOutgoing, after.LearnersNext} {
+		for _, id := range set {
+			if !slices.Contains(before.Voters, id) && !slices.Contains(before.Learners, id) &&
+				!slices.Contains(before.VotersOutgoing, id) && !slices.Contains(before.LearnersNext, id) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // installSnapshot replaces the state machine with a snapshot received from
@@ -124,9 +147,10 @@ func (m *Member) installSnapshot(snap raft.Snapshot) error {
 // compacts the log behind it (keeping SnapshotKeep entries for slow
 // followers) and lets the storage release what it no longer needs.
 func (m *Member) maybeSnapshot() error {
-	if m.applied < m.snapshotIndex+m.cfg.SnapshotEvery {
+	if m.applied < m.snapshotIndex+m.cfg.SnapshotEvery && !m.snapshotNow {
 		return nil
 	}
+	m.snapshotNow = false
 	data, err := m.snapshotData()
 	if err != nil {
 		return fmt.Errorf("server: snapshot: %w", err)

@@ -43,6 +43,9 @@ type Member struct {
 	applied uint64
 	// snapshotIndex is the index of the latest snapshot taken or installed.
 	snapshotIndex uint64
+	// snapshotNow asks for a snapshot at the next chance, whatever
+	// SnapshotEvery says (see applyConfChange).
+	snapshotNow bool
 
 	// proposals wait to be handed to raft; writes wait for their entry to
 	// apply.

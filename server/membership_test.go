@@ -132,3 +132,29 @@ func TestMembershipDoesNotPromoteAnAbsentLearner(t *testing.T) {
 	assert.Equal(t, []uint64{9}, c.members[1].ConfState().Learners)
 	require.NoError(t, c.do(1, set("/still", "writable")).Err)
 }
+
+// TestMembershipNewMemberAfterCompaction: the log was compacted behind a
+// snapshot taken before the new member was added. The member must get a
+// snapshot whose configuration names it (raft refuses one that does not),
+// so every member takes one when it applies the addition.
+func TestMembershipNewMemberAfterCompaction(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.SnapshotEvery, cfg.SnapshotKeep = 15, 1 })
+	lead := c.leader()
+	for i := range 20 {
+		require.NoError(t, c.do(lead, set("/k", string(rune('a'+i)))).Err)
+	}
+	first, err := c.members[lead].Storage().FirstIndex()
+	require.NoError(t, err)
+	require.Greater(t, first, uint64(10), "the log was not compacted")
+
+	r := c.do(lead, membership(MemberAdd, MemberInfo{ID: 4, PeerURLs: []string{"http://127.0.0.1:2384"}}))
+	require.NoError(t, r.Err)
+	snap, err := c.members[lead].Storage().Snapshot()
+	require.NoError(t, err)
+	assert.Contains(t, snap.Metadata.ConfState.Learners, uint64(4), "the leader's snapshot does not name the new member")
+	c.join(4)
+	c.tick(30)
+	assert.Equal(t, []uint64{1, 2, 3, 4}, c.members[lead].ConfState().Voters)
+	assert.Equal(t, "t", valueOf(t, c.do(4, get("/k"))))
+	c.requireConverged()
+}

@@ -22,13 +22,13 @@ func cpuTime() time.Duration {
 // events per wall second and simulated seconds per wall second (both for
 // the event loop on one core; the linearizability check is excluded and
 // reported on its own).
-func benchmarkLoad(b *testing.B, faults bool) {
+func benchmarkLoad(b *testing.B, kind MemberKind, faults bool) {
 	var events uint64
 	var sim, loop, check time.Duration
 	var ops int
 	var cpu time.Duration
 	for i := 0; b.Loop(); i++ {
-		cfg := Config{Seed: uint64(i + 1), Members: 5, Clients: 10, OpInterval: 10 * time.Millisecond, Duration: 10 * time.Second}
+		cfg := Config{Seed: uint64(i + 1), Kind: kind, Members: 5, Clients: 10, OpInterval: 10 * time.Millisecond, Duration: 10 * time.Second}
 		if faults {
 			cfg.NoSwarm = true
 			cfg.Faults = AllFaults.Without(FaultCorrupt)
@@ -70,5 +70,11 @@ func benchmarkLoad(b *testing.B, faults bool) {
 	b.ReportMetric(check.Seconds()*1000/float64(checked), "lincheck-ms/run")
 }
 
-func BenchmarkStandardLoadFaults(b *testing.B)   { benchmarkLoad(b, true) }
-func BenchmarkStandardLoadNoFaults(b *testing.B) { benchmarkLoad(b, false) }
+// Full members (server.Member, key space, WAL on FaultyFS), then raft
+// members with a log-appending state machine.
+func BenchmarkStandardLoadFaults(b *testing.B)          { benchmarkLoad(b, KindKV, true) }
+func BenchmarkStandardLoadNoFaults(b *testing.B)        { benchmarkLoad(b, KindKV, false) }
+func BenchmarkStandardLoadFaultsRaftAlone(b *testing.B) { benchmarkLoad(b, KindLog, true) }
+func BenchmarkStandardLoadNoFaultsRaftAlone(b *testing.B) {
+	benchmarkLoad(b, KindLog, false)
+}

@@ -14,7 +14,7 @@ const (
 	InvLogMatching        = "log-matching"          // same index and term ⇒ same log up to there (§5.3)
 	InvLeaderCompleteness = "leader-completeness"   // a leader holds every committed entry (§5.4)
 	InvStateMachineSafety = "state-machine-safety"  // no two members apply different entries at an index (§5.4.3)
-	InvCommittedDurable   = "committed-is-durable"  // a committed entry is durable on a quorum
+	InvCommittedDurable   = "committed-is-durable"  // a committed entry is durable on a member of every quorum
 	InvDurability         = "durability"            // what a member synced survives its crash
 	InvTermMonotonic      = "term-monotonic"        // a member's term never goes back
 	InvApplyCommitted     = "apply-committed"       // only committed entries are applied, in order
@@ -29,7 +29,10 @@ const (
 // entry i covers entries 1..i, so two logs agree up to i exactly when their
 // chain hashes at i agree), the committed prefix, and what was applied.
 type checker struct {
-	quorum int
+	// conf is the newest configuration applied anywhere (the founders' at
+	// first), confIndex the index it was applied at.
+	conf      raft.ConfState
+	confIndex uint64
 	// bootstrap is the index of the last bootstrap entry (one per founding
 	// voter), committed by construction.
 	bootstrap uint64
@@ -73,14 +76,19 @@ type memberView struct {
 	down       bool
 }
 
-func newChecker(n int, fail func(invariant, detail string)) *checker {
+// newChecker checks a cluster of n member slots, the first founders of
+// which found it (the others may join by membership changes).
+func newChecker(n, founders int, fail func(invariant, detail string)) *checker {
 	c := &checker{
-		quorum: n/2 + 1, bootstrap: uint64(n), views: make([]memberView, n),
+		bootstrap: uint64(founders), views: make([]memberView, n),
 		committed: []uint64{0}, commitTerms: []uint64{0}, applied: []uint64{0}, appliedOps: []uint64{0},
 		votes: map[[2]uint64]uint64{}, fail: fail,
 	}
 	for i := range c.views {
 		c.views[i] = memberView{id: uint64(i + 1), chain: []uint64{0}, terms: []uint64{0}}
+	}
+	for i := range founders {
+		c.conf.Voters = append(c.conf.Voters, uint64(i+1))
 	}
 	return c
 }
@@ -147,6 +155,10 @@ func (v *memberView) holds(i, h uint64) bool {
 // observe checks what member idx did in one round of work.
 func (c *checker) observe(idx int, act *Activity) {
 	v := &c.views[idx]
+	if act.Conf != nil && act.AppliedIndex > c.confIndex {
+		// First: entries may have committed under it in the same round.
+		c.conf, c.confIndex = *act.Conf, act.AppliedIndex
+	}
 	wasLeader := v.ss.State == raft.StateLeader
 	leaderTerm := v.hs.Term
 	if act.Snapshot.Index != 0 {
@@ -305,8 +317,14 @@ func (c *checker) observeCommit(v *memberView, commit uint64) {
 	}
 }
 
-// checkCommittedDurable checks that the last committed entry is in the log
-// of a quorum (of a down member, the log it had synced when it crashed).
+// checkCommittedDurable checks that the last committed entry is in the
+// log of a member of every quorum of the newest configuration (of a down
+// member, in the log it had synced when it crashed), so that no leader can
+// be elected without it. Raft commits an entry on a majority of the
+// configuration of its time; membership changes preserve the property,
+// since the majorities of two configurations one change apart intersect
+// (and a joint configuration needs majorities of both halves). For the
+// founders' configuration it says: durable on a majority.
 func (c *checker) checkCommittedDurable() {
 	ci := uint64(len(c.committed)) - 1
 	h := c.committed[ci]
@@ -314,14 +332,21 @@ func (c *checker) checkCommittedDurable() {
 		// Every founding member writes the bootstrap entries itself.
 		return
 	}
-	n := 0
-	for j := range c.views {
-		if c.views[j].holds(ci, h) {
-			n++
+	for _, voters := range [][]uint64{c.conf.Voters, c.conf.VotersOutgoing} {
+		if len(voters) == 0 {
+			continue
 		}
-	}
-	if n < c.quorum {
-		c.failf(InvCommittedDurable, "committed entry %d is held by %d members, fewer than a quorum of %d", ci, n, c.quorum)
+		n := 0
+		for _, id := range voters {
+			if v := &c.views[id-1]; v.holds(ci, h) {
+				n++
+			}
+		}
+		// A majority without a holder has len - n >= len/2+1 members.
+		if len(voters)-n >= len(voters)/2+1 {
+			c.failf(InvCommittedDurable, "committed entry %d is held by %d of voters %v, so a majority of them lacks it", ci, n, voters)
+			return
+		}
 	}
 }
 

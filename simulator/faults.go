@@ -45,12 +45,18 @@ const (
 	// FaultCorrupt damages a durable record on a crashed member's disk,
 	// which must then refuse to start (at most a minority of members).
 	FaultCorrupt
+	// FaultMembership changes the cluster's membership: adds a member (a
+	// learner, promoted once caught up, or at once a voter), removes one
+	// (the leader too), replaces one, promotes a learner (full members
+	// only).
+	FaultMembership
 	numFaultClasses
 )
 
 var faultNames = [numFaultClasses]string{
 	"drop", "dup", "delay", "reorder", "partition", "isolate", "ring", "oneway",
 	"clog", "crash", "torn", "pause", "slow", "drift", "diskfull", "corrupt",
+	"membership",
 }
 
 func (c FaultClass) String() string {

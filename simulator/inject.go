@@ -18,6 +18,9 @@ const (
 	actHeal
 	actRestart
 	actCrashNow // the fallback of a torn-write crash whose write never came
+	actJoin     // an added member starts
+	actShutdown // a removed member stops for good
+	actAdd      // a replacement is added
 )
 
 func faultArg(c FaultClass, a faultAction, target int, incarnation uint64) uint64 {
@@ -58,7 +61,7 @@ func (s *Simulation) faultLength(c FaultClass) time.Duration {
 
 func (s *Simulation) fault(arg uint64) {
 	c, action, target, incarnation := splitFaultArg(arg)
-	if s.phase != phaseFaults && action != actRestart {
+	if s.phase != phaseFaults && action != actRestart && action != actShutdown {
 		return // healAll has undone every fault
 	}
 	switch action {
@@ -73,8 +76,20 @@ func (s *Simulation) fault(arg uint64) {
 		s.heal(c, target, incarnation)
 	case actRestart:
 		sm := s.members[target]
-		if !sm.up && !sm.failed && sm.incarnation == incarnation {
+		if !sm.up && !sm.failed && !sm.removed && sm.incarnation == incarnation {
 			s.startMember(target)
+		}
+	case actJoin:
+		s.join(target)
+	case actAdd:
+		s.addReplacement()
+	case actShutdown:
+		if s.handedOver(target) {
+			s.shutDown(target, "removed from the cluster")
+		} else {
+			// Not before the cluster has a new leader: the others may still
+			// need its log, or its vote.
+			s.q.push(event{at: s.now + s.faultLength(FaultMembership), kind: evFault, arg: arg})
 		}
 	case actCrashNow:
 		if sm := s.members[target]; sm.up && sm.incarnation == incarnation {
@@ -191,8 +206,10 @@ func (s *Simulation) inject(c FaultClass) bool {
 		sm.disk.ArmCrash(1 + rng.IntN(3))
 		s.faultTrace(c, sm.id, "disk will die in a write")
 		s.q.push(event{at: s.now + s.faultLength(c), kind: evFault, arg: faultArg(c, actCrashNow, i, sm.incarnation)})
+	case FaultMembership:
+		return s.injectMembership()
 	case FaultCorrupt:
-		if s.stats.FailedDisks >= (n-1)/2 || s.downMembers() > 0 {
+		if !s.quorumSurvives(0, true) || s.downMembers() > 0 {
 			return false
 		}
 		i := s.pickMember(rng, 0, anyMember)
@@ -237,7 +254,7 @@ func (s *Simulation) inject(c FaultClass) bool {
 func (s *Simulation) downMembers() int {
 	n := 0
 	for _, sm := range s.members {
-		if !sm.up {
+		if !sm.up && !sm.dormant && !sm.removed {
 			n++
 		}
 	}
@@ -340,7 +357,7 @@ func (s *Simulation) healAll() {
 		if sm.up {
 			s.resume(i)
 			s.scheduleProcess(i)
-		} else if !sm.failed {
+		} else if !sm.failed && !sm.dormant && !sm.removed {
 			s.startMember(i)
 		}
 	}
@@ -351,6 +368,7 @@ func (s *Simulation) healAll() {
 // member has applied everything it committed, and fails it if that takes
 // longer than the liveness timeout.
 func (s *Simulation) checkLiveness() {
+	s.reconcileMembership()
 	if lead, ok := s.converged(); ok {
 		s.rec = traceRecord{kind: trPhase, member: lead, detail: "converged"}
 		s.emit()
@@ -380,7 +398,7 @@ func (s *Simulation) converged() (uint64, bool) {
 	}
 	for i, sm := range s.members {
 		v := &s.check.views[i]
-		if sm.failed {
+		if sm.failed || sm.dormant || sm.removed {
 			continue
 		}
 		if !sm.up || v.ss.Lead != lead.id || v.hs.Term != lead.hs.Term || v.hs.Commit != lead.hs.Commit || v.applied != lead.hs.Commit {
@@ -398,6 +416,10 @@ func (s *Simulation) describeMembers() string {
 		switch {
 		case sm.failed:
 			state = "failed"
+		case sm.dormant:
+			state = "not added"
+		case sm.removed:
+			state = "removed"
 		case !sm.up:
 			state = "down"
 		}

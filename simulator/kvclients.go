@@ -144,41 +144,52 @@ func (s *Simulation) kvObserveApply(index uint64, cmd *kvstore.Command, res kvst
 		return
 	}
 	if s.kvApplied == nil {
-		s.kvApplied = map[string]linearizability.Output{}
+		s.kvApplied = map[string]appliedWrite{}
 	}
 	if _, seen := s.kvApplied[cmd.Value]; !seen {
 		var err error
 		if res.Err != nil {
 			err = res.Err
 		}
-		s.kvApplied[cmd.Value] = linearizability.OutputOf(res.Event, err)
+		s.kvApplied[cmd.Value] = appliedWrite{out: linearizability.OutputOf(res.Event, err), at: s.now}
 	}
+}
+
+// appliedWrite is a write as first applied: the key space's answer, and
+// when (it took effect by then).
+type appliedWrite struct {
+	out linearizability.Output
+	at  time.Duration
 }
 
 // resolveUnknown settles, before the check, the writes whose client never
 // learned the outcome (a timeout, a crashed member, the run's end), from
 // what the simulator saw members apply: a write that some member applied
-// took effect with the answer the key space gave it; one that no member
+// took effect with the answer the key space gave it, by the time it was
+// first applied, which is recorded as its return; one that no member
 // applied never took effect in this history (members converged before the
 // check, and anything committed later is seen by no operation). Writes
 // that carry no value of their own (deletes) cannot be told apart in the
 // log and stay unknown. Answers that porcupine would otherwise have to
 // guess at every point after the call are what make long histories with
-// many faults checkable in seconds.
+// many faults checkable in milliseconds.
 func (s *Simulation) resolveUnknown() {
 	for i := range s.history {
 		if rec := &s.history[i]; rec.status == opPending {
 			s.kvUnresolved = append(s.kvUnresolved, rec.linID)
 		}
 	}
+	calls := s.kvRec.History().Operations
 	for _, id := range s.kvUnresolved {
 		value := s.kvValues[id]
-		out, applied := s.kvApplied[value]
+		w, applied := s.kvApplied[value]
 		switch {
 		case value == "":
 			s.kvRec.Unknown(id)
 		case applied:
-			s.kvRec.Applied(id, out)
+			// It took effect by the time a member applied it: that is
+			// its return, as if the client had been told then.
+			s.kvRec.Return(id, w.out, max(int64(w.at), calls[id].Call))
 		default:
 			s.kvRec.NoEffect(id)
 		}

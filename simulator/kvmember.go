@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/raftkv/raftkv/kvstore"
@@ -29,6 +30,8 @@ type kvMember struct {
 	// durable is the hard state as last written: what Activity reports
 	// (the checks must see only what a crash would keep).
 	durable raft.HardState
+	// conf is the configuration last reported.
+	conf raft.ConfState
 }
 
 // NewKVMember is the Factory of full members. The disk must be an *FSDisk.
@@ -45,7 +48,7 @@ func NewKVMember(cfg MemberConfig, d Disk) (Member, error) {
 	tickMillis := max(1, int(cfg.Tick/time.Millisecond))
 	rc := cfg.Raft
 	m, err := server.New(server.Config{
-		ID: cfg.ID, Name: fmt.Sprintf("m%d", cfg.ID), InitialCluster: founders,
+		ID: cfg.ID, Name: fmt.Sprintf("m%d", cfg.ID), InitialCluster: founders, Joining: cfg.Joining,
 		PeerURLs: []string{fmt.Sprintf("sim://%d", cfg.ID)},
 		FS:       disk.FS(), Dir: dataDir, WAL: storage.Options{SegmentSize: 16 << 10},
 		Rand:          rand.New(rand.NewPCG(cfg.Rand.Uint64(), cfg.ID)),
@@ -68,6 +71,14 @@ func NewKVMember(cfg MemberConfig, d Disk) (Member, error) {
 	k.durable, _, _ = m.Storage().InitialState()
 	return k, nil
 }
+
+func sameConf(a, b raft.ConfState) bool {
+	return slices.Equal(a.Voters, b.Voters) && slices.Equal(a.Learners, b.Learners) &&
+		slices.Equal(a.VotersOutgoing, b.VotersOutgoing) && slices.Equal(a.LearnersNext, b.LearnersNext)
+}
+
+// ConfState implements confReporter.
+func (k *kvMember) ConfState() raft.ConfState { return k.m.ConfState() }
 
 // snapshotEvery turns the drawn snapshot interval (0: never) into the
 // member's.
@@ -135,9 +146,15 @@ func (k *kvMember) Process() Activity {
 	// commit index with the entries, before writing them).
 	hs := k.durable
 	hs.Commit = max(hs.Commit, k.m.Applied())
+	ss := out.SoftState
+	if ss.State == raft.StateLeader && out.HardState.Term != hs.Term {
+		// A lone voter elects itself in one step, before its new term is
+		// written: its leadership is reported with the term, once durable.
+		ss.State, ss.Lead = raft.StateCandidate, raft.None
+	}
 	act := Activity{
 		Messages: out.Messages, AfterPersist: out.AfterPersist,
-		HardState: hs, SoftState: out.SoftState,
+		HardState: hs, SoftState: ss,
 		Snapshot: out.Snapshot, Entries: out.Entries, Applied: out.Applied,
 		Synced: out.Synced, Stalled: out.Stalled,
 	}
@@ -150,6 +167,10 @@ func (k *kvMember) Process() Activity {
 	k.job = out.Persist
 	if len(out.Applied) > 0 || out.Snapshot.Index != 0 {
 		act.StateHash, act.AppliedIndex = k.m.StoreHash(), k.m.Applied()
+		if cs := k.m.ConfState(); !sameConf(cs, k.conf) {
+			k.conf = cs
+			act.Conf = &cs
+		}
 	}
 	return act
 }

@@ -81,6 +81,9 @@ type Activity struct {
 	// StateHash, when not 0, is a hash of the member's state machine as of
 	// index AppliedIndex: members that applied the same index must agree.
 	StateHash, AppliedIndex uint64
+	// Conf, when set, is the configuration the member applied in this
+	// round.
+	Conf *raft.ConfState
 }
 
 // Op is a client operation: on the log-appender state machine (ID and
@@ -118,8 +121,11 @@ var ErrRefused = errors.New("simulator: operation refused")
 type MemberConfig struct {
 	ID uint64
 	// Peers are the IDs of the founding voters, sorted; a new member whose
-	// disk is empty bootstraps with them.
+	// disk is empty bootstraps with them, unless it is Joining.
 	Peers []uint64
+	// Joining is a member added by a membership change: with an empty
+	// disk, it waits for the leader to send it the log.
+	Joining bool
 	// Raft is the raft configuration; ID, Storage, Rand and Applied are
 	// filled in by the factory.
 	Raft raft.Config

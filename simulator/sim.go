@@ -95,7 +95,10 @@ type simMember struct {
 	up          bool
 	// failed is a member whose disk is corrupt: it stays down.
 	failed bool
-	paused bool
+	// dormant is a slot for a member to be added, not yet started;
+	// removed a member taken out of the cluster, stopped for good.
+	dormant, removed bool
+	paused           bool
 	// backlog holds what arrived while paused: message slots and client
 	// submissions.
 	backlog     []int32
@@ -146,7 +149,7 @@ type Simulation struct {
 	// client never learned the outcome (see resolveUnknown).
 	kvValues        []string
 	openAnnotations map[string]int
-	kvApplied       map[string]linearizability.Output
+	kvApplied       map[string]appliedWrite
 	kvUnresolved    []int
 	// inProcess is the member whose Process is running, or -1;
 	// responses are the client answers it gave, delivered after its disk
@@ -171,13 +174,13 @@ func New(cfg Config) *Simulation {
 	cfg = cfg.withDefaults()
 	p := drawParams(cfg)
 	s := &Simulation{cfg: cfg, p: p, inProcess: -1, tr: newTracer(cfg.Trace)}
-	s.nw = newNetwork(p.Members, rand.New(rand.NewPCG(cfg.Seed, streamNetwork)))
+	s.nw = newNetwork(p.Members+s.spareSlots(), rand.New(rand.NewPCG(cfg.Seed, streamNetwork)))
 	s.rngClients = rand.New(rand.NewPCG(cfg.Seed, streamClients))
 	s.rngDisk = rand.New(rand.NewPCG(cfg.Seed, streamDisk))
 	for c := range numFaultClasses {
 		s.rngFaults[c] = rand.New(rand.NewPCG(cfg.Seed, streamFaults+uint64(c)))
 	}
-	s.check = newChecker(p.Members, s.failSafety)
+	s.check = newChecker(p.Members+s.spareSlots(), p.Members, s.failSafety)
 	return s
 }
 
@@ -238,7 +241,7 @@ func (s *Simulation) result() Result {
 
 // start creates the members and schedules the first events.
 func (s *Simulation) start() {
-	n := s.p.Members
+	n := s.p.Members + s.spareSlots()
 	s.members = make([]*simMember, n)
 	driftRng := s.rngFaults[FaultDrift]
 	for i := range n {
@@ -250,9 +253,10 @@ func (s *Simulation) start() {
 			drift := (driftRng.Float64()*2 - 1) * s.p.MaxDrift
 			sm.tick = time.Duration(float64(s.p.Tick) * (1 + drift))
 		}
+		sm.dormant = i >= s.p.Members
 		s.members[i] = sm
 	}
-	for i := range n {
+	for i := range s.p.Members {
 		if !s.startMember(i) {
 			return
 		}
@@ -267,12 +271,12 @@ func (s *Simulation) start() {
 }
 
 func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
-	peers := make([]uint64, len(s.members))
+	peers := make([]uint64, s.p.Members)
 	for i := range peers {
 		peers[i] = uint64(i + 1)
 	}
 	return MemberConfig{
-		ID: sm.id, Peers: peers, Rand: sm.rng, Bug: s.cfg.Bug,
+		ID: sm.id, Peers: peers, Joining: sm.idx >= s.p.Members, Rand: sm.rng, Bug: s.cfg.Bug,
 		Now: func() time.Time { return simEpoch.Add(s.now) }, Tick: s.p.Tick,
 		OnApplied:     s.kvObserveApply,
 		SnapshotEvery: s.p.SnapshotEvery, SnapshotKeep: s.p.SnapshotKeep, SnapshotTail: s.p.SnapshotTail,
@@ -439,6 +443,9 @@ func (s *Simulation) observe(i int, act *Activity) {
 	prevSS, prevHS := v.ss, v.hs
 	prevCommit := uint64(len(s.check.committed)) - 1
 	s.check.observe(i, act)
+	if act.Conf != nil && act.SoftState.State == raft.StateLeader {
+		s.logf("member %d (leader) applies configuration voters=%v learners=%v outgoing=%v", v.id, act.Conf.Voters, act.Conf.Learners, act.Conf.VotersOutgoing)
+	}
 	if act.SoftState != prevSS || act.HardState.Term != prevHS.Term {
 		s.rec = traceRecord{kind: trState, member: v.id, term: act.HardState.Term, lead: act.SoftState.Lead, state: act.SoftState.State.String()}
 		s.emit()

@@ -1,0 +1,309 @@
+package simulator
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/raftkv/raftkv/raft"
+	"github.com/raftkv/raftkv/server"
+)
+
+// Membership changes as a fault class (full members only). An operator —
+// the simulator — asks the leader, through the member's own request API,
+// to add a member, remove one (the leader too), replace one, or promote a
+// learner, at random moments of the fault phase, while the network and
+// disks misbehave. It follows the etcd procedure: a new member starts,
+// with an empty disk, only once its addition succeeded; a removed member
+// goes on running for a while (it must not disrupt the cluster) and is
+// then stopped for good.
+//
+// The cluster has spareMemberSlots more member slots than founders, in the
+// network from the start and dormant until added. The checks hold across
+// configurations: one leader per term, state-machine safety and state
+// agreement whatever the configuration, committed entries durable on a
+// majority (of the smallest configuration seen), and after the heal, every
+// member of the leader's final configuration converges.
+
+// spareMemberSlots is how many members a run with membership changes can
+// add over its founders.
+const spareMemberSlots = 2
+
+// spareSlots returns the run's dormant member slots.
+func (s *Simulation) spareSlots() int {
+	if s.cfg.Kind != KindKV || !s.p.Faults.Has(FaultMembership) {
+		return 0
+	}
+	return spareMemberSlots
+}
+
+// confReporter is a member that knows its configuration.
+type confReporter interface {
+	ConfState() raft.ConfState
+}
+
+// leaderConf returns the index of the up leader of the highest term and
+// the configuration it applied.
+func (s *Simulation) leaderConf() (int, raft.ConfState, bool) {
+	lead := -1
+	for i, sm := range s.members {
+		v := &s.check.views[i]
+		if sm.up && !sm.paused && v.ss.State == raft.StateLeader && (lead < 0 || v.hs.Term > s.check.views[lead].hs.Term) {
+			lead = i
+		}
+	}
+	if lead < 0 {
+		return -1, raft.ConfState{}, false
+	}
+	cr, ok := s.members[lead].m.(confReporter)
+	if !ok {
+		return -1, raft.ConfState{}, false
+	}
+	return lead, cr.ConfState(), true
+}
+
+// injectMembership starts one membership change; it reports whether it
+// asked for one.
+func (s *Simulation) injectMembership() bool {
+	rng := s.rngFaults[FaultMembership]
+	lead, cs, ok := s.leaderConf()
+	if !ok || len(cs.VotersOutgoing) > 0 {
+		return false // no leader, or a joint configuration still being left
+	}
+	var dormant []int
+	for i, sm := range s.members {
+		if sm.dormant {
+			dormant = append(dormant, i)
+		}
+	}
+	victim := s.removalVictim(cs)
+	switch r := rng.IntN(10); {
+	case r < 4 && len(dormant) > 0:
+		s.addMember(lead, dormant[rng.IntN(len(dormant))])
+	case r < 7 && victim != 0:
+		s.removeMember(lead, victim, false)
+	case r < 9 && victim != 0 && len(dormant) > 0:
+		s.removeMember(lead, victim, true)
+	case len(cs.Learners) > 0:
+		learner := cs.Learners[rng.IntN(len(cs.Learners))]
+		s.changeMembership(lead, server.MembershipChange{Op: server.MemberPromote, Member: server.MemberInfo{ID: learner}},
+			fmt.Sprintf("promote learner %d", learner), nil)
+	default:
+		return false
+	}
+	return true
+}
+
+// removalVictim picks a member of cs to remove (0: none): a member whose
+// disk failed, if there is one, as an operator would; otherwise any
+// member whose removal leaves a majority of the voters that have working
+// disks — the simulator's operator does not remove its way out of a
+// quorum (etcd, which cannot know a disk failed for good, would let it).
+func (s *Simulation) removalVictim(cs raft.ConfState) uint64 {
+	rng := s.rngFaults[FaultMembership]
+	members := append(slices.Clone(cs.Voters), cs.Learners...)
+	if len(members) < 2 {
+		return 0
+	}
+	var failed, ok []uint64
+	for _, id := range members {
+		if s.members[id-1].failed {
+			failed = append(failed, id)
+		} else if s.quorumSurvives(id, false) {
+			ok = append(ok, id)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return failed[rng.IntN(len(failed))]
+	case len(ok) > 0:
+		return ok[rng.IntN(len(ok))]
+	}
+	return 0
+}
+
+// quorumSurvives reports whether, in the newest configuration without
+// member remove (0: none) and with one more disk failed if oneMoreFails,
+// the voters with working disks are still a majority: the condition for
+// the cluster to recover once the faults heal.
+func (s *Simulation) quorumSurvives(remove uint64, oneMoreFails bool) bool {
+	conf := s.check.conf
+	for _, voters := range [][]uint64{conf.Voters, conf.VotersOutgoing} {
+		if len(voters) == 0 {
+			continue
+		}
+		n, working := 0, 0
+		for _, id := range voters {
+			if id == remove {
+				continue
+			}
+			n++
+			if !s.members[id-1].failed {
+				working++
+			}
+		}
+		if oneMoreFails {
+			working--
+		}
+		if working < n/2+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// addMember asks the leader to add the member of slot i: mostly as a
+// learner promoted once caught up, sometimes as a voter at once, sometimes
+// as a learner left so (until a promotion fault).
+func (s *Simulation) addMember(lead, i int) {
+	rng := s.rngFaults[FaultMembership]
+	sm := s.members[i]
+	ch := server.MembershipChange{Op: server.MemberAdd, Member: server.MemberInfo{
+		ID: sm.id, Name: fmt.Sprintf("m%d", sm.id), PeerURLs: []string{fmt.Sprintf("sim://%d", sm.id)},
+	}}
+	what := fmt.Sprintf("add member %d as a learner", sm.id)
+	switch rng.IntN(6) {
+	case 0:
+		ch.Voter, what = true, fmt.Sprintf("add member %d as a voter", sm.id)
+	case 1:
+		ch.NoPromote, what = true, fmt.Sprintf("add member %d as a learner, not promoted", sm.id)
+	}
+	s.changeMembership(lead, ch, what, func() {
+		s.q.push(event{at: s.now, kind: evFault, arg: faultArg(FaultMembership, actJoin, i, 0)})
+	})
+}
+
+// removeMember asks the leader to remove member id; once removed, the
+// member runs on for a while, then stops. With replace, a new member is
+// added in its place.
+func (s *Simulation) removeMember(lead int, id uint64, replace bool) {
+	what := fmt.Sprintf("remove member %d", id)
+	if replace {
+		what = fmt.Sprintf("replace member %d", id)
+	}
+	s.changeMembership(lead, server.MembershipChange{Op: server.MemberRemove, Member: server.MemberInfo{ID: id}}, what, func() {
+		i := int(id - 1)
+		linger := s.faultLength(FaultMembership)
+		s.q.push(event{at: s.now + linger, kind: evFault, arg: faultArg(FaultMembership, actShutdown, i, 0)})
+		if replace {
+			s.q.push(event{at: s.now, kind: evFault, arg: faultArg(FaultMembership, actAdd, 0, 0)})
+		}
+	})
+}
+
+// addReplacement adds a member in the place of one just removed.
+func (s *Simulation) addReplacement() {
+	lead, _, ok := s.leaderConf()
+	if !ok {
+		return
+	}
+	for i, sm := range s.members {
+		if sm.dormant {
+			s.addMember(lead, i)
+			return
+		}
+	}
+}
+
+// changeMembership submits ch to member lead; done runs (from an event of
+// its own) if it succeeds. A change whose outcome is unknown is settled
+// when the faults heal (reconcileMembership).
+func (s *Simulation) changeMembership(lead int, ch server.MembershipChange, what string, done func()) {
+	sm := s.members[lead]
+	s.faultTrace(FaultMembership, sm.id, what)
+	req := &server.Request{Kind: server.RequestMembership, Membership: &ch}
+	sm.m.Submit(Op{Request: req}, func(r Reply) {
+		ok := r.Err == nil && r.Response != nil && r.Response.Err == nil
+		if !ok {
+			err := r.Err
+			if err == nil && r.Response != nil {
+				err = r.Response.Err
+			}
+			s.logf("membership: %s failed: %v", what, err)
+			return
+		}
+		s.logf("membership: %s done", what)
+		if done != nil {
+			done()
+		}
+	})
+	s.scheduleProcess(lead)
+}
+
+// join starts the member of slot i, added to the cluster: it has an empty
+// disk and waits for the leader.
+func (s *Simulation) join(i int) {
+	sm := s.members[i]
+	if !sm.dormant {
+		return
+	}
+	sm.dormant = false
+	s.logf("member %d joins", sm.id)
+	s.startMember(i)
+}
+
+// handedOver reports whether removed member i may stop: it does not lead,
+// and another member leads in a later term.
+func (s *Simulation) handedOver(i int) bool {
+	if !s.members[i].up {
+		return true
+	}
+	mine := &s.check.views[i]
+	if mine.ss.State == raft.StateLeader {
+		return false
+	}
+	for j, sm := range s.members {
+		if v := &s.check.views[j]; j != i && sm.up && v.ss.State == raft.StateLeader && v.hs.Term > mine.hs.Term {
+			return true
+		}
+	}
+	return false
+}
+
+// shutDown stops the removed member i for good.
+func (s *Simulation) shutDown(i int, why string) {
+	sm := s.members[i]
+	if sm.removed {
+		return
+	}
+	s.crash(i, why)
+	sm.removed, sm.dormant = true, false
+}
+
+// reconcileMembership, after the heal, makes the members the leader's
+// configuration names the ones that run: an added member whose addition's
+// outcome was unknown starts, and a member no longer in the configuration
+// stops. It runs until the liveness check passes, so that changes still
+// committing at the heal are followed too.
+func (s *Simulation) reconcileMembership() {
+	if s.spareSlots() == 0 {
+		return
+	}
+	// Members the newest configuration names start, leader or not (the
+	// leader may need them to be elected).
+	for i, sm := range s.members {
+		if sm.dormant && confHolds(s.check.conf, sm.id) {
+			s.join(i)
+		}
+	}
+	lead, cs, ok := s.leaderConf()
+	if v := &s.check.views[max(lead, 0)]; !ok || v.applied < v.hs.Commit {
+		return // the leader's configuration may still change
+	}
+	in := func(id uint64) bool { return confHolds(cs, id) }
+	for i, sm := range s.members {
+		switch {
+		case sm.dormant && in(sm.id):
+			s.join(i)
+		case !sm.dormant && !sm.removed && i != lead && !in(sm.id):
+			// The configuration left it out (its removal's answer was lost,
+			// or a founder's removal committed as the faults healed).
+			s.shutDown(i, "not in the final configuration")
+		}
+	}
+}
+
+// confHolds reports whether configuration cs names member id.
+func confHolds(cs raft.ConfState, id uint64) bool {
+	return slices.Contains(cs.Voters, id) || slices.Contains(cs.Learners, id) ||
+		slices.Contains(cs.VotersOutgoing, id) || slices.Contains(cs.LearnersNext, id)
+}
