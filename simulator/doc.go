@@ -37,14 +37,21 @@
 //     the faults drawn in ([Config.VisualizationDir]).
 //   - raft members ([NewRaftMember], -kind=log): a raft.Node with a
 //     log-appending state machine over a memory disk with a durable/volatile
-//     split. Raft alone, three times faster, where the planted vote bug
+//     split. Raft alone, several times faster, where the planted vote bug
 //     lives.
+//
+// Full members also take membership changes as a fault class
+// (membership.go): members added (as learners or voters), removed (the
+// leader too), replaced and promoted through the member's request API,
+// with spare member slots that start once added and removed members that
+// stop once a new leader took over.
 //
 // # Checks
 //
 // After every event: election safety, one vote per term, leader
 // append-only, log matching, leader completeness, state-machine safety and
-// committed-is-durable, and for full members state agreement: members that
+// committed-is-durable (on a member of every quorum of the newest
+// configuration), and for full members state agreement: members that
 // applied up to the same index hold the same key space (a hash). After the
 // fault phase, liveness: heal everything and
 // require a leader and agreement on the applied index within a bound. At
