@@ -269,7 +269,7 @@ func (s *Simulation) faultTrace(c FaultClass, member uint64, what string) {
 	s.rec = traceRecord{kind: trFault, member: member, detail: c.String() + ": " + what}
 	s.emit()
 	s.logf("fault %s: %s", c, what)
-	point := c == FaultTorn || c == FaultCorrupt
+	point := c == FaultTorn || c == FaultCorrupt || c == FaultMembership
 	s.annotateStart(annotationKey(c, member), member, fmt.Sprintf("%s: %s", c, what), point)
 }
 
