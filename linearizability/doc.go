@@ -86,10 +86,12 @@
 // them all. Two things keep that in hand. A write whose value no other
 // write carries and which someone saw must have taken effect before it was
 // first seen, so it returns there instead of at the end. And a harness that
-// can learn the answer (the simulator reads every member's applied log)
-// records it with Recorder.Applied: the operation still may have taken
-// effect any time after its call, but its answer, index included, pins it
-// down. Use unique values, and Applied wherever possible.
+// can learn the answer records it with Recorder.Applied: the operation
+// still may have taken effect any time after its call, but its answer,
+// index included, pins it down; one that also knows when the operation had
+// taken effect by records it with Return at that time (the simulator sees
+// every apply, and uses the first), and one that knows it never took
+// effect records NoEffect. Use unique values, and these wherever possible.
 //
 // # TTLs and expiry
 //

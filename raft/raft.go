@@ -401,7 +401,7 @@ func (r *raft) tickHeartbeat() {
 		// A transfer that did not finish within an election timeout is
 		// abandoned, and proposals are accepted again (§3.10).
 		r.abortLeaderTransfer()
-		if r.leaving() && r.cfg.StepDownOnRemoval {
+		if r.leaving() {
 			r.handOver() // try again, maybe with another member
 		}
 	}
@@ -691,9 +691,9 @@ func (r *raft) switchToConfig(cfg TrackerConfig, prs map[uint64]*Progress) {
 func (r *raft) abortLeaderTransfer() { r.leadTransferee = None }
 
 // leaving reports whether this leader applied its own removal (or
-// demotion) and is handing over.
+// demotion) and is handing over (StepDownOnRemoval).
 func (r *raft) leaving() bool {
-	if r.state != StateLeader {
+	if r.state != StateLeader || !r.cfg.StepDownOnRemoval {
 		return false
 	}
 	pr := r.trk.progress[r.id]

@@ -198,13 +198,7 @@ func (r *raft) restore(s Snapshot) bool {
 		panic("raft: a non-follower is restoring a snapshot")
 	}
 	cs := s.Metadata.ConfState
-	found := false
-	for _, set := range [][]uint64{cs.Voters, cs.Learners, cs.VotersOutgoing} {
-		for _, id := range set {
-			found = found || id == r.id
-		}
-	}
-	if !found {
+	if !cs.Contains(r.id) {
 		// A snapshot whose configuration does not include us was not meant
 		// for us (we were removed, or it is mis-addressed): refuse it.
 		return false

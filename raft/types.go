@@ -1,5 +1,7 @@
 package raft
 
+import "slices"
+
 import "fmt"
 
 // None is the ID of no member: "no vote", "no leader".
@@ -67,6 +69,13 @@ type ConfState struct {
 	// AutoLeave, in a joint configuration, makes the leader propose leaving
 	// it as soon as entering it has committed.
 	AutoLeave bool
+}
+
+// Contains reports whether the configuration names member id, as a voter
+// or a learner, in either half of a joint configuration.
+func (cs ConfState) Contains(id uint64) bool {
+	return slices.Contains(cs.Voters, id) || slices.Contains(cs.Learners, id) ||
+		slices.Contains(cs.VotersOutgoing, id) || slices.Contains(cs.LearnersNext, id)
 }
 
 // SnapshotMetadata says which prefix of the log a snapshot replaces.

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raft"
@@ -122,8 +121,7 @@ func (m *Member) applyConfChange(e raft.Entry) error {
 func addsMember(before, after raft.ConfState) bool {
 	for _, set := range [][]uint64{after.Voters, after.Learners, after.VotersOutgoing, after.LearnersNext} {
 		for _, id := range set {
-			if !slices.Contains(before.Voters, id) && !slices.Contains(before.Learners, id) &&
-				!slices.Contains(before.VotersOutgoing, id) && !slices.Contains(before.LearnersNext, id) {
+			if !before.Contains(id) {
 				return true
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -271,4 +272,33 @@ func TestWriteSurvivesTheLossOfItsLeader(t *testing.T) {
 	require.NoError(t, r.Err)
 	assert.Len(t, r.Event.Node.Nodes, 1, "applied once")
 	c.requireConverged()
+}
+
+// TestMemberCatchesUpTicksItMissed: a leader that stood still (a stopped
+// process, a long pause) while its followers went away must not resume on
+// the clock from before the pause, trusting a quorum — or a lease — that
+// ran out meanwhile. Its next tick, or its next request, gives raft the
+// ticks it missed, and CheckQuorum deposes it at once.
+func TestMemberCatchesUpTicksItMissed(t *testing.T) {
+	for _, via := range []string{"tick", "request"} {
+		t.Run(via, func(t *testing.T) {
+			c := newTestCluster(t, 3, func(cfg *Config) { cfg.LeaseReads = true })
+			lead := c.leader()
+			require.NoError(t, c.do(lead, set("/k", "v")).Err)
+			for _, id := range c.ids {
+				c.down[id] = id != lead
+			}
+			// Five election timeouts later (ElectionTicks 10 × 100 ms).
+			later := c.now.Add(5 * time.Second)
+			if via == "tick" {
+				c.members[lead].Tick(later)
+			} else {
+				req := get("/k")
+				req.Now = later
+				c.members[lead].Submit(req, func(Response) {})
+			}
+			assert.NotEqual(t, raft.StateLeader, c.members[lead].RaftStatus().SoftState.State,
+				"a leader that heard from nobody for five election timeouts still leads")
+		})
+	}
 }

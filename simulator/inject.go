@@ -2,7 +2,9 @@ package simulator
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -339,9 +341,9 @@ func (s *Simulation) healAll() {
 	s.livenessBy = s.now + s.cfg.LivenessTimeout
 	s.trace(trPhase, 0, "heal: liveness phase")
 	s.logf("fault phase over: healing everything")
-	for key := range s.openAnnotations {
+	for _, key := range slices.Sorted(maps.Keys(s.openAnnotations)) {
 		if !strings.HasPrefix(key, "down/") && !strings.HasPrefix(key, "failed/") {
-			s.annotateEnd(key) // (each sets End to now: order does not matter)
+			s.annotateEnd(key)
 		}
 	}
 	s.nw.healLinks()

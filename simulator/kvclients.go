@@ -167,8 +167,9 @@ type appliedWrite struct {
 // what the simulator saw members apply: a write that some member applied
 // took effect with the answer the key space gave it, by the time it was
 // first applied, which is recorded as its return; one that no member
-// applied never took effect in this history (members converged before the
-// check, and anything committed later is seen by no operation). Writes
+// applied never took effect in this history: every read and every
+// conditional write is answered from some member's applied state, so
+// nothing in the history can have seen it. Writes
 // that carry no value of their own (deletes) cannot be told apart in the
 // log and stay unknown. Answers that porcupine would otherwise have to
 // guess at every point after the call are what make long histories with

@@ -3,10 +3,10 @@ package simulator
 import (
 	"errors"
 	"fmt"
-	"github.com/raftkv/raftkv/kvstore"
 	"math/rand/v2"
 	"time"
 
+	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raft"
 	"github.com/raftkv/raftkv/server"
 )

@@ -281,7 +281,7 @@ func (s *Simulation) reconcileMembership() {
 	// Members the newest configuration names start, leader or not (the
 	// leader may need them to be elected).
 	for i, sm := range s.members {
-		if sm.dormant && confHolds(s.check.conf, sm.id) {
+		if sm.dormant && s.check.conf.Contains(sm.id) {
 			s.join(i)
 		}
 	}
@@ -289,21 +289,14 @@ func (s *Simulation) reconcileMembership() {
 	if v := &s.check.views[max(lead, 0)]; !ok || v.applied < v.hs.Commit {
 		return // the leader's configuration may still change
 	}
-	in := func(id uint64) bool { return confHolds(cs, id) }
 	for i, sm := range s.members {
 		switch {
-		case sm.dormant && in(sm.id):
+		case sm.dormant && cs.Contains(sm.id):
 			s.join(i)
-		case !sm.dormant && !sm.removed && i != lead && !in(sm.id):
+		case !sm.dormant && !sm.removed && i != lead && !cs.Contains(sm.id):
 			// The configuration left it out (its removal's answer was lost,
 			// or a founder's removal committed as the faults healed).
 			s.shutDown(i, "not in the final configuration")
 		}
 	}
-}
-
-// confHolds reports whether configuration cs names member id.
-func confHolds(cs raft.ConfState, id uint64) bool {
-	return slices.Contains(cs.Voters, id) || slices.Contains(cs.Learners, id) ||
-		slices.Contains(cs.VotersOutgoing, id) || slices.Contains(cs.LearnersNext, id)
 }

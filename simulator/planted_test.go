@@ -17,17 +17,7 @@ import (
 // that a campaign finds it, that the failure says how to replay it, that
 // the replay fails the same way, and that the shrinker reduces it.
 func TestPlantedBugIsFound(t *testing.T) {
-	base := Config{Bug: BugForgetVote, Duration: 10 * time.Second}
-	var found *Result
-	var cfg Config
-	for seed := uint64(1); seed <= 300 && found == nil; seed++ {
-		cfg = base
-		cfg.Seed = seed
-		if r := Run(cfg); r.Failure != nil {
-			found = &r
-		}
-	}
-	require.NotNil(t, found, "no seed found the planted bug")
+	cfg, found := firstFailure(t, Config{Bug: BugForgetVote, Duration: 10 * time.Second}, 300)
 	f := found.Failure
 	t.Logf("seed %d found it: %v", found.Seed, f)
 	require.Equal(t, FailSafety, f.Kind)
@@ -62,6 +52,21 @@ func TestPlantedBugIsFound(t *testing.T) {
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
+// firstFailure runs base with seeds 1, 2, ... up to last and returns the
+// configuration and result of the first run that fails.
+func firstFailure(t *testing.T, base Config, last uint64) (Config, *Result) {
+	t.Helper()
+	for seed := uint64(1); seed <= last; seed++ {
+		cfg := base
+		cfg.Seed = seed
+		if r := Run(cfg); r.Failure != nil {
+			return cfg, &r
+		}
+	}
+	t.Fatalf("no seed in 1..%d failed with bug %s", last, base.Bug)
+	return Config{}, nil
+}
+
 // TestPlantedStaleReadIsCaught plants a stale-read bug in full members —
 // a follower answers a linearizable read from its own copy, without asking
 // the leader — and checks that porcupine catches it in a short campaign,
@@ -70,15 +75,7 @@ func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 // passes.
 func TestPlantedStaleReadIsCaught(t *testing.T) {
 	dir := t.TempDir()
-	var found *Result
-	var cfg Config
-	for seed := uint64(1); seed <= 50 && found == nil; seed++ {
-		cfg = Config{Seed: seed, Bug: BugStaleRead, VisualizationDir: dir}
-		if r := Run(cfg); r.Failure != nil {
-			found = &r
-		}
-	}
-	require.NotNil(t, found, "no seed caught the stale reads")
+	cfg, found := firstFailure(t, Config{Bug: BugStaleRead, VisualizationDir: dir}, 50)
 	f := found.Failure
 	t.Logf("seed %d caught it: %v", found.Seed, f)
 	require.Equal(t, FailLinearizability, f.Kind)
