@@ -26,6 +26,9 @@ type testCluster struct {
 	cut map[[2]uint64]bool
 	// configure, if set, adjusts each member's Config.
 	configure func(*Config)
+	// synced is each member's hard state as of its last synced write: what
+	// a crash (see crash) leaves.
+	synced map[uint64]HardState
 }
 
 // fataler is what the cluster needs of a test: *testing.T or *rapid.T.
@@ -38,7 +41,7 @@ func newTestCluster(t fataler, n int, configure func(*Config)) *testCluster {
 	c := &testCluster{
 		t: t, nodes: map[uint64]*Node{}, storage: map[uint64]*MemoryStorage{},
 		applied: map[uint64][]Entry{}, readStates: map[uint64][]ReadState{},
-		cut: map[[2]uint64]bool{}, configure: configure,
+		cut: map[[2]uint64]bool{}, configure: configure, synced: map[uint64]HardState{},
 	}
 	var ids []uint64
 	for i := 1; i <= n; i++ {
@@ -126,6 +129,11 @@ func (c *testCluster) processReady(id uint64) bool {
 	if !rd.HardState.IsEmpty() {
 		_ = s.SetHardState(rd.HardState)
 	}
+	if rd.MustSync {
+		// The sync makes everything written durable, an earlier unsynced
+		// hard state too.
+		c.synced[id], _, _ = s.InitialState()
+	}
 	c.inflight = append(c.inflight, rd.MessagesAfterPersist...)
 	for _, e := range rd.CommittedEntries {
 		c.applied[id] = append(c.applied[id], e)
@@ -165,7 +173,10 @@ func (c *testCluster) deliver() bool {
 			_ = n.Step(m)
 		}
 	}
-	ready := c.processReadies()
+	ready := false
+	for c.processReadies() {
+		ready = true
+	}
 	return len(msgs) > 0 || ready
 }
 

@@ -3,6 +3,7 @@ package raft
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 )
 
@@ -16,8 +17,9 @@ const (
 	// ReadOnlyLeaseBased answers at once while the leader holds a lease: a
 	// quorum acknowledged a heartbeat sent less than an election timeout ago
 	// (less a margin for clock drift), so no other leader can have been
-	// elected since (§6.4.1 of the thesis). It relies on bounded clock drift
-	// and requires CheckQuorum; otherwise it falls back to ReadOnlySafe.
+	// elected since (§6.4.1 of the thesis). It relies on clock drift within
+	// Config.MaxClockDrift and requires CheckQuorum; without a lease it
+	// falls back to ReadOnlySafe.
 	ReadOnlyLeaseBased
 )
 
@@ -70,12 +72,47 @@ type Config struct {
 	CheckQuorum bool
 	// ReadOnlyOption chooses how ReadIndex is served.
 	ReadOnlyOption ReadOnlyOption
+	// MaxClockDrift bounds, as a fraction, how far the interval between two
+	// calls of Tick may stray from the nominal one on any member: 0.05 means
+	// every member ticks at between 0.95 and 1.05 times the nominal rate.
+	// Lease reads are safe only within it (see leaseTicks); 0 means
+	// DefaultMaxClockDrift.
+	MaxClockDrift float64
 	// DisableProposalForwarding makes followers refuse proposals instead of
 	// forwarding them to the leader.
 	DisableProposalForwarding bool
 	// StepDownOnRemoval makes a leader step down once it applies its own
 	// removal (or demotion to learner).
 	StepDownOnRemoval bool
+}
+
+// DefaultMaxClockDrift is the drift Config.MaxClockDrift stands for when
+// unset: 5%, far beyond a quartz clock's, to cover ticks that a loaded
+// machine delivers late.
+const DefaultMaxClockDrift = 0.05
+
+// leaseTicks is how long, in the leader's ticks, a lease lasts from the
+// sending of a heartbeat a quorum acknowledged (§6.4.1 of the thesis).
+//
+// The bound. Let P be the nominal tick interval and d = MaxClockDrift. A
+// follower that takes the heartbeat resets its election clock; it grants
+// no vote (CheckQuorum) until it has ticked ElectionTick times, the first of
+// which may come at once: it promises nothing beyond (ElectionTick-1)
+// ticks of its own, at least (ElectionTick-1)·P·(1-d) of real time. The
+// leader counts from its tick count when it sent the heartbeat, which
+// began at most one of its ticks earlier, and stops trusting the lease
+// when its count reaches start+leaseTicks, at most leaseTicks·P·(1+d)
+// after that tick. So the lease is safe when
+//
+//	leaseTicks·(1+d) <= (ElectionTick-1)·(1-d),
+//
+// and leaseTicks is the largest whole number of ticks that satisfies it:
+// with d = 0 it is ElectionTick-1 (the tick granularity alone costs one
+// tick); with ElectionTick 10 and d = 5%, 8. The message delays only help
+// (the follower's promise starts later).
+func (c *Config) leaseTicks() uint64 {
+	d := c.MaxClockDrift
+	return uint64(math.Floor(float64(c.ElectionTick-1) * (1 - d) / (1 + d)))
 }
 
 // ErrConfig wraps every validation error of Config.
@@ -107,6 +144,14 @@ func (c *Config) validate() error {
 		return bad("unknown ReadOnlyOption %d", c.ReadOnlyOption)
 	case c.ReadOnlyOption == ReadOnlyLeaseBased && !c.CheckQuorum:
 		return bad("ReadOnlyLeaseBased requires CheckQuorum")
+	case c.MaxClockDrift < 0 || c.MaxClockDrift >= 0.5:
+		return bad("MaxClockDrift must be in [0, 0.5), got %v", c.MaxClockDrift)
+	}
+	if c.MaxClockDrift == 0 {
+		c.MaxClockDrift = DefaultMaxClockDrift
+	}
+	if c.ReadOnlyOption == ReadOnlyLeaseBased && c.leaseTicks() == 0 {
+		return bad("ReadOnlyLeaseBased with ElectionTick %d and MaxClockDrift %v leaves no lease: raise ElectionTick", c.ElectionTick, c.MaxClockDrift)
 	}
 	if c.MaxCommittedSizePerReady == 0 {
 		c.MaxCommittedSizePerReady = c.MaxSizePerMsg

@@ -29,8 +29,12 @@ func stepFollower(r *raft, m Message) error {
 		r.send(m)
 	case MsgTimeoutNow:
 		// §3.10 of the thesis: the leader asks us to campaign at once, with
-		// no pre-vote and past any lease (the Transfer flag).
-		r.hup(true)
+		// no pre-vote and past any lease (the Transfer flag). Nobody hands
+		// leadership to a member that is not in the configuration: a late
+		// copy from before our removal is ignored.
+		if !r.removed() {
+			r.hup(true)
+		}
 	case MsgReadIndex:
 		if r.lead == None {
 			return nil // dropped; the application retries on a timeout

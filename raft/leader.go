@@ -84,11 +84,11 @@ func (r *raft) handlePropose(m Message) error {
 		}
 		r.pendingConfIndex = r.log.lastIndex() + uint64(i) + 1
 	}
-	if !r.appendEntry(m.Entries...) {
+	if !r.appendEntry(true, m.Entries...) {
 		return ErrProposalDropped
 	}
-	if r.trk.isSingleton() {
-		// Nobody to wait for but our own disk.
+	if len(r.trk.ids) == 1 {
+		// Nobody to send to: a lone voter without learners.
 		return nil
 	}
 	r.bcastAppend()
@@ -237,8 +237,10 @@ func (r *raft) handleReadIndex(m Message) {
 		return
 	}
 	req := readRequest{index: r.log.committed, ctx: m.Context, from: m.From}
-	if r.trk.isSingleton() {
-		// Nobody can depose a lone voter: its commit index is current.
+	if r.trk.isLoneVoter(r.id) {
+		// Nobody can depose a lone voter: its commit index is current. (A
+		// leader that removed itself is not one, even when one voter is
+		// left: that voter may lead already.)
 		r.answerRead(req)
 		return
 	}
@@ -256,16 +258,16 @@ func (r *raft) committedInTerm() bool {
 }
 
 // leaseValid reports whether a lease read may be answered now: a quorum
-// acknowledged a heartbeat sent less than an election timeout (less a drift
-// margin of a tenth of it, at least one tick) ago, and no transfer has been
-// attempted this term.
+// acknowledged a heartbeat sent less than leaseTicks ago, this leader is a
+// voter (a leader handing over after its removal holds no lease: the
+// voters it leaves may elect themselves without it), and no transfer has
+// been attempted this term.
 func (r *raft) leaseValid() bool {
-	if r.readOnly.option != ReadOnlyLeaseBased || r.transferredThisTerm {
+	if r.readOnly.option != ReadOnlyLeaseBased || r.transferredThisTerm || !r.trk.config.Voters.Contains(r.id) {
 		return false
 	}
 	start := r.readOnly.leaseStart(r.trk.config.Voters, r.id, r.ticks)
-	margin := uint64(max(1, r.cfg.ElectionTick/10))
-	return start != 0 && r.ticks < start+uint64(r.cfg.ElectionTick)-margin
+	return start != 0 && r.ticks < start+r.cfg.leaseTicks()
 }
 
 // releasePendingReads serves the reads held until the first commit of the

@@ -23,6 +23,17 @@ type raftLog struct {
 	applying uint64
 	// maxApplyBytes bounds the committed entries handed out in one Ready.
 	maxApplyBytes uint64
+	// durableCommit is the commit index as of the last hard state made
+	// durable (synced); confBarrier, when not 0, is the index of a committed
+	// configuration change beyond it, which waits until durableCommit
+	// reaches it. A member that applied a change must come back in the new
+	// configuration after a crash: losing the commit index that covers a
+	// removal would bring the survivor back needing the vote of a member
+	// already stopped. (Commit indexes are otherwise written without a
+	// sync: losing one is safe.)
+	// Invariant: confBarrier == 0 || durableCommit < confBarrier <= committed.
+	durableCommit uint64
+	confBarrier   uint64
 }
 
 func newLog(storage Storage, maxApplyBytes uint64) (*raftLog, error) {
@@ -225,13 +236,27 @@ func (l *raftLog) appliedTo(i uint64) {
 }
 
 // maxAppliableIndex is the last index that may be handed out for applying:
-// committed, and durable here with the contents the log now has.
+// committed, durable here with the contents the log now has, and before a
+// configuration change whose commit is not durable yet.
 func (l *raftLog) maxAppliableIndex() uint64 {
 	if l.unstable.snapshot != nil {
 		// The snapshot is applied first, when it is durable.
 		return 0
 	}
-	return min(l.committed, l.unstable.offset-1)
+	hi := min(l.committed, l.unstable.offset-1)
+	if l.confBarrier != 0 {
+		hi = min(hi, l.confBarrier-1)
+	}
+	return hi
+}
+
+// setDurableCommit records that a hard state with commit index c is
+// durable, which lifts a configuration change's barrier it covers.
+func (l *raftLog) setDurableCommit(c uint64) {
+	l.durableCommit = max(l.durableCommit, c)
+	if l.confBarrier != 0 && l.confBarrier <= l.durableCommit {
+		l.confBarrier = 0
+	}
 }
 
 // hasNextCommittedEnts reports whether entries wait to be applied.
@@ -249,6 +274,17 @@ func (l *raftLog) nextCommittedEnts() []Entry {
 	ents, err := l.slice(l.applying+1, hi+1, l.maxApplyBytes)
 	if err != nil {
 		panic(fmt.Sprintf("raft: unexpected error reading entries to apply: %v", err))
+	}
+	for i := range ents {
+		if ents[i].Type == EntryConfChange && ents[i].Index > l.durableCommit {
+			// Stop before it until a durable commit index covers it.
+			l.confBarrier = ents[i].Index
+			ents = ents[:i]
+			break
+		}
+	}
+	if len(ents) == 0 {
+		return nil
 	}
 	l.applying = ents[len(ents)-1].Index
 	return ents
@@ -331,8 +367,10 @@ func (l *raftLog) snapshot() (Snapshot, error) {
 func (l *raftLog) restore(s Snapshot) {
 	l.committed = s.Metadata.Index
 	// What the snapshot holds is applied when the snapshot is; nothing of
-	// the old log may be handed out any more.
+	// the old log may be handed out any more (a change waiting at a
+	// barrier is in the snapshot, which is made durable before it applies).
 	l.applying = max(l.applying, l.applied)
+	l.confBarrier = 0
 	l.unstable.restore(s)
 }
 

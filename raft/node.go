@@ -77,6 +77,9 @@ type Node struct {
 	prevHard HardState
 	// outstanding says a Ready has been handed out and not yet advanced.
 	outstanding bool
+	// stepsOnAdvance are messages to this member itself that wait for the
+	// outstanding Ready to be durable (its own vote).
+	stepsOnAdvance []Message
 }
 
 // NewNode makes a member from Config. A member of a new cluster has empty
@@ -276,7 +279,7 @@ func (n *Node) HasReady() bool {
 		return true
 	}
 	return r.log.hasUnstable() || len(r.msgs) > 0 || len(r.msgsAfterPersist) > 0 ||
-		len(r.readStates) > 0 || r.log.hasNextCommittedEnts()
+		len(r.readStates) > 0 || r.log.hasNextCommittedEnts() || r.log.confBarrier != 0
 }
 
 // Ready returns what the application must do next (see Ready). The caller
@@ -305,9 +308,22 @@ func (n *Node) Ready() Ready {
 	}
 	rd.MustSync = len(rd.Entries) > 0 || !rd.Snapshot.IsEmpty() ||
 		(!rd.HardState.IsEmpty() && (rd.HardState.Term != n.prevHard.Term || rd.HardState.Vote != n.prevHard.Vote))
+	if r.log.confBarrier != 0 {
+		// A configuration change waits for its commit index to be durable:
+		// write the hard state (again, if unchanged) and sync it.
+		rd.HardState, rd.MustSync = r.hardState(), true
+	}
 	if !rd.HardState.IsEmpty() {
 		n.prevHard = rd.HardState
 	}
+	// Messages to ourselves are stepped at Advance, once durable.
+	rd.MessagesAfterPersist = slices.DeleteFunc(rd.MessagesAfterPersist, func(m Message) bool {
+		if m.To == r.id {
+			n.stepsOnAdvance = append(n.stepsOnAdvance, m)
+			return true
+		}
+		return false
+	})
 	r.msgs, r.msgsAfterPersist, r.readStates = nil, nil, nil
 	n.outstanding = true
 	return rd
@@ -320,7 +336,17 @@ func (n *Node) Advance(rd Ready) {
 		panic("raft: Advance without an outstanding Ready")
 	}
 	n.outstanding = false
+	if rd.MustSync {
+		// Everything written is durable now, the last hard state handed
+		// out included (written in this Ready or an earlier one).
+		n.r.log.setDurableCommit(n.prevHard.Commit)
+	}
 	n.r.advance(rd)
+	steps := n.stepsOnAdvance
+	n.stepsOnAdvance = nil
+	for _, m := range steps {
+		_ = n.r.Step(m)
+	}
 }
 
 // Status is a snapshot of a member's state for monitoring and tests.

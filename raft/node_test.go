@@ -53,7 +53,10 @@ func TestLoneVoterReadIndexAfterRestart(t *testing.T) {
 	n, err := NewNode(Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s,
 		Rand: rand.New(rand.NewPCG(1, 1)), MaxInflightMsgs: 1})
 	require.NoError(t, err)
-	n.Tick()
+	n.Tick() // a lone voter campaigns at once, and leads once its vote is durable
+	rd := n.Ready()
+	require.NoError(t, s.SetHardState(rd.HardState))
+	n.Advance(rd)
 	require.Equal(t, StateLeader, n.Status().SoftState.State)
 	n.ReadIndex([]byte("r"))
 	var got []ReadState

@@ -160,7 +160,8 @@ func TestPaperFollowerHeartbeatResetsTimer(t *testing.T) {
 // Candidates: "On conversion to candidate, start election: increment
 // currentTerm, vote for self, reset election timer, send RequestVote RPCs
 // to all other servers." The vote requests leave only once the new term and
-// vote are durable.
+// vote are durable, and so does the vote for self: it comes back to the
+// candidate as a response once durable (see Node.Advance).
 func TestPaperCandidateStartsElection(t *testing.T) {
 	r := newMember(t, 1, []uint64{1, 2, 3}, entsWithTerms(1, 2), HardState{Term: 2})
 	r.campaign(false, false)
@@ -169,9 +170,21 @@ func TestPaperCandidateStartsElection(t *testing.T) {
 	assert.Equal(t, uint64(1), r.Vote)
 	assert.Equal(t, 0, r.electionElapsed)
 	assert.Empty(t, r.msgs, "nothing may leave before the vote is durable")
-	require.Len(t, r.msgsAfterPersist, 2)
-	for i, m := range r.msgsAfterPersist {
+	require.Len(t, r.msgsAfterPersist, 3)
+	assert.Equal(t, Message{Type: MsgVoteResp, From: 1, To: 1, Term: 3}, r.msgsAfterPersist[0])
+	for i, m := range r.msgsAfterPersist[1:] {
 		assert.Equal(t, Message{Type: MsgVote, From: 1, To: uint64(i + 2), Term: 3, Index: 2, LogTerm: 2}, m)
+	}
+}
+
+// stepOwnVote delivers the candidate's vote for itself, as Node.Advance does
+// once it is durable.
+func stepOwnVote(t *testing.T, r *raft) {
+	t.Helper()
+	for _, m := range r.msgsAfterPersist {
+		if m.To == r.id {
+			require.NoError(t, r.Step(m))
+		}
 	}
 }
 
@@ -200,6 +213,7 @@ func TestPaperCandidateElectionOutcome(t *testing.T) {
 		}
 		r := newMember(t, 1, voters, nil, HardState{Term: 1})
 		r.campaign(false, false)
+		stepOwnVote(t, r)
 		for _, id := range tt.granted {
 			require.NoError(t, r.Step(Message{Type: MsgVoteResp, From: id, To: 1, Term: r.Term}))
 		}

@@ -119,6 +119,7 @@ func newRaft(c Config) (*raft, error) {
 		log.committed = hs.Commit
 		r.Term, r.Vote = hs.Term, hs.Vote
 	}
+	log.durableCommit = log.committed
 	// A torn write may have kept entries of a term whose hard state did not
 	// reach the disk; never go back below a term the log already holds.
 	r.Term = max(r.Term, log.lastTerm())
@@ -278,16 +279,20 @@ func (r *raft) becomeLeader() {
 	r.lead = r.id
 	r.state = StateLeader
 	// Followers start in probe state at our last index (reset did that);
-	// our own progress replicates.
-	r.trk.progress[r.id].becomeReplicate()
-	r.trk.progress[r.id].Next = r.log.lastIndex() + 1
+	// our own progress replicates (a removed member has none).
+	if pr := r.trk.progress[r.id]; pr != nil {
+		pr.becomeReplicate()
+		pr.Next = r.log.lastIndex() + 1
+	}
 	// Configuration changes in the uncommitted tail may be pending: forbid
 	// new ones until everything we have is applied.
 	r.pendingConfIndex = r.log.lastIndex()
 	// §5.4.2 / §8: a new leader commits an entry of its own term at once (a
 	// no-op), which also commits everything before it.
-	if !r.appendEntry(Entry{Data: nil}) {
-		panic("raft: leader's empty entry was refused")
+	r.appendEntry(false, Entry{Data: nil})
+	if r.leaving() {
+		// A removed member elected to finish a hand-over (see removed).
+		r.handOver()
 	}
 }
 
@@ -308,17 +313,21 @@ func (r *raft) campaign(preVote, transfer bool) {
 		voteType = MsgVote
 		term = r.Term
 	}
-	// Our own vote counts at once; it is durable before any other arrives,
-	// since MsgVote leaves only after the Ready that persists it.
-	r.trk.recordVote(r.id, true)
-	if _, _, res := r.trk.tallyVotes(); res == VoteWon {
-		// A single voter wins at once.
-		if preVote {
+	if preVote {
+		// A pre-vote changes nothing durable: our own counts at once, and a
+		// lone voter goes straight on to the real election.
+		r.trk.recordVote(r.id, true)
+		if _, _, res := r.trk.tallyVotes(); res == VoteWon {
 			r.campaign(false, transfer)
-		} else {
-			r.becomeLeader()
+			return
 		}
-		return
+	} else {
+		// Our own vote counts, like any other, only once it is durable
+		// (Figure 2: persist before responding): it comes back to us
+		// after the Ready that persists it (see Node.Advance). A lone
+		// voter that led at once could send entries of a term it might
+		// lose in a crash, and write different ones in that term again.
+		r.send(Message{To: r.id, Term: term, Type: MsgVoteResp})
 	}
 	for _, id := range r.trk.voterIDs() {
 		if id == r.id {
@@ -329,15 +338,30 @@ func (r *raft) campaign(preVote, transfer bool) {
 	}
 }
 
-// promotable reports whether this member may become leader: it votes, and
-// it holds no committed configuration change it has not applied (which
-// could remove it).
+// promotable reports whether this member may campaign: it votes, or it was
+// removed (see removed), and it holds no committed configuration change it
+// has not applied (which could remove it).
 func (r *raft) promotable() bool {
 	pr := r.trk.progress[r.id]
-	if pr == nil || pr.IsLearner || r.log.unstable.snapshot != nil {
+	if pr == nil && !r.removed() || pr != nil && pr.IsLearner || r.log.unstable.snapshot != nil {
 		return false
 	}
 	return !r.hasUnappliedConfChanges()
+}
+
+// removed reports whether this member applied its own removal from a
+// configuration (one with voters: a joining member has none yet) and is
+// to hand over as it leaves (StepDownOnRemoval). Such a member still
+// starts elections, as §4.2.2 of the thesis says, "as it might still be
+// needed until the Cnew entry is committed": the others learn that the
+// removal committed only from a leader, and until they do they count its
+// vote, which it must refuse them if its log is longer than theirs — a
+// removed leader that crashed during its hand-over would otherwise leave
+// them unable to elect anyone. It does not count its own vote, it always
+// campaigns through a pre-vote (so that, once the others lead without it,
+// it cannot disturb them), and elected, it only hands over (leaving).
+func (r *raft) removed() bool {
+	return r.cfg.StepDownOnRemoval && r.trk.progress[r.id] == nil && len(r.trk.config.Voters[0]) > 0
 }
 
 func (r *raft) hasUnappliedConfChanges() bool {
@@ -367,21 +391,23 @@ func (r *raft) tickElection() {
 	if r.bootQuiet && r.electionElapsed >= r.cfg.ElectionTick {
 		r.bootQuiet = false
 	}
-	// A lone voter has nobody to wait for or compete with: it elects
-	// itself at its first tick instead of after a timeout.
-	lone := r.trk.isSingleton() && r.trk.config.Voters.Contains(r.id)
+	// A lone voter has nobody to wait for or compete with: a follower
+	// elects itself at its first tick instead of after a timeout, unless
+	// it promised a leader not to (a lease it acknowledged).
+	lone := r.trk.isLoneVoter(r.id) && r.state == StateFollower && !r.bootQuiet && !r.inLease()
 	if r.promotable() && (r.electionElapsed >= r.randomizedElectionTimeout || lone) {
 		r.electionElapsed = 0
 		r.hup(false)
 	}
 }
 
-// hup starts an election, with a pre-vote first if configured.
+// hup starts an election, with a pre-vote first if configured (and always
+// for a removed member).
 func (r *raft) hup(transfer bool) {
 	if r.state == StateLeader {
 		return
 	}
-	r.campaign(r.cfg.PreVote && !transfer, transfer)
+	r.campaign((r.cfg.PreVote || r.removed()) && !transfer, transfer)
 }
 
 // tickHeartbeat is a leader's tick: heartbeats every HeartbeatTick, and
@@ -390,9 +416,12 @@ func (r *raft) hup(transfer bool) {
 func (r *raft) tickHeartbeat() {
 	r.heartbeatElapsed++
 	r.electionElapsed++
-	if r.cfg.CheckQuorum && !r.quorumActive() && !r.leaving() {
+	if (r.cfg.CheckQuorum || r.leaving()) && !r.quorumActive() {
 		// §6.2 of the thesis: a leader that has not heard from a quorum for
-		// an election timeout steps down rather than lead in name only.
+		// an election timeout steps down rather than lead in name only. A
+		// leader handing over after its removal always does: cut off from
+		// the new configuration, it can neither finish the hand-over nor
+		// know whether the others have elected a leader already.
 		r.becomeFollower(r.Term, None)
 		return
 	}
@@ -464,10 +493,7 @@ func (r *raft) Step(m Message) error {
 // then be processed.
 func (r *raft) stepHigherTerm(m Message) bool {
 	if m.Type == MsgVote || m.Type == MsgPreVote {
-		// CheckQuorum's lease (§4.2.3 of the thesis): while we hear from a
-		// leader, a vote request is ignored unless a transfer asked for it.
-		inLease := r.cfg.CheckQuorum && r.lead != None && r.electionElapsed < r.cfg.ElectionTick
-		if (inLease || r.bootQuiet) && !m.Transfer {
+		if (r.inLease() || r.bootQuiet) && !m.Transfer {
 			return false
 		}
 	}
@@ -485,6 +511,14 @@ func (r *raft) stepHigherTerm(m Message) bool {
 		}
 	}
 	return true
+}
+
+// inLease reports whether this member heard from a leader less than an
+// election timeout ago, with CheckQuorum: it then grants no vote unless a
+// transfer asks for it (§4.2.3 of the thesis), which gives leaders their
+// lease (§6.4.1).
+func (r *raft) inLease() bool {
+	return r.cfg.CheckQuorum && r.lead != None && r.electionElapsed < r.cfg.ElectionTick
 }
 
 // stepLowerTerm answers a message from an older term.
@@ -537,9 +571,11 @@ func (r *raft) handleVoteRequest(m Message) {
 	r.send(Message{To: m.From, Term: r.Term, Type: respType, Reject: true})
 }
 
-// appendEntry appends entries proposed at this leader, numbering them. It
-// returns false if the uncommitted-bytes bound refuses them.
-func (r *raft) appendEntry(es ...Entry) bool {
+// appendEntry appends entries at this leader, numbering them. With bounded
+// (proposals) it returns false if the uncommitted-bytes bound refuses them;
+// the leader's own entries (its no-op, leaving a joint configuration) are
+// never refused, so that it can always commit and finish a change.
+func (r *raft) appendEntry(bounded bool, es ...Entry) bool {
 	li := r.log.lastIndex()
 	var size uint64
 	for i := range es {
@@ -547,9 +583,7 @@ func (r *raft) appendEntry(es ...Entry) bool {
 		es[i].Index = li + 1 + uint64(i)
 		size += es[i].size()
 	}
-	// An empty entry (the no-op) is always accepted, so that a leader can
-	// always commit; proposals count against the bound.
-	if r.uncommittedSize > 0 && size > 0 && r.uncommittedSize+size > r.cfg.MaxUncommittedEntriesSize {
+	if bounded && r.uncommittedSize > 0 && r.uncommittedSize+size > r.cfg.MaxUncommittedEntriesSize {
 		return false
 	}
 	r.uncommittedSize += size
@@ -585,17 +619,25 @@ func (r *raft) advance(rd Ready) {
 // appliedTo records applied entries and does what applying them enables:
 // leaving a joint configuration automatically.
 func (r *raft) appliedTo(index uint64) {
-	oldApplied := r.log.applied
 	r.log.appliedTo(index)
-	if r.state == StateLeader && r.trk.config.AutoLeave && oldApplied < r.pendingConfIndex && index >= r.pendingConfIndex {
-		// Entering the joint configuration is applied: propose leaving it
-		// (§4.3 of the thesis). An empty ConfChange leaves.
-		data, _ := (&ConfChange{}).MarshalBinary()
-		if r.appendEntry(Entry{Type: EntryConfChange, Data: data}) {
-			r.pendingConfIndex = r.log.lastIndex()
-			r.bcastAppend()
-		}
+	r.maybeAutoLeave()
+}
+
+// maybeAutoLeave makes a leader propose leaving a joint configuration
+// entered with AutoLeave (§4.3 of the thesis) once every configuration
+// change in its log is applied: the one that entered it, and any left by
+// earlier leaders (becomeLeader sets pendingConfIndex to cover them), so
+// that a leader elected after the others applied entering leaves too. An
+// empty ConfChange leaves; like the no-op, the bound on uncommitted bytes
+// never refuses it.
+func (r *raft) maybeAutoLeave() {
+	if r.state != StateLeader || !r.trk.config.AutoLeave || r.log.applied < r.pendingConfIndex {
+		return
 	}
+	data, _ := (&ConfChange{}).MarshalBinary()
+	r.appendEntry(false, Entry{Type: EntryConfChange, Data: data})
+	r.pendingConfIndex = r.log.lastIndex()
+	r.bcastAppend()
 }
 
 // maybeCommit advances the commit index to what a quorum holds, if that is

@@ -108,10 +108,10 @@ func (t *tracker) committed() uint64 {
 // voterIDs returns the voters in increasing order.
 func (t *tracker) voterIDs() []uint64 { return t.config.Voters.IDs() }
 
-// isSingleton reports whether exactly one member votes (it can decide
-// alone).
-func (t *tracker) isSingleton() bool {
-	return len(t.config.Voters[0]) == 1 && len(t.config.Voters[1]) == 0
+// isLoneVoter reports whether id is the only voter: it decides alone.
+func (t *tracker) isLoneVoter(id uint64) bool {
+	_, in := t.config.Voters[0][id]
+	return in && len(t.config.Voters[0]) == 1 && len(t.config.Voters[1]) == 0
 }
 
 func (t *tracker) resetVotes() { clear(t.votes) }

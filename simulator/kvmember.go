@@ -146,15 +146,9 @@ func (k *kvMember) Process() Activity {
 	// commit index with the entries, before writing them).
 	hs := k.durable
 	hs.Commit = max(hs.Commit, k.m.Applied())
-	ss := out.SoftState
-	if ss.State == raft.StateLeader && out.HardState.Term != hs.Term {
-		// A lone voter elects itself in one step, before its new term is
-		// written: its leadership is reported with the term, once durable.
-		ss.State, ss.Lead = raft.StateCandidate, raft.None
-	}
 	act := Activity{
 		Messages: out.Messages, AfterPersist: out.AfterPersist,
-		HardState: hs, SoftState: ss,
+		HardState: hs, SoftState: out.SoftState,
 		Snapshot: out.Snapshot, Entries: out.Entries, Applied: out.Applied,
 		Synced: out.Synced, Stalled: out.Stalled,
 	}
