@@ -84,6 +84,10 @@ type Config struct {
 	// StepDownOnRemoval makes a leader step down once it applies its own
 	// removal (or demotion to learner).
 	StepDownOnRemoval bool
+
+	// PlantedBug plants a known deviation from the paper in this member,
+	// for mutation testing (see planted.go). Tests only.
+	PlantedBug PlantedBug
 }
 
 // DefaultMaxClockDrift is the drift Config.MaxClockDrift stands for when
@@ -146,6 +150,8 @@ func (c *Config) validate() error {
 		return bad("ReadOnlyLeaseBased requires CheckQuorum")
 	case c.MaxClockDrift < 0 || c.MaxClockDrift >= 0.5:
 		return bad("MaxClockDrift must be in [0, 0.5), got %v", c.MaxClockDrift)
+	case c.PlantedBug >= numPlantedBugs:
+		return bad("unknown PlantedBug %d", c.PlantedBug)
 	}
 	if c.MaxClockDrift == 0 {
 		c.MaxClockDrift = DefaultMaxClockDrift

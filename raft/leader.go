@@ -237,7 +237,7 @@ func (r *raft) handleReadIndex(m Message) {
 		return
 	}
 	req := readRequest{index: r.log.committed, ctx: m.Context, from: m.From}
-	if r.trk.isLoneVoter(r.id) {
+	if r.trk.isLoneVoter(r.id) || r.planted(BugReadIndexNoHeartbeat) {
 		// Nobody can depose a lone voter: its commit index is current. (A
 		// leader that removed itself is not one, even when one voter is
 		// left: that voter may lead already.)
@@ -267,7 +267,11 @@ func (r *raft) leaseValid() bool {
 		return false
 	}
 	start := r.readOnly.leaseStart(r.trk.config.Voters, r.id, r.ticks)
-	return start != 0 && r.ticks < start+r.cfg.leaseTicks()
+	lease := r.cfg.leaseTicks()
+	if r.planted(BugLeaseNoMargin) {
+		lease = uint64(r.cfg.ElectionTick)
+	}
+	return start != 0 && r.ticks < start+lease
 }
 
 // releasePendingReads serves the reads held until the first commit of the

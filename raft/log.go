@@ -34,6 +34,8 @@ type raftLog struct {
 	// Invariant: confBarrier == 0 || durableCommit < confBarrier <= committed.
 	durableCommit uint64
 	confBarrier   uint64
+	// bug is the planted bug, if any (see planted.go).
+	bug PlantedBug
 }
 
 func newLog(storage Storage, maxApplyBytes uint64) (*raftLog, error) {
@@ -146,6 +148,12 @@ func (l *raftLog) maybeAppend(index, logTerm, committed uint64, ents []Entry) (l
 	}
 	lastNew = index + uint64(len(ents))
 	ci := l.findConflict(ents)
+	if l.bug == BugKeepConflictingSuffix && ci != 0 && ci <= l.lastIndex() {
+		ci = min(l.lastIndex()+1, lastNew+1) // keep ours, take only what is beyond
+		if ci > lastNew {
+			ci = 0
+		}
+	}
 	switch {
 	case ci == 0:
 		// All entries are already present.
@@ -155,6 +163,9 @@ func (l *raftLog) maybeAppend(index, logTerm, committed uint64, ents []Entry) (l
 		l.append(ents[ci-(index+1):]...)
 	}
 	// Rule 5: commitIndex = min(leaderCommit, index of last new entry).
+	if l.bug == BugCommitPastLastNew {
+		lastNew = max(lastNew, l.lastIndex())
+	}
 	l.commitTo(min(committed, lastNew))
 	return lastNew, true
 }

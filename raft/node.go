@@ -315,6 +315,9 @@ func (n *Node) Ready() Ready {
 	}
 	if !rd.HardState.IsEmpty() {
 		n.prevHard = rd.HardState
+		if r.planted(BugVoteNotPersisted) {
+			rd.HardState.Vote = None
+		}
 	}
 	// Messages to ourselves are stepped at Advance, once durable.
 	rd.MessagesAfterPersist = slices.DeleteFunc(rd.MessagesAfterPersist, func(m Message) bool {
@@ -384,6 +387,18 @@ func (n *Node) Status() Status {
 	}
 	return s
 }
+
+// CommitTerm returns the term of the entry at the commit index: a leader's
+// commit index moves only to an entry of its own term (§5.4.2), which a
+// checker can verify from outside.
+func (n *Node) CommitTerm() uint64 {
+	return n.r.log.zeroTermOnOutOfBounds(n.r.log.term(n.r.log.committed))
+}
+
+// HoldsLease reports whether this member leads with a lease it trusts: it
+// would answer a read at once, without a round of heartbeats (§6.4.1 of
+// the thesis). No other member may have been elected since.
+func (n *Node) HoldsLease() bool { return n.r.state == StateLeader && n.r.leaseValid() }
 
 // BasicStatus returns the member's state without the per-member progress
 // (cheap enough to call on every step).

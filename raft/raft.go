@@ -97,6 +97,7 @@ func newRaft(c Config) (*raft, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: read initial state from storage: %w", err)
 	}
+	log.bug = c.PlantedBug
 	r := &raft{
 		id:       c.ID,
 		log:      log,
@@ -313,11 +314,15 @@ func (r *raft) campaign(preVote, transfer bool) {
 		voteType = MsgVote
 		term = r.Term
 	}
-	if preVote {
+	if preVote || r.planted(BugSelfVoteBeforePersist) {
 		// A pre-vote changes nothing durable: our own counts at once, and a
 		// lone voter goes straight on to the real election.
 		r.trk.recordVote(r.id, true)
 		if _, _, res := r.trk.tallyVotes(); res == VoteWon {
+			if !preVote {
+				r.becomeLeader()
+				return
+			}
 			r.campaign(false, transfer)
 			return
 		}
@@ -556,7 +561,7 @@ func (r *raft) handleVoteRequest(m Message) {
 	if m.Type == MsgPreVote {
 		respType = MsgPreVoteResp
 	}
-	if canVote && r.log.isUpToDate(m.Index, m.LogTerm) {
+	if canVote && (r.log.isUpToDate(m.Index, m.LogTerm) || r.planted(BugNoUpToDateCheck)) {
 		// The response carries the term it is about, so that a candidate
 		// counts it for the right election.
 		r.send(Message{To: m.From, Term: m.Term, Type: respType})
@@ -643,7 +648,14 @@ func (r *raft) maybeAutoLeave() {
 // maybeCommit advances the commit index to what a quorum holds, if that is
 // an entry of the current term (Figure 8).
 func (r *raft) maybeCommit() bool {
-	if !r.log.maybeCommit(r.trk.committed(), r.Term) {
+	quorumIndex, term := r.trk.committed(), r.Term
+	if r.planted(BugLearnerInQuorum) {
+		quorumIndex = r.trk.committedCountingLearners()
+	}
+	if r.planted(BugNoFigure8) {
+		term = r.log.zeroTermOnOutOfBounds(r.log.term(quorumIndex))
+	}
+	if !r.log.maybeCommit(quorumIndex, term) {
 		return false
 	}
 	r.reduceUncommittedSize()

@@ -203,7 +203,7 @@ func (r *raft) restore(s Snapshot) bool {
 		// for us (we were removed, or it is mis-addressed): refuse it.
 		return false
 	}
-	if r.log.matchTerm(s.Metadata.Index, s.Metadata.Term) {
+	if r.log.matchTerm(s.Metadata.Index, s.Metadata.Term) && !r.planted(BugSnapshotOverNewerEntries) {
 		// Our log already holds the snapshot's last entry: fast-forward the
 		// commit index instead of replacing the log (§7: "if existing log
 		// entry has same index and term as snapshot's last included entry,

@@ -105,6 +105,16 @@ func (t *tracker) committed() uint64 {
 	})
 }
 
+// committedCountingLearners is committed with the learners counted as
+// voters: wrong, for BugLearnerInQuorum.
+func (t *tracker) committedCountingLearners() uint64 {
+	all := MajorityConfig{}
+	for id := range t.progress {
+		all[id] = struct{}{}
+	}
+	return all.CommittedIndex(func(id uint64) uint64 { return t.progress[id].Match })
+}
+
 // voterIDs returns the voters in increasing order.
 func (t *tracker) voterIDs() []uint64 { return t.config.Voters.IDs() }
 

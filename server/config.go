@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/raft"
 	"github.com/raftkv/raftkv/storage"
 )
 
@@ -80,6 +81,9 @@ type Config struct {
 	// result, from within Process. Tests and the simulator use it to
 	// learn what a write whose client gave up on it did.
 	OnApplied func(index uint64, cmd *kvstore.Command, res kvstore.Result)
+	// PlantedBug plants a known bug in raft (see raft.PlantedBug), for the
+	// simulator's mutation tests. Tests only.
+	PlantedBug raft.PlantedBug
 }
 
 // MemberInfo is what the cluster knows about a member (/v2/members).

@@ -45,6 +45,13 @@ func (m *Member) Leader() uint64 {
 // RaftStatus returns the raft node's status.
 func (m *Member) RaftStatus() raft.Status { return m.node.Status() }
 
+// CommitTerm returns the term of the entry at raft's commit index.
+func (m *Member) CommitTerm() uint64 { return m.node.CommitTerm() }
+
+// HoldsLease reports whether this member leads with a lease it trusts (it
+// would answer a read without a round of heartbeats).
+func (m *Member) HoldsLease() bool { return m.node.HoldsLease() }
+
 // Applied returns the index the key space reflects.
 func (m *Member) Applied() uint64 { return m.applied }
 

@@ -183,7 +183,7 @@ func New(cfg Config) (*Member, error) {
 		MaxSizePerMsg: cfg.MaxSizePerMsg, MaxInflightMsgs: cfg.MaxInflightMsgs,
 		MaxUncommittedEntriesSize: cfg.MaxUncommittedBytes, MaxSnapshotChunkSize: cfg.MaxSnapshotChunkSize,
 		PreVote: true, CheckQuorum: true, ReadOnlyOption: readOption(cfg.LeaseReads),
-		StepDownOnRemoval: true,
+		StepDownOnRemoval: true, PlantedBug: cfg.PlantedBug,
 	})
 	if err != nil {
 		d.Close()

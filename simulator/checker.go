@@ -22,6 +22,17 @@ const (
 	InvRefusedNoEffect    = "refused-has-no-effect" // an operation a member refused never takes effect
 	InvBoundedTraffic     = "bounded-traffic"       // messages in flight stay bounded (no storm)
 	InvStateAgreement     = "state-agreement"       // members that applied index i hold the same state machine
+
+	// The rules below check, as each happens, a step that Raft's safety
+	// rests on, rather than a bad outcome that needs a rare schedule to
+	// show (a deviation from the paper is caught when it first acts).
+	InvCommitOwnTerm  = "commit-own-term"     // a leader moves its commit index only to an entry of its own term (§5.4.2, Figure 8)
+	InvVoteUpToDate   = "vote-up-to-date"     // a vote goes only to a candidate whose log is at least as up to date (§5.4.1)
+	InvVoteDurable    = "vote-durable"        // a vote is durable before it is granted (Figure 2)
+	InvTermDurable    = "leader-term-durable" // a leader sends nothing of its term before the term is durable
+	InvAckedKept      = "acknowledged-kept"   // in one term, a member keeps the entries it acknowledged (§5.3)
+	InvReadFresh      = "read-fresh"          // a linearizable read reflects every entry committed before it was issued (§6.4 of the thesis)
+	InvLeaseExclusive = "lease-exclusive"     // no leader trusts its lease once another has been elected (§6.4.1 of the thesis)
 )
 
 // checker keeps what it needs to check Raft's safety properties
@@ -57,8 +68,13 @@ type checker struct {
 	leaders []uint64
 	// votes maps (voter, term) to the candidate the voter granted.
 	votes map[[2]uint64]uint64
+	// voteRequests maps (voter, candidate, term, type) to what the vote
+	// requests so keyed say, over all their deliveries (see voteRequest).
+	voteRequests map[[4]uint64]voteRequest
 	// fail is called with the first violation.
 	fail func(invariant, detail string)
+	// rules turns on the rule checks (InvCommitOwnTerm and after).
+	rules bool
 }
 
 // memberView is the checker's picture of one member.
@@ -74,6 +90,27 @@ type memberView struct {
 	// syncedTerm is the term of the last synced hard state.
 	syncedTerm uint64
 	down       bool
+	// commit is raft's commit index as last reported (Activity.Commit).
+	commit uint64
+	// ackTerm and ackIndex are the term of the member's last successful
+	// append acknowledgement and the highest index it acknowledged in it.
+	ackTerm, ackIndex uint64
+}
+
+// voteRequest sums up the deliveries of vote requests with one key: the
+// most up to date last entry a candidate named, and the least up to date
+// last entry the voter's log (as written) had at a delivery. A request may
+// arrive several times (duplicates; pre-votes repeat their term), and a
+// grant answers one of them: the check flags it only if it could answer
+// none.
+type voteRequest struct {
+	logTerm, index       uint64
+	voterTerm, voterLast uint64
+}
+
+// upToDate is §5.4.1's order of logs by their last entries.
+func upToDate(term, index, thanTerm, thanIndex uint64) bool {
+	return term > thanTerm || term == thanTerm && index >= thanIndex
 }
 
 // newChecker checks a cluster of n member slots, the first founders of
@@ -82,7 +119,7 @@ func newChecker(n, founders int, fail func(invariant, detail string)) *checker {
 	c := &checker{
 		bootstrap: uint64(founders), views: make([]memberView, n),
 		committed: []uint64{0}, commitTerms: []uint64{0}, applied: []uint64{0}, appliedOps: []uint64{0},
-		votes: map[[2]uint64]uint64{}, fail: fail,
+		votes: map[[2]uint64]uint64{}, voteRequests: map[[4]uint64]voteRequest{}, fail: fail,
 	}
 	for i := range c.views {
 		c.views[i] = memberView{id: uint64(i + 1), chain: []uint64{0}, terms: []uint64{0}}
@@ -166,6 +203,11 @@ func (c *checker) observe(idx int, act *Activity) {
 			c.failf(InvLeaderAppendOnly, "member %d, leader of term %d, installed snapshot %d", v.id, leaderTerm, act.Snapshot.Index)
 			return
 		}
+		if c.rules && act.Snapshot.Index < v.ackIndex && act.HardState.Term == v.ackTerm {
+			c.failf(InvAckedKept, "member %d acknowledged entries up to %d in term %d, then installed snapshot %d over them",
+				v.id, v.ackIndex, v.ackTerm, act.Snapshot.Index)
+			return
+		}
 		h, ok := c.chainOf(act.Snapshot.Index, act.Snapshot.Term)
 		if !ok {
 			c.failf(InvLogMatching, "member %d installed snapshot %d/%d of an entry nobody wrote", v.id, act.Snapshot.Index, act.Snapshot.Term)
@@ -177,8 +219,21 @@ func (c *checker) observe(idx int, act *Activity) {
 		v.applied = act.Snapshot.Index
 	}
 	if len(act.Entries) > 0 {
+		if first := act.Entries[0].Index; c.rules && first <= v.ackIndex && first <= v.last && act.HardState.Term == v.ackTerm {
+			c.failf(InvAckedKept, "member %d acknowledged entries up to %d in term %d, then overwrote its log from %d in that term",
+				v.id, v.ackIndex, v.ackTerm, first)
+			return
+		}
 		c.observeEntries(v, act.Entries, wasLeader && act.SoftState.State == raft.StateLeader && act.HardState.Term == leaderTerm)
 	}
+	if c.rules && act.SoftState.State == raft.StateLeader && act.Commit > v.commit && act.CommitTerm != act.HardState.Term {
+		// Figure 8: counting replicas commits only entries of the
+		// leader's term; earlier ones commit with them.
+		c.failf(InvCommitOwnTerm, "member %d, leader of term %d, moved its commit index from %d to %d, an entry of term %d",
+			v.id, act.HardState.Term, v.commit, act.Commit, act.CommitTerm)
+		return
+	}
+	v.commit = act.Commit
 	c.observeState(v, act.HardState, act.SoftState, act.Synced)
 	for i := range act.Applied {
 		c.observeApply(v, &act.Applied[i])
@@ -375,14 +430,72 @@ func (c *checker) observeApply(v *memberView, e *raft.Entry) {
 	}
 }
 
-// observeVote checks a vote granted in a message about to be sent.
-func (c *checker) observeVote(m *raft.Message) {
+// observeVoteRequest records a vote request (or pre-vote) delivered to
+// member idx, with its log as written (which the log it decides on is at
+// least as up to date as: appends only make a log more up to date, and a
+// log truncates only for entries of a later term).
+func (c *checker) observeVoteRequest(idx int, m *raft.Message) {
+	v := &c.views[idx]
+	key := [4]uint64{v.id, m.From, m.Term, uint64(m.Type)}
+	req, seen := c.voteRequests[key]
+	if !seen || upToDate(m.LogTerm, m.Index, req.logTerm, req.index) {
+		req.logTerm, req.index = m.LogTerm, m.Index
+	}
+	if !seen || upToDate(req.voterTerm, req.voterLast, v.terms[v.last], v.last) {
+		req.voterTerm, req.voterLast = v.terms[v.last], v.last
+	}
+	c.voteRequests[key] = req
+}
+
+// observeVote checks a vote (or pre-vote) granted in a message about to be
+// sent by member idx.
+func (c *checker) observeVote(idx int, m *raft.Message) {
+	reqType := raft.MsgVote
+	if m.Type == raft.MsgPreVoteResp {
+		reqType = raft.MsgPreVote
+	}
+	if req, ok := c.voteRequests[[4]uint64{m.From, m.To, m.Term, uint64(reqType)}]; c.rules && ok &&
+		!upToDate(req.logTerm, req.index, req.voterTerm, req.voterLast) {
+		c.failf(InvVoteUpToDate, "member %d granted %s of term %d to %d, whose log ends at %d/%d, behind its own %d/%d",
+			m.From, m.Type, m.Term, m.To, req.index, req.logTerm, req.voterLast, req.voterTerm)
+		return
+	}
+	if m.Type != raft.MsgVoteResp {
+		return
+	}
+	if hs := c.views[idx].hs; c.rules && (hs.Term < m.Term || hs.Term == m.Term && hs.Vote != m.To) {
+		c.failf(InvVoteDurable, "member %d granted its vote in term %d to %d with hard state %+v written", m.From, m.Term, m.To, hs)
+		return
+	}
 	key := [2]uint64{m.From, m.Term}
 	if prev, ok := c.votes[key]; ok && prev != m.To {
 		c.failf(InvVoteOnce, "member %d granted its vote in term %d to %d and to %d", m.From, m.Term, prev, m.To)
 		return
 	}
 	c.votes[key] = m.To
+}
+
+// observeSend checks a message member idx is about to send, other than a
+// vote: a leader's messages of its term leave only once the term is
+// durable (else a crash could bring it back in an earlier term, to lead
+// the same term again with other entries); and it records the member's
+// append acknowledgements.
+func (c *checker) observeSend(idx int, m *raft.Message) {
+	v := &c.views[idx]
+	switch m.Type {
+	case raft.MsgApp, raft.MsgHeartbeat, raft.MsgSnap, raft.MsgTimeoutNow:
+		if c.rules && v.syncedTerm < m.Term {
+			c.failf(InvTermDurable, "member %d sent %s of term %d with only term %d durable", v.id, m.Type, m.Term, v.syncedTerm)
+		}
+	case raft.MsgAppResp:
+		switch {
+		case m.Reject || m.Index == 0:
+		case m.Term > v.ackTerm:
+			v.ackTerm, v.ackIndex = m.Term, m.Index
+		case m.Term == v.ackTerm:
+			v.ackIndex = max(v.ackIndex, m.Index)
+		}
+	}
 }
 
 // crashed marks member idx down: its view stays what it had synced.
@@ -427,6 +540,8 @@ func (c *checker) restarted(idx int, s raft.Storage, applied uint64) {
 		c.observeEntries(&nv, ents, false)
 	}
 	nv.hs = raft.HardState{Term: max(hs.Term, nv.terms[nv.last]), Vote: hs.Vote, Commit: hs.Commit}
+	nv.commit = hs.Commit
+	nv.ackTerm, nv.ackIndex = old.ackTerm, old.ackIndex
 	nv.syncedTerm = nv.hs.Term
 	nv.applied = max(applied, snap.Metadata.Index)
 	if nv.hs.Term < old.syncedTerm {

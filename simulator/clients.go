@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/raftkv/raftkv/kvstore"
@@ -42,6 +43,9 @@ type opRecord struct {
 	result       Reply
 	// linID is the operation's ID in the key-space history (full members).
 	linID int
+	// committedAtCall is the highest index known committed anywhere when
+	// the operation was called: a read must reflect it.
+	committedAtCall uint64
 }
 
 func (s *Simulation) startClients() {
@@ -74,6 +78,7 @@ func (s *Simulation) clientNext(c int) {
 	}
 	idx := len(s.history)
 	rec.client, rec.id, rec.read, rec.call = c, op.ID, op.Read, s.now
+	rec.committedAtCall = uint64(len(s.check.committed)) - 1
 	s.history = append(s.history, rec)
 	s.stats.Ops++
 	cl.op = idx
@@ -114,6 +119,13 @@ func (s *Simulation) clientReturn(idx int) {
 	}
 	rec.ret = s.now
 	r := rec.result
+	if s.check.rules && rec.read && servedRead(r) && r.ServedAt < rec.committedAtCall {
+		// §6.4 of the thesis: a read reflects at least every entry
+		// committed before it was issued.
+		s.fail(FailSafety, InvReadFresh, fmt.Sprintf("a read called at %v was served from index %d, when %d had already committed",
+			rec.call, r.ServedAt, rec.committedAtCall))
+		return
+	}
 	if s.kvRec != nil {
 		if r.Response != nil && r.Err == nil {
 			s.kvAnswered(rec, r.Response)
@@ -164,6 +176,19 @@ func (s *Simulation) clientDone(rec *opRecord, moveOn bool) {
 		cl.target = s.rngClients.IntN(len(s.members))
 	}
 	s.q.push(event{at: max(s.now, rec.call+s.p.OpInterval), kind: evClient, member: rec.client})
+}
+
+// servedRead reports whether r answers a read from a member's state (a
+// value, or the key's absence), not an error.
+func servedRead(r Reply) bool {
+	if r.Err != nil {
+		return false
+	}
+	if r.Response == nil {
+		return true
+	}
+	var kerr *kvstore.Error
+	return r.Response.Err == nil || errors.As(r.Response.Err, &kerr) && kerr.Code == kvstore.CodeKeyNotFound
 }
 
 func boolToUint(b bool) uint64 {

@@ -48,15 +48,22 @@ const (
 	// FaultMembership changes the cluster's membership: adds a member (a
 	// learner, promoted once caught up, or at once a voter), removes one
 	// (the leader too), replaces one, promotes a learner (full members
-	// only).
+	// only); sometimes a member crashes while the change is under way.
 	FaultMembership
+	// FaultStrand cuts a leader off just after it sent new entries, of
+	// which only some reach their follower (see nemesis.go).
+	FaultStrand
+	// FaultChurn cuts off or crashes a leader as soon as it is elected.
+	FaultChurn
+	// FaultChase sends clients to a leader that was cut off.
+	FaultChase
 	numFaultClasses
 )
 
 var faultNames = [numFaultClasses]string{
 	"drop", "dup", "delay", "reorder", "partition", "isolate", "ring", "oneway",
 	"clog", "crash", "torn", "pause", "slow", "drift", "diskfull", "corrupt",
-	"membership",
+	"membership", "strand", "churn", "chase",
 }
 
 func (c FaultClass) String() string {
@@ -123,7 +130,7 @@ func ParseFaults(text string) (FaultSet, error) {
 		case "none":
 		case "network":
 			add = 1<<FaultDrop | 1<<FaultDup | 1<<FaultDelay | 1<<FaultReorder | 1<<FaultPartition |
-				1<<FaultIsolate | 1<<FaultRing | 1<<FaultOneWay | 1<<FaultClog
+				1<<FaultIsolate | 1<<FaultRing | 1<<FaultOneWay | 1<<FaultClog | 1<<FaultStrand | 1<<FaultChurn | 1<<FaultChase
 		default:
 			found := false
 			for c := range numFaultClasses {

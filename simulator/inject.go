@@ -37,7 +37,7 @@ func splitFaultArg(arg uint64) (FaultClass, faultAction, int, uint64) {
 // rates and tick speeds, on for the whole fault phase).
 func driven(c FaultClass) bool {
 	switch c {
-	case FaultDrop, FaultDup, FaultDelay, FaultReorder, FaultDrift:
+	case FaultDrop, FaultDup, FaultDelay, FaultReorder, FaultDrift, FaultChase:
 		return false
 	}
 	return true
@@ -177,6 +177,11 @@ func (s *Simulation) inject(c FaultClass) bool {
 		}
 		s.faultTrace(c, 0, what)
 		heal(0, 0)
+		s.chase()
+	case FaultStrand, FaultChurn:
+		// Armed: it fires at its moment (nemesis.go) and counts then.
+		s.armed[c] = true
+		return false
 	case FaultClog:
 		if s.clogFault || n < 2 {
 			return false
@@ -211,7 +216,9 @@ func (s *Simulation) inject(c FaultClass) bool {
 	case FaultMembership:
 		return s.injectMembership()
 	case FaultCorrupt:
-		if !s.quorumSurvives(0, true) || s.downMembers() > 0 {
+		// Not while a membership change may still commit: the quorum it
+		// leads to is not known yet.
+		if !s.quorumSurvives(0, true) || s.downMembers() > 0 || s.now < s.changeUntil {
 			return false
 		}
 		i := s.pickMember(rng, 0, anyMember)
@@ -220,6 +227,7 @@ func (s *Simulation) inject(c FaultClass) bool {
 		}
 		s.crash(i, "crash before disk corruption")
 		if s.members[i].disk.Corrupt(rng) {
+			s.members[i].doomed = true
 			s.faultTrace(c, uint64(i+1), "durable record damaged")
 		}
 		s.scheduleRestart(c, i)
@@ -279,7 +287,7 @@ func (s *Simulation) faultTrace(c FaultClass, member uint64, what string) {
 func (s *Simulation) heal(c FaultClass, target int, incarnation uint64) {
 	sm := s.members[target]
 	switch c {
-	case FaultPartition, FaultIsolate, FaultRing, FaultOneWay:
+	case FaultPartition, FaultIsolate, FaultRing, FaultOneWay, FaultStrand, FaultChurn:
 		s.nw.healLinks()
 		s.linkFault = false
 	case FaultClog:
@@ -323,6 +331,9 @@ func (s *Simulation) resume(i int) {
 	sm.backlog, sm.submissions = nil, nil
 	for _, slot := range backlog {
 		env := &s.nw.envs[slot]
+		if env.msg.Type == raft.MsgVote || env.msg.Type == raft.MsgPreVote {
+			s.check.observeVoteRequest(i, &env.msg)
+		}
 		sm.m.Receive(env.msg)
 		s.stats.Delivered++
 		s.nw.release(slot)
@@ -339,6 +350,7 @@ func (s *Simulation) resume(i int) {
 func (s *Simulation) healAll() {
 	s.phase = phaseLiveness
 	s.livenessBy = s.now + s.cfg.LivenessTimeout
+	s.armed = armed{}
 	s.trace(trPhase, 0, "heal: liveness phase")
 	s.logf("fault phase over: healing everything")
 	for _, key := range slices.Sorted(maps.Keys(s.openAnnotations)) {

@@ -206,7 +206,7 @@ func (s *Simulation) resolveUnknown() {
 // 1-based ID; 0 for the network's faults, of which one runs at a time).
 func annotationKey(c FaultClass, member uint64) string {
 	switch c {
-	case FaultPartition, FaultIsolate, FaultRing, FaultOneWay, FaultClog:
+	case FaultPartition, FaultIsolate, FaultRing, FaultOneWay, FaultClog, FaultStrand, FaultChurn:
 		member = 0
 	}
 	return fmt.Sprintf("%s/%d", c, member)

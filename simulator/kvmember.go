@@ -62,6 +62,7 @@ func NewKVMember(cfg MemberConfig, d Disk) (Member, error) {
 		// The member gives up on a request a little after the client does.
 		RequestTimeoutTicks: int(3*time.Second/cfg.Tick) + 2*rc.ElectionTick,
 		OnApplied:           cfg.OnApplied,
+		PlantedBug:          rc.PlantedBug,
 	})
 	if err != nil {
 		return nil, err
@@ -93,6 +94,7 @@ func (k *kvMember) Tick()                    { k.m.Tick(k.cfg.Now()) }
 func (k *kvMember) Receive(msg raft.Message) { k.m.Receive(msg) }
 func (k *kvMember) Storage() raft.Storage    { return k.m.Storage() }
 func (k *kvMember) Applied() uint64          { return k.m.Applied() }
+func (k *kvMember) HoldsLease() bool         { return k.m.HoldsLease() }
 func (k *kvMember) HasWork() bool            { return k.job != nil || k.m.HasWork() }
 
 // Submit implements Member.
@@ -110,6 +112,9 @@ func (k *kvMember) Submit(op Op, done func(Reply)) {
 	}
 	k.m.Submit(req, func(r server.Response) {
 		reply := Reply{Response: &r}
+		if req.Kind == server.RequestRead {
+			reply.ServedAt = k.m.Applied()
+		}
 		if isRefusal(r.Err) {
 			reply.Err = fmt.Errorf("%w: %w", ErrRefused, r.Err)
 		}
@@ -149,6 +154,7 @@ func (k *kvMember) Process() Activity {
 	act := Activity{
 		Messages: out.Messages, AfterPersist: out.AfterPersist,
 		HardState: hs, SoftState: out.SoftState,
+		Commit: out.HardState.Commit, CommitTerm: k.m.CommitTerm(),
 		Snapshot: out.Snapshot, Entries: out.Entries, Applied: out.Applied,
 		Synced: out.Synced, Stalled: out.Stalled,
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/raftkv/raftkv/kvstore"
@@ -51,6 +52,9 @@ type Member interface {
 	Storage() raft.Storage
 	// Applied is the index the member's state machine reflects.
 	Applied() uint64
+	// HoldsLease reports whether the member leads with a lease it trusts
+	// (it would answer a read without a round of heartbeats).
+	HoldsLease() bool
 }
 
 // Activity is what one call of Member.Process did.
@@ -60,8 +64,12 @@ type Activity struct {
 	// AfterPersist may leave only after the disk work of this round.
 	AfterPersist []raft.Message
 	// HardState and SoftState are the member's state after the round.
-	HardState raft.HardState
-	SoftState raft.SoftState
+	// HardState is what a crash would keep (as written); Commit is raft's
+	// commit index, which may run ahead of it, and CommitTerm the term of
+	// the entry there.
+	HardState          raft.HardState
+	SoftState          raft.SoftState
+	Commit, CommitTerm uint64
 	// Snapshot, if not empty, was installed (written and applied).
 	Snapshot raft.SnapshotMetadata
 	// Entries were written to the log, replacing any from the first one's
@@ -108,6 +116,9 @@ type Reply struct {
 	Length uint64
 	// Last is the last element at a read.
 	Last uint64
+	// ServedAt is, for a read, the applied index of the state it was
+	// served from.
+	ServedAt uint64
 	// Response is a full member's answer.
 	Response *server.Response
 }
@@ -152,27 +163,56 @@ type MemberConfig struct {
 	OnApplied func(index uint64, cmd *kvstore.Command, res kvstore.Result)
 }
 
-// PlantedBug names a deliberate bug a test can plant in a member.
+// PlantedBug names a deliberate bug a test can plant in a member: the
+// simulator's own (in the member adapters) and raft's catalogue of one-line
+// deviations from the paper (raft.PlantedBug), so that a campaign's power
+// to find bugs can be measured (the mutation score, see TestPlantedBugs).
 type PlantedBug uint8
 
 const (
 	// NoBug is a correct member.
 	NoBug PlantedBug = iota
 	// BugForgetVote makes a restarted member forget the vote it persisted,
-	// so that it can grant a second vote in the same term.
+	// so that it can grant a second vote in the same term (raft members).
 	BugForgetVote
 	// BugStaleRead makes a full member that is not the leader answer a
 	// linearizable read from its own copy, which may be stale.
 	BugStaleRead
+
+	// bugRaft + b plants raft.PlantedBug b in every member's raft.
+	bugRaft PlantedBug = 32
 )
 
 var bugNames = []string{"none", "forget-vote", "stale-read"}
 
+// RaftBug returns the planted bug that is raft's bug b.
+func RaftBug(b raft.PlantedBug) PlantedBug { return bugRaft + PlantedBug(b) }
+
+// Raft returns the raft bug b plants (raft.NoBug if it plants none there).
+func (b PlantedBug) Raft() raft.PlantedBug {
+	if b > bugRaft {
+		return raft.PlantedBug(b - bugRaft)
+	}
+	return raft.NoBug
+}
+
 func (b PlantedBug) String() string {
+	if b > bugRaft {
+		return b.Raft().String()
+	}
 	if int(b) < len(bugNames) {
 		return bugNames[b]
 	}
 	return fmt.Sprintf("PlantedBug(%d)", uint8(b))
+}
+
+// PlantedBugs returns the catalogue: every bug a test can plant.
+func PlantedBugs() []PlantedBug {
+	bugs := []PlantedBug{BugForgetVote, BugStaleRead}
+	for _, b := range raft.PlantedBugs() {
+		bugs = append(bugs, RaftBug(b))
+	}
+	return bugs
 }
 
 // ParseBug reads a planted bug's name.
@@ -182,7 +222,14 @@ func ParseBug(name string) (PlantedBug, error) {
 			return PlantedBug(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown planted bug %q (known: %v)", name, bugNames)
+	if b, ok := raft.ParsePlantedBug(name); ok {
+		return RaftBug(b), nil
+	}
+	var names []string
+	for _, b := range append([]PlantedBug{NoBug}, PlantedBugs()...) {
+		names = append(names, b.String())
+	}
+	return 0, fmt.Errorf("unknown planted bug %q (known: %s)", name, strings.Join(names, ", "))
 }
 
 // Factory makes a member from its disk: a new one if the disk is empty, a

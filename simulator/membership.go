@@ -3,6 +3,7 @@ package simulator
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/raftkv/raftkv/raft"
 	"github.com/raftkv/raftkv/server"
@@ -94,10 +95,11 @@ func (s *Simulation) injectMembership() bool {
 }
 
 // removalVictim picks a member of cs to remove (0: none): a member whose
-// disk failed, if there is one, as an operator would; otherwise any
-// member whose removal leaves a majority of the voters that have working
-// disks — the simulator's operator does not remove its way out of a
-// quorum (etcd, which cannot know a disk failed for good, would let it).
+// disk failed (or will fail: the simulator damaged it), if there is one,
+// as an operator would; otherwise any member whose removal leaves a
+// majority of the voters that have working disks — the simulator's
+// operator does not remove its way out of a quorum (etcd, which cannot
+// know a disk failed for good, would let it).
 func (s *Simulation) removalVictim(cs raft.ConfState) uint64 {
 	rng := s.rngFaults[FaultMembership]
 	members := append(slices.Clone(cs.Voters), cs.Learners...)
@@ -106,7 +108,7 @@ func (s *Simulation) removalVictim(cs raft.ConfState) uint64 {
 	}
 	var failed, ok []uint64
 	for _, id := range members {
-		if s.members[id-1].failed {
+		if sm := s.members[id-1]; sm.failed || sm.doomed {
 			failed = append(failed, id)
 		} else if s.quorumSurvives(id, false) {
 			ok = append(ok, id)
@@ -137,7 +139,7 @@ func (s *Simulation) quorumSurvives(remove uint64, oneMoreFails bool) bool {
 				continue
 			}
 			n++
-			if !s.members[id-1].failed {
+			if sm := s.members[id-1]; !sm.failed && !sm.doomed {
 				working++
 			}
 		}
@@ -211,7 +213,11 @@ func (s *Simulation) changeMembership(lead int, ch server.MembershipChange, what
 	sm := s.members[lead]
 	s.faultTrace(FaultMembership, sm.id, what)
 	req := &server.Request{Kind: server.RequestMembership, Membership: &ch}
+	// The member gives up on it after its request timeout, a little after
+	// a client would (see NewKVMember).
+	s.changeUntil = s.now + 2*s.p.ClientTimeout + 3*time.Second
 	sm.m.Submit(Op{Request: req}, func(r Reply) {
+		s.changeUntil = s.now
 		ok := r.Err == nil && r.Response != nil && r.Response.Err == nil
 		if !ok {
 			err := r.Err
@@ -241,14 +247,19 @@ func (s *Simulation) join(i int) {
 	s.startMember(i)
 }
 
-// handedOver reports whether removed member i may stop: it does not lead,
-// and another member leads in a later term.
+// handedOver reports whether removed member i may stop: another member
+// leads in a later term than the last it knew. A member that is down is no
+// exception: it may have crashed during its hand-over (or while it leads
+// only to finish one), and the others may still need its vote; it waits
+// for its restart. Only a member that will never run again (its disk
+// failed) is let go at once.
 func (s *Simulation) handedOver(i int) bool {
-	if !s.members[i].up {
+	sm := s.members[i]
+	if sm.failed {
 		return true
 	}
 	mine := &s.check.views[i]
-	if mine.ss.State == raft.StateLeader {
+	if sm.up && mine.ss.State == raft.StateLeader {
 		return false
 	}
 	for j, sm := range s.members {

@@ -18,6 +18,8 @@ type envelope struct {
 	// then never sent it.
 	incarnation uint64
 	departs     time.Duration
+	// dropped marks a message lost on the way (a strand).
+	dropped bool
 }
 
 // network decides what happens to each message: its delay, whether it is

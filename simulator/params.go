@@ -5,6 +5,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"time"
+
+	"github.com/raftkv/raftkv/raft"
 )
 
 // Config says what to run. Zero values take defaults; fields that swarm
@@ -33,6 +35,12 @@ type Config struct {
 	LivenessTimeout time.Duration
 	// NoLinearizability skips the porcupine check of the history.
 	NoLinearizability bool
+	// NoRuleChecks turns off the checks of the rules Raft's safety rests
+	// on (commit-own-term, vote-up-to-date, ... lease-exclusive; see
+	// checker.go), leaving the outcomes: Figure 3's properties, durability,
+	// state agreement and linearizability. For measuring what each layer
+	// catches.
+	NoRuleChecks bool
 	// Trace, if set, receives every event as a JSON line.
 	Trace io.Writer
 	// Log, if set, receives a readable account: leader changes, commits,
@@ -156,7 +164,7 @@ type Params struct {
 func drawParams(cfg Config) Params {
 	rng := rand.New(rand.NewPCG(cfg.Seed, streamParams))
 	pick := func(choices ...uint64) uint64 { return choices[rng.IntN(len(choices))] }
-	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo)+1)) }
+	between := func(lo, hi time.Duration) time.Duration { return durationIn(rng, lo, hi) }
 	var p Params
 	p.Members = int(pick(1, 3, 3, 3, 5, 5, 5, 7))
 	p.Clients = 1 + rng.IntN(8)
@@ -187,21 +195,32 @@ func drawParams(cfg Config) Params {
 	p.WriteCost = between(5*time.Microsecond, 50*time.Microsecond)
 	p.SyncCost = between(50*time.Microsecond, 2*time.Millisecond)
 
-	for c := range numFaultClasses {
+	drawClass := func(rng *rand.Rand, c FaultClass) {
 		// Draw for every class, on or not, so that the draws that follow do
 		// not depend on which classes are allowed.
 		drawn := rng.IntN(10) < 7
 		if cfg.Faults.Has(c) && (cfg.NoSwarm || drawn) {
 			p.Faults = p.Faults.With(c)
 		}
-		p.FaultEvery[c] = between(300*time.Millisecond, 3*time.Second)
-		p.FaultFor[c] = between(50*time.Millisecond, 1500*time.Millisecond)
+		p.FaultEvery[c] = durationIn(rng, 300*time.Millisecond, 3*time.Second)
+		p.FaultFor[c] = durationIn(rng, 50*time.Millisecond, 1500*time.Millisecond)
+	}
+	for c := range FaultStrand {
+		drawClass(rng, c)
 	}
 	p.MaxDrift = float64(pick(1, 5, 20)) / 100
+	// The classes added later draw from a stream of their own, so that a
+	// seed run without them replays the run it did before they existed.
+	later := rand.New(rand.NewPCG(cfg.Seed, streamParamsLater))
+	for c := FaultStrand; c < numFaultClasses; c++ {
+		drawClass(later, c)
+	}
+	// Lease reads in half the runs with CheckQuorum (a quarter before).
+	p.LeaseReads = p.LeaseReads || p.CheckQuorum && later.IntN(3) == 0
 	if p.LeaseReads {
-		// Lease reads are safe only while clocks drift by less than the
-		// lease's margin (a tenth of the election timeout).
-		p.MaxDrift = 0.02
+		// Lease reads are safe only while clocks drift within the bound
+		// raft's lease is computed for: run right up to it.
+		p.MaxDrift = raft.DefaultMaxClockDrift
 	}
 
 	if cfg.Members > 0 {
@@ -214,6 +233,11 @@ func drawParams(cfg Config) Params {
 		p.OpInterval = cfg.OpInterval
 	}
 	return p
+}
+
+// durationIn draws a duration uniformly in [lo, hi].
+func durationIn(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
 }
 
 // String is a one-line summary of the parameters.
@@ -232,6 +256,7 @@ const (
 	streamNetwork
 	streamClients
 	streamDisk
-	streamMembers        // + member index
-	streamFaults  = 1000 // + fault class
+	streamMembers // + member index
+	streamParamsLater
+	streamFaults = 1000 // + fault class
 )

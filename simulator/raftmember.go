@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/raftkv/raftkv/raft"
 )
@@ -39,6 +40,13 @@ type raftMember struct {
 	// out: what Activity reports, never state that is not yet durable.
 	hardState raft.HardState
 	softState raft.SoftState
+	// commit and commitTerm are raft's commit index and its entry's term
+	// as of the last Ready carried out; readyCommit those of the Ready
+	// handed out.
+	commit, commitTerm uint64
+	readyCommit        [2]uint64
+	// lastTick is the clock at the last Tick.
+	lastTick time.Time
 }
 
 // NewRaftMember is the Factory of today's member. A disk must be a *MemDisk.
@@ -96,10 +104,28 @@ func NewRaftMember(cfg MemberConfig, d Disk) (Member, error) {
 	return m, nil
 }
 
-func (m *raftMember) Tick()                    { m.node.Tick() }
+// Tick implements Member. Like server.Member, it first gives raft the ticks
+// it missed by the clock (a pause): a leader that resumed with its clock
+// stood still would trust a lease that ran out meanwhile.
+func (m *raftMember) Tick() {
+	now := m.cfg.Now()
+	if !m.lastTick.IsZero() {
+		missed := int(min(now.Sub(m.lastTick)/m.cfg.Tick, maxCatchUpTicks)) - 1
+		for range missed {
+			m.node.Tick()
+		}
+	}
+	m.lastTick = now
+	m.node.Tick()
+}
+
+// maxCatchUpTicks bounds the ticks a resumed member catches up at once.
+const maxCatchUpTicks = 1000
+
 func (m *raftMember) Receive(msg raft.Message) { _ = m.node.Step(msg) }
 func (m *raftMember) Storage() raft.Storage    { return m.disk.current }
 func (m *raftMember) Applied() uint64          { return m.sm.applied }
+func (m *raftMember) HoldsLease() bool         { return m.node.HoldsLease() }
 func (m *raftMember) HasWork() bool            { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
 
 // Submit implements Member.
@@ -139,9 +165,11 @@ func (m *raftMember) Process() Activity {
 	m.proposeBatch()
 	if m.ready == nil {
 		if !m.node.HasReady() {
-			act.HardState, act.SoftState = m.hardState, m.softState
+			m.report(&act)
 			return act
 		}
+		hs, _, _ := m.node.BasicStatus()
+		m.readyCommit = [2]uint64{hs.Commit, m.node.CommitTerm()}
 		rd := m.node.Ready()
 		m.ready = &rd
 		// Step 1: messages may leave at once.
@@ -158,7 +186,7 @@ func (m *raftMember) Process() Activity {
 		default:
 			panic(fmt.Sprintf("simulator: member %d: persist: %v", m.cfg.ID, err))
 		}
-		act.HardState, act.SoftState = m.hardState, m.softState
+		m.report(&act)
 		return act
 	}
 	m.ready = nil
@@ -200,8 +228,16 @@ func (m *raftMember) Process() Activity {
 	if rd.SoftState != nil {
 		m.softState = *rd.SoftState
 	}
-	act.HardState, act.SoftState = m.hardState, m.softState
+	m.commit, m.commitTerm = m.readyCommit[0], m.readyCommit[1]
+	m.report(&act)
 	return act
+}
+
+// report fills in the states act carries: those of the last Ready carried
+// out.
+func (m *raftMember) report(act *Activity) {
+	act.HardState, act.SoftState = m.hardState, m.softState
+	act.Commit, act.CommitTerm = m.commit, m.commitTerm
 }
 
 // persist is step 2 of the contract.
@@ -263,7 +299,7 @@ func (m *raftMember) answerReads() {
 		id := binary.LittleEndian.Uint64(rs.RequestCtx)
 		if done := m.reads[id]; done != nil {
 			delete(m.reads, id)
-			done(Reply{Length: m.sm.length, Last: m.sm.last()})
+			done(Reply{Length: m.sm.length, Last: m.sm.last(), ServedAt: m.sm.applied})
 		}
 		n++
 	}

@@ -93,8 +93,10 @@ type simMember struct {
 	incarnation uint64
 	crashAt     []time.Duration
 	up          bool
-	// failed is a member whose disk is corrupt: it stays down.
-	failed bool
+	// failed is a member whose disk is corrupt: it stays down. doomed is
+	// one whose disk the simulator damaged while it was down: it will fail
+	// when it restarts (the operator counts it as lost already).
+	failed, doomed bool
 	// dormant is a slot for a member to be added, not yet started;
 	// removed a member taken out of the cluster, stopped for good.
 	dormant, removed bool
@@ -161,8 +163,15 @@ type Simulation struct {
 	livenessBy time.Duration
 	// linkFault and clogFault say a partition-like or clog fault is on.
 	linkFault, clogFault bool
-	failure              *Failure
-	stats                Stats
+	// armed are the targeted faults waiting for their moment.
+	armed armed
+	// changeUntil is when the membership change last requested is over:
+	// answered, or timed out (its outcome then unknown).
+	changeUntil time.Duration
+	// sent collects the slots of the messages a round of work sent.
+	sent    []int32
+	failure *Failure
+	stats   Stats
 	// lastLog is when the last periodic status line was written.
 	lastLog time.Duration
 	// loopWall is the real time the event loop took.
@@ -181,6 +190,7 @@ func New(cfg Config) *Simulation {
 		s.rngFaults[c] = rand.New(rand.NewPCG(cfg.Seed, streamFaults+uint64(c)))
 	}
 	s.check = newChecker(p.Members+s.spareSlots(), p.Members, s.failSafety)
+	s.check.rules = !cfg.NoRuleChecks
 	return s
 }
 
@@ -251,6 +261,10 @@ func (s *Simulation) start() {
 		}
 		if s.p.Faults.Has(FaultDrift) {
 			drift := (driftRng.Float64()*2 - 1) * s.p.MaxDrift
+			if s.p.LeaseReads && driftRng.IntN(2) == 0 {
+				// At the bound, fast or slow: where a lease too long shows.
+				drift = s.p.MaxDrift * float64(1-2*driftRng.IntN(2))
+			}
 			sm.tick = time.Duration(float64(s.p.Tick) * (1 + drift))
 		}
 		sm.dormant = i >= s.p.Members
@@ -286,6 +300,7 @@ func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
 			MaxSnapshotChunkSize: s.p.MaxSnapshotChunkSize,
 			PreVote:              s.p.PreVote, CheckQuorum: s.p.CheckQuorum,
 			ReadOnlyOption: map[bool]raft.ReadOnlyOption{false: raft.ReadOnlySafe, true: raft.ReadOnlyLeaseBased}[s.p.LeaseReads],
+			PlantedBug:     s.cfg.Bug.Raft(),
 		},
 	}
 }
@@ -408,16 +423,23 @@ func (s *Simulation) process(i int, incarnation uint64) {
 	diskTime := (time.Duration(writes)*s.p.WriteCost + time.Duration(syncs)*s.p.SyncCost) * sm.slow
 	s.rec = traceRecord{kind: trProcess, member: sm.id, count: uint64(len(act.Entries)), index: uint64(len(act.Applied)), commit: act.HardState.Commit}
 	s.emit()
+	if !act.Crashed {
+		// Checked first: what the messages vouch for must be durable.
+		s.observe(i, &act)
+		if s.failure != nil || !sm.up {
+			return // a failure, or a churn crashed it as it was elected
+		}
+	}
+	s.sent = s.sent[:0]
 	for k := range act.Messages {
 		s.send(i, &act.Messages[k], s.now)
+	}
+	if act.SoftState.State == raft.StateLeader {
+		s.maybeStrand(i, s.sent)
 	}
 	if act.Crashed {
 		s.crash(i, "disk died in a write")
 		s.scheduleRestart(FaultTorn, i)
-		return
-	}
-	s.observe(i, &act)
-	if s.failure != nil {
 		return
 	}
 	done := s.now + diskTime
@@ -452,6 +474,10 @@ func (s *Simulation) observe(i int, act *Activity) {
 		if act.SoftState.State == raft.StateLeader && prevSS.State != raft.StateLeader {
 			s.stats.LeaderChanges++
 			s.logf("member %d becomes leader of term %d", v.id, act.HardState.Term)
+			defer s.maybeChurn(i)
+		}
+		if act.SoftState.State == raft.StateLeader && s.check.rules {
+			s.checkLeasesExclusive(i, act.HardState.Term)
 		}
 	}
 	if c := uint64(len(s.check.committed)) - 1; c > prevCommit {
@@ -464,6 +490,22 @@ func (s *Simulation) observe(i int, act *Activity) {
 	}
 }
 
+// checkLeasesExclusive checks, as member i is elected leader of term, that
+// no leader of an earlier term still trusts its lease: the voters that
+// elected i promised that leader no vote for as long as its lease lasts
+// (§6.4.1 of the thesis). A paused member is left out: its clock stands
+// still until it resumes, and it serves nothing meanwhile.
+func (s *Simulation) checkLeasesExclusive(i int, term uint64) {
+	for j, sm := range s.members {
+		if j == i || !sm.up || sm.paused || s.check.views[j].hs.Term >= term || !sm.m.HoldsLease() {
+			continue
+		}
+		s.fail(FailSafety, InvLeaseExclusive, fmt.Sprintf("member %d became leader of term %d while member %d, leader of term %d, still trusts its lease",
+			i+1, term, j+1, s.check.views[j].hs.Term))
+		return
+	}
+}
+
 // maxInFlight bounds the messages in flight. Raft's flow control (in-flight
 // windows, snapshot chunk windows, one heartbeat per interval) keeps the
 // traffic proportional to the cluster; far more means a message storm.
@@ -471,8 +513,13 @@ const maxInFlight = 100_000
 
 // send puts a message on the network, leaving the sender at departs.
 func (s *Simulation) send(from int, m *raft.Message, departs time.Duration) {
-	if m.Type == raft.MsgVoteResp && !m.Reject {
-		s.check.observeVote(m)
+	if (m.Type == raft.MsgVoteResp || m.Type == raft.MsgPreVoteResp) && !m.Reject {
+		s.check.observeVote(from, m)
+	} else {
+		s.check.observeSend(from, m)
+	}
+	if s.failure != nil {
+		return
 	}
 	to := int(m.To) - 1
 	if to < 0 || to >= len(s.members) || to == from {
@@ -502,6 +549,7 @@ func (s *Simulation) send(from int, m *raft.Message, departs time.Duration) {
 	sm := s.members[from]
 	for range copies {
 		slot := nw.alloc(envelope{msg: *m, from: from, to: to, incarnation: sm.incarnation, departs: departs})
+		s.sent = append(s.sent, slot)
 		if faulty && nw.clogged[link] {
 			nw.held = append(nw.held, slot)
 			continue
@@ -529,6 +577,11 @@ func (s *Simulation) delay(faulty bool) time.Duration {
 func (s *Simulation) deliver(slot int32) {
 	env := &s.nw.envs[slot]
 	from, to := s.members[env.from], s.members[env.to]
+	if env.dropped {
+		s.stats.Dropped++
+		s.nw.release(slot)
+		return
+	}
 	if env.incarnation != from.incarnation && from.crashAt[env.incarnation] < env.departs {
 		// The sender crashed before the message left.
 		s.nw.release(slot)
@@ -550,6 +603,9 @@ func (s *Simulation) deliver(slot int32) {
 	s.emit()
 	s.stats.Delivered++
 	toIdx := env.to
+	if m.Type == raft.MsgVote || m.Type == raft.MsgPreVote {
+		s.check.observeVoteRequest(toIdx, m)
+	}
 	to.m.Receive(*m)
 	s.nw.release(slot)
 	s.scheduleProcess(toIdx)
