@@ -400,6 +400,13 @@ func (n *Node) CommitTerm() uint64 {
 // the thesis). No other member may have been elected since.
 func (n *Node) HoldsLease() bool { return n.r.state == StateLeader && n.r.leaseValid() }
 
+// Promising reports whether this member is bound by its promise to a
+// leader, on which leases rest (§6.4.1 of the thesis): it heard from the
+// leader less than an election timeout ago (CheckQuorum), or restarted
+// less than one ago (lease reads), and grants no vote meanwhile, except to
+// a leadership transfer.
+func (n *Node) Promising() bool { return n.r.inLease() || n.r.bootQuiet }
+
 // BasicStatus returns the member's state without the per-member progress
 // (cheap enough to call on every step).
 func (n *Node) BasicStatus() (HardState, SoftState, uint64) {

@@ -52,6 +52,10 @@ func (m *Member) CommitTerm() uint64 { return m.node.CommitTerm() }
 // would answer a read without a round of heartbeats).
 func (m *Member) HoldsLease() bool { return m.node.HoldsLease() }
 
+// Promising reports whether this member is bound by its promise to a
+// leader (see raft.Node.Promising).
+func (m *Member) Promising() bool { return m.node.Promising() }
+
 // Applied returns the index the key space reflects.
 func (m *Member) Applied() uint64 { return m.applied }
 

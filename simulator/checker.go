@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/raftkv/raftkv/raft"
 )
@@ -32,7 +33,7 @@ const (
 	InvTermDurable    = "leader-term-durable" // a leader sends nothing of its term before the term is durable
 	InvAckedKept      = "acknowledged-kept"   // in one term, a member keeps the entries it acknowledged (§5.3)
 	InvReadFresh      = "read-fresh"          // a linearizable read reflects every entry committed before it was issued (§6.4 of the thesis)
-	InvLeaseExclusive = "lease-exclusive"     // no leader trusts its lease once another has been elected (§6.4.1 of the thesis)
+	InvLeaseExclusive = "lease-exclusive"     // a leader trusts its lease only while a quorum is bound by its promise (§6.4.1 of the thesis)
 )
 
 // checker keeps what it needs to check Raft's safety properties
@@ -64,8 +65,10 @@ type checker struct {
 	// stateHashes[i] is the hash of the state machine of the first member
 	// seen to have applied exactly up to i (full members).
 	stateHashes map[uint64]stateSeen
-	// leaders[t] is the member that led term t (0: none seen).
+	// leaders[t] is the member that led term t (0: none seen), elected[t]
+	// when it was first seen leading.
 	leaders []uint64
+	elected []time.Duration
 	// votes maps (voter, term) to the candidate the voter granted.
 	votes map[[2]uint64]uint64
 	// voteRequests maps (voter, candidate, term, type) to what the vote
@@ -75,6 +78,19 @@ type checker struct {
 	fail func(invariant, detail string)
 	// rules turns on the rule checks (InvCommitOwnTerm and after).
 	rules bool
+	// now is the virtual clock.
+	now func() time.Duration
+}
+
+// supersededBefore reports whether a leader of a later term than term had
+// been seen by time t.
+func (c *checker) supersededBefore(term uint64, t time.Duration) bool {
+	for later := term + 1; later < uint64(len(c.elected)); later++ {
+		if c.elected[later] >= 0 && c.elected[later] < t {
+			return true
+		}
+	}
+	return false
 }
 
 // memberView is the checker's picture of one member.
@@ -281,9 +297,17 @@ func (c *checker) observeEntries(v *memberView, ents []raft.Entry, stillLeader b
 			c.failf(InvLogMatching, "member %d holds entry %d/%d with a different log before it than another member", v.id, e.Index, e.Term)
 			return
 		}
-		if e.Index < uint64(len(c.committed)) && e.Index <= v.last && e.Index >= v.known {
+		// A member may replace an entry committed in a later term than the
+		// leader that sent the new one (a late append of an old leader
+		// reaching a member that never saw the later term: the majority
+		// that committed it is elsewhere, in that term). Every leader of the
+		// commit's term or later holds the committed entry, so an entry
+		// whose own term (at most its sender's) reaches the commit's term
+		// may not replace it. commitTerms overestimate the commit's term,
+		// which keeps this sound.
+		if e.Index < uint64(len(c.committed)) && e.Index <= v.last && e.Index >= v.known && e.Term >= c.commitTerms[e.Index] {
 			if ch := c.committed[e.Index]; ch != 0 && v.chain[e.Index] == ch && h != ch {
-				c.failf(InvCommittedDurable, "member %d overwrote committed entry %d with %d/%d", v.id, e.Index, e.Index, e.Term)
+				c.failf(InvCommittedDurable, "member %d overwrote committed entry %d (committed by term %d) with %d/%d", v.id, e.Index, c.commitTerms[e.Index], e.Index, e.Term)
 				return
 			}
 		}
@@ -306,6 +330,10 @@ func (c *checker) observeState(v *memberView, hs raft.HardState, ss raft.SoftSta
 	if ss.State == raft.StateLeader {
 		for uint64(len(c.leaders)) <= hs.Term {
 			c.leaders = append(c.leaders, 0)
+			c.elected = append(c.elected, -1)
+		}
+		if c.elected[hs.Term] < 0 {
+			c.elected[hs.Term] = c.now()
 		}
 		if l := c.leaders[hs.Term]; l != 0 && l != v.id {
 			c.failf(InvElectionSafety, "members %d and %d are both leaders of term %d", l, v.id, hs.Term)

@@ -17,6 +17,8 @@ type client struct {
 	target int
 	// op is the history index of the outstanding operation, or -1.
 	op int
+	// reads is how many of the next operations are reads (see chase).
+	reads int
 }
 
 type opStatus uint8
@@ -69,12 +71,12 @@ func (s *Simulation) clientNext(c int) {
 		if s.kvRec == nil {
 			s.kvRec = linearizability.NewRecorder()
 		}
-		req, in := s.kvRequest(c, cl.seq)
+		req, in := s.kvRequest(c, cl.seq, s.takeRead(cl))
 		op = Op{ID: uint64(c)<<32 | uint64(cl.seq), Request: req, Read: req.Kind == server.RequestRead}
 		rec.linID = s.kvRec.Call(c, in, int64(s.now))
 		s.kvValues = append(s.kvValues, writtenValue(req))
 	} else {
-		op = Op{ID: uint64(c)<<32 | uint64(cl.seq), Read: s.rngClients.IntN(100) < s.p.ReadPercent}
+		op = Op{ID: uint64(c)<<32 | uint64(cl.seq), Read: s.takeRead(cl) || s.rngClients.IntN(100) < s.p.ReadPercent}
 	}
 	idx := len(s.history)
 	rec.client, rec.id, rec.read, rec.call = c, op.ID, op.Read, s.now
@@ -124,6 +126,15 @@ func (s *Simulation) clientReturn(idx int) {
 		// committed before it was issued.
 		s.fail(FailSafety, InvReadFresh, fmt.Sprintf("a read called at %v was served from index %d, when %d had already committed",
 			rec.call, r.ServedAt, rec.committedAtCall))
+		return
+	}
+	if s.check.rules && rec.read && servedRead(r) && r.LeaderTerm != 0 && s.check.supersededBefore(r.LeaderTerm, rec.call) {
+		// A leader answers a read only once a quorum confirmed it still
+		// leads (or while a quorum's promise gives it a lease): the quorum
+		// that elected a successor before the read was issued intersects
+		// every such quorum.
+		s.fail(FailSafety, InvReadFresh, fmt.Sprintf("a read called at %v was answered by the leader of term %d, which a leader of a later term had succeeded before then",
+			rec.call, r.LeaderTerm))
 		return
 	}
 	if s.kvRec != nil {
@@ -176,6 +187,15 @@ func (s *Simulation) clientDone(rec *opRecord, moveOn bool) {
 		cl.target = s.rngClients.IntN(len(s.members))
 	}
 	s.q.push(event{at: max(s.now, rec.call+s.p.OpInterval), kind: evClient, member: rec.client})
+}
+
+// takeRead reports whether client cl's next operation must be a read.
+func (s *Simulation) takeRead(cl *client) bool {
+	if cl.reads == 0 {
+		return false
+	}
+	cl.reads--
+	return true
 }
 
 // servedRead reports whether r answers a read from a member's state (a

@@ -33,8 +33,8 @@ type kvClient struct {
 	lastIndex map[string]uint64
 }
 
-// kvRequest draws client c's next operation.
-func (s *Simulation) kvRequest(c int, seq uint32) (*server.Request, linearizability.Input) {
+// kvRequest draws client c's next operation (a read, if read).
+func (s *Simulation) kvRequest(c int, seq uint32, read bool) (*server.Request, linearizability.Input) {
 	if s.kvClients == nil {
 		s.kvClients = make([]kvClient, len(s.clients))
 		for i := range s.kvClients {
@@ -45,7 +45,7 @@ func (s *Simulation) kvRequest(c int, seq uint32) (*server.Request, linearizabil
 	rng := s.rngClients
 	key := kvKeys[rng.IntN(len(kvKeys))]
 	value := fmt.Sprintf("c%d.%d", c, seq)
-	if rng.IntN(100) < s.p.ReadPercent {
+	if read || rng.IntN(100) < s.p.ReadPercent {
 		if rng.IntN(10) == 0 {
 			req := &server.Request{Kind: server.RequestRead, Path: kvQueue, Get: kvstore.GetOptions{Recursive: true, Sorted: true}}
 			return req, linearizability.Read(kvQueue, true)

@@ -95,6 +95,7 @@ func (k *kvMember) Receive(msg raft.Message) { k.m.Receive(msg) }
 func (k *kvMember) Storage() raft.Storage    { return k.m.Storage() }
 func (k *kvMember) Applied() uint64          { return k.m.Applied() }
 func (k *kvMember) HoldsLease() bool         { return k.m.HoldsLease() }
+func (k *kvMember) Promising() bool          { return k.m.Promising() }
 func (k *kvMember) HasWork() bool            { return k.job != nil || k.m.HasWork() }
 
 // Submit implements Member.
@@ -114,6 +115,9 @@ func (k *kvMember) Submit(op Op, done func(Reply)) {
 		reply := Reply{Response: &r}
 		if req.Kind == server.RequestRead {
 			reply.ServedAt = k.m.Applied()
+			if k.m.Leader() == k.cfg.ID {
+				reply.LeaderTerm = r.RaftTerm
+			}
 		}
 		if isRefusal(r.Err) {
 			reply.Err = fmt.Errorf("%w: %w", ErrRefused, r.Err)

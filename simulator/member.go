@@ -53,8 +53,12 @@ type Member interface {
 	// Applied is the index the member's state machine reflects.
 	Applied() uint64
 	// HoldsLease reports whether the member leads with a lease it trusts
-	// (it would answer a read without a round of heartbeats).
+	// (it would answer a read without a round of heartbeats); Promising
+	// whether it is bound by its promise to a leader (it grants no vote).
 	HoldsLease() bool
+	Promising() bool
+	// ConfState is the configuration the member applied last.
+	ConfState() raft.ConfState
 }
 
 // Activity is what one call of Member.Process did.
@@ -117,8 +121,9 @@ type Reply struct {
 	// Last is the last element at a read.
 	Last uint64
 	// ServedAt is, for a read, the applied index of the state it was
-	// served from.
-	ServedAt uint64
+	// served from; LeaderTerm the term in which the member that served it
+	// led then (0 if it did not lead).
+	ServedAt, LeaderTerm uint64
 	// Response is a full member's answer.
 	Response *server.Response
 }

@@ -37,11 +37,6 @@ func (s *Simulation) spareSlots() int {
 	return spareMemberSlots
 }
 
-// confReporter is a member that knows its configuration.
-type confReporter interface {
-	ConfState() raft.ConfState
-}
-
 // leaderConf returns the index of the up leader of the highest term and
 // the configuration it applied.
 func (s *Simulation) leaderConf() (int, raft.ConfState, bool) {
@@ -55,11 +50,7 @@ func (s *Simulation) leaderConf() (int, raft.ConfState, bool) {
 	if lead < 0 {
 		return -1, raft.ConfState{}, false
 	}
-	cr, ok := s.members[lead].m.(confReporter)
-	if !ok {
-		return -1, raft.ConfState{}, false
-	}
-	return lead, cr.ConfState(), true
+	return lead, s.members[lead].m.ConfState(), true
 }
 
 // injectMembership starts one membership change; it reports whether it

@@ -86,25 +86,40 @@ func (s *Simulation) isolate(c FaultClass, i int, what string) {
 }
 
 // chase, when clients chase leaders, sends some of them to each member
-// that leads but can no longer reach a majority: their reads race the
-// election of its successor.
+// that leads but can no longer reach a majority, or that another has
+// succeeded: their next ten to twenty operations are reads (writes would
+// hang there), which race the election
+// of its successor (or follow it). It runs as links are cut and as leaders
+// are elected.
 func (s *Simulation) chase() {
-	if !s.p.Faults.Has(FaultChase) || len(s.clients) == 0 {
+	if !s.p.Faults.Has(FaultChase) || len(s.clients) == 0 || s.phase != phaseFaults {
 		return
 	}
 	rng := s.rngFaults[FaultChase]
 	for i, sm := range s.members {
-		if !sm.up || s.check.views[i].ss.State != raft.StateLeader || s.reachesMajority(i) {
+		if !sm.up || s.check.views[i].ss.State != raft.StateLeader || s.reachesMajority(i) && !s.superseded(i) {
 			continue
 		}
 		for c := range s.clients {
 			if rng.IntN(2) == 0 {
 				s.clients[c].target = i
+				s.clients[c].reads = 10 + rng.IntN(10)
 			}
 		}
 		s.faultTrace(FaultChase, uint64(i+1), fmt.Sprintf("clients follow member %d, a leader cut off", i+1))
 		s.stats.FaultsInjected[FaultChase]++
 	}
+}
+
+// superseded reports whether another member leads a later term than
+// member i's.
+func (s *Simulation) superseded(i int) bool {
+	for j, sm := range s.members {
+		if v := &s.check.views[j]; j != i && sm.up && v.ss.State == raft.StateLeader && v.hs.Term > s.check.views[i].hs.Term {
+			return true
+		}
+	}
+	return false
 }
 
 // reachesMajority reports whether member i can send to and hear from a

@@ -126,6 +126,8 @@ func (m *raftMember) Receive(msg raft.Message) { _ = m.node.Step(msg) }
 func (m *raftMember) Storage() raft.Storage    { return m.disk.current }
 func (m *raftMember) Applied() uint64          { return m.sm.applied }
 func (m *raftMember) HoldsLease() bool         { return m.node.HoldsLease() }
+func (m *raftMember) Promising() bool          { return m.node.Promising() }
+func (m *raftMember) ConfState() raft.ConfState { return m.confState }
 func (m *raftMember) HasWork() bool            { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
 
 // Submit implements Member.
@@ -299,7 +301,11 @@ func (m *raftMember) answerReads() {
 		id := binary.LittleEndian.Uint64(rs.RequestCtx)
 		if done := m.reads[id]; done != nil {
 			delete(m.reads, id)
-			done(Reply{Length: m.sm.length, Last: m.sm.last(), ServedAt: m.sm.applied})
+			reply := Reply{Length: m.sm.length, Last: m.sm.last(), ServedAt: m.sm.applied}
+			if hs, ss, _ := m.node.BasicStatus(); ss.State == raft.StateLeader {
+				reply.LeaderTerm = hs.Term
+			}
+			done(reply)
 		}
 		n++
 	}
