@@ -122,13 +122,13 @@ func (m *raftMember) Tick() {
 // maxCatchUpTicks bounds the ticks a resumed member catches up at once.
 const maxCatchUpTicks = 1000
 
-func (m *raftMember) Receive(msg raft.Message) { _ = m.node.Step(msg) }
-func (m *raftMember) Storage() raft.Storage    { return m.disk.current }
-func (m *raftMember) Applied() uint64          { return m.sm.applied }
-func (m *raftMember) HoldsLease() bool         { return m.node.HoldsLease() }
-func (m *raftMember) Promising() bool          { return m.node.Promising() }
+func (m *raftMember) Receive(msg raft.Message)  { _ = m.node.Step(msg) }
+func (m *raftMember) Storage() raft.Storage     { return m.disk.current }
+func (m *raftMember) Applied() uint64           { return m.sm.applied }
+func (m *raftMember) HoldsLease() bool          { return m.node.HoldsLease() }
+func (m *raftMember) Promising() bool           { return m.node.Promising() }
 func (m *raftMember) ConfState() raft.ConfState { return m.confState }
-func (m *raftMember) HasWork() bool            { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
+func (m *raftMember) HasWork() bool             { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
 
 // Submit implements Member.
 func (m *raftMember) Submit(op Op, done func(Reply)) {
