@@ -10,16 +10,13 @@ func stepFollower(r *raft, m Message) error {
 		m.To = r.lead
 		r.send(m)
 	case MsgApp:
-		r.electionElapsed = 0
-		r.lead = m.From
+		r.heardFromLeader(m.From)
 		r.handleAppendEntries(m)
 	case MsgHeartbeat:
-		r.electionElapsed = 0
-		r.lead = m.From
+		r.heardFromLeader(m.From)
 		r.handleHeartbeat(m)
 	case MsgSnap:
-		r.electionElapsed = 0
-		r.lead = m.From
+		r.heardFromLeader(m.From)
 		r.handleSnapshotChunk(m)
 	case MsgTransferLeader:
 		if r.lead == None {
@@ -80,6 +77,14 @@ func stepCandidate(r *raft, m Message) error {
 		// Ignored: we are already campaigning.
 	}
 	return nil
+}
+
+// heardFromLeader restarts the election clock and the promise (see
+// promising) on a message from leader lead.
+func (r *raft) heardFromLeader(lead uint64) {
+	r.electionElapsed = 0
+	r.lead = lead
+	r.leaderHeardAt = r.ticks
 }
 
 // handleAppendEntries is AppendEntries' receiver (Figure 2).

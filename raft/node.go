@@ -405,7 +405,7 @@ func (n *Node) HoldsLease() bool { return n.r.state == StateLeader && n.r.leaseV
 // leader less than an election timeout ago (CheckQuorum), or restarted
 // less than one ago (lease reads), and grants no vote meanwhile, except to
 // a leadership transfer.
-func (n *Node) Promising() bool { return n.r.inLease() || n.r.bootQuiet }
+func (n *Node) Promising() bool { return n.r.promising() }
 
 // BasicStatus returns the member's state without the per-member progress
 // (cheap enough to call on every step).

@@ -77,6 +77,12 @@ type raft struct {
 	// election timeout, honouring a lease it may have acknowledged before a
 	// crash (lease reads only).
 	bootQuiet bool
+	// leaderHeardAt is the tick count when this member last heard from a
+	// leader (an append, a heartbeat, a snapshot chunk), 0 if never. With
+	// CheckQuorum it grants no vote for an election timeout after — its
+	// promise to that leader, on which leases rest — whatever term it
+	// moves to meanwhile (see promising).
+	leaderHeardAt uint64
 
 	// incomingSnapshot assembles the chunks of a snapshot being received.
 	incomingSnapshot *incomingSnapshot
@@ -399,7 +405,7 @@ func (r *raft) tickElection() {
 	// A lone voter has nobody to wait for or compete with: a follower
 	// elects itself at its first tick instead of after a timeout, unless
 	// it promised a leader not to (a lease it acknowledged).
-	lone := r.trk.isLoneVoter(r.id) && r.state == StateFollower && !r.bootQuiet && !r.inLease()
+	lone := r.trk.isLoneVoter(r.id) && r.state == StateFollower && !r.promising()
 	if r.promotable() && (r.electionElapsed >= r.randomizedElectionTimeout || lone) {
 		r.electionElapsed = 0
 		r.hup(false)
@@ -498,7 +504,7 @@ func (r *raft) Step(m Message) error {
 // then be processed.
 func (r *raft) stepHigherTerm(m Message) bool {
 	if m.Type == MsgVote || m.Type == MsgPreVote {
-		if (r.inLease() || r.bootQuiet) && !m.Transfer {
+		if r.promising() && !m.Transfer {
 			return false
 		}
 	}
@@ -518,12 +524,23 @@ func (r *raft) stepHigherTerm(m Message) bool {
 	return true
 }
 
-// inLease reports whether this member heard from a leader less than an
-// election timeout ago, with CheckQuorum: it then grants no vote unless a
-// transfer asks for it (§4.2.3 of the thesis), which gives leaders their
-// lease (§6.4.1).
-func (r *raft) inLease() bool {
-	return r.cfg.CheckQuorum && r.lead != None && r.electionElapsed < r.cfg.ElectionTick
+// promising reports whether this member is bound by a promise to a leader
+// and grants no vote now, unless a transfer asks for it: with CheckQuorum
+// it heard from a leader less than an election timeout ago (§4.2.3 of the
+// thesis; a leader itself refuses to be deposed so), and with lease reads
+// it started less than an election timeout ago. Leases rest on it (§6.4.1).
+// The promise holds across a change of term: a response of a later term
+// (a candidate's late answer) makes a follower adopt that term and forget
+// its leader (Figure 2), but the leader may still be serving reads on the
+// lease it gave.
+func (r *raft) promising() bool {
+	if r.bootQuiet {
+		return true
+	}
+	if !r.cfg.CheckQuorum {
+		return false
+	}
+	return r.state == StateLeader || r.leaderHeardAt != 0 && r.ticks-r.leaderHeardAt < uint64(r.cfg.ElectionTick)
 }
 
 // stepLowerTerm answers a message from an older term.
@@ -553,8 +570,9 @@ func (r *raft) stepLowerTerm(m Message) {
 // up to date as ours (§5.4.1).
 func (r *raft) handleVoteRequest(m Message) {
 	canVote := r.Vote == m.From ||
-		// We have not voted this term and know no leader...
-		(r.Vote == None && r.lead == None) ||
+		// We have not voted this term, know no leader and are bound by no
+		// promise to one...
+		(r.Vote == None && r.lead == None && (!r.promising() || m.Transfer)) ||
 		// ...or this is a pre-vote for a later term.
 		(m.Type == MsgPreVote && m.Term > r.Term)
 	respType := MsgVoteResp

@@ -322,3 +322,31 @@ func checkLeaseUnderDrift(t *testing.T, electionTick int, drift float64, preVote
 // leaseTestDrift is the drift TestLeaseCoversClockDrift tests up to: the
 // bound the configuration states.
 const leaseTestDrift = DefaultMaxClockDrift
+
+// TestLeasePromiseSurvivesAHigherTermResponse: a follower that acknowledged
+// a leader's heartbeat promised it no vote for an election timeout, on
+// which the leader's lease rests (§6.4.1 of the thesis). A response of a
+// later term reaching it (a candidate's answer delayed in the network)
+// makes it adopt that term (Figure 2) and forget its leader, but must not
+// release it from its promise: the candidate could otherwise be elected
+// while the leader still serves reads on its lease.
+func TestLeasePromiseSurvivesAHigherTermResponse(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.CheckQuorum, cfg.ReadOnlyOption = true, ReadOnlyLeaseBased
+	})
+	c.elect(1)
+	c.nodes[1].Tick() // a heartbeat round, acknowledged by both
+	c.stabilize()
+	require.True(t, c.nodes[1].r.leaseValid())
+	c.partition([]uint64{1}, []uint64{2, 3})
+	// 3 campaigned long ago; 2's late answer carries a later term.
+	require.NoError(t, c.nodes[2].Step(Message{Type: MsgVoteResp, From: 3, To: 2, Term: 9, Reject: true}))
+	require.Equal(t, uint64(9), c.nodes[2].Status().Term, "a later term is adopted (Figure 2)")
+	require.NoError(t, c.nodes[2].Step(Message{Type: MsgVote, From: 3, To: 2, Term: 9, Index: 100, LogTerm: 9}))
+	c.processReady(2)
+	for _, m := range c.inflight {
+		if m.Type == MsgVoteResp && m.From == 2 {
+			require.True(t, m.Reject || !c.nodes[1].r.leaseValid(), "2 voted for 3 while 1 still holds the lease 2 promised it")
+		}
+	}
+}

@@ -81,9 +81,11 @@ type Config struct {
 	// result, from within Process. Tests and the simulator use it to
 	// learn what a write whose client gave up on it did.
 	OnApplied func(index uint64, cmd *kvstore.Command, res kvstore.Result)
-	// PlantedBug plants a known bug in raft (see raft.PlantedBug), for the
-	// simulator's mutation tests. Tests only.
-	PlantedBug raft.PlantedBug
+	// TuneRaft, if set, adjusts raft's configuration before the member
+	// starts. Tests only: the simulator runs members with raft options
+	// the server does not expose (no CheckQuorum, no PreVote) and with
+	// planted bugs (raft.PlantedBug).
+	TuneRaft func(*raft.Config)
 }
 
 // MemberInfo is what the cluster knows about a member (/v2/members).

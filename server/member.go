@@ -177,14 +177,18 @@ func New(cfg Config) (*Member, error) {
 		d.Close()
 		return nil, err
 	}
-	node, err := raft.NewNode(raft.Config{
+	rc := raft.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: cfg.HeartbeatTicks,
 		Storage: m.raftLog, Applied: m.applied, Rand: rand.New(rand.NewPCG(cfg.Rand.Uint64(), cfg.ID)),
 		MaxSizePerMsg: cfg.MaxSizePerMsg, MaxInflightMsgs: cfg.MaxInflightMsgs,
 		MaxUncommittedEntriesSize: cfg.MaxUncommittedBytes, MaxSnapshotChunkSize: cfg.MaxSnapshotChunkSize,
 		PreVote: true, CheckQuorum: true, ReadOnlyOption: readOption(cfg.LeaseReads),
-		StepDownOnRemoval: true, PlantedBug: cfg.PlantedBug,
-	})
+		StepDownOnRemoval: true,
+	}
+	if cfg.TuneRaft != nil {
+		cfg.TuneRaft(&rc)
+	}
+	node, err := raft.NewNode(rc)
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("server: start raft: %w", err)

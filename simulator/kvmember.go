@@ -62,7 +62,11 @@ func NewKVMember(cfg MemberConfig, d Disk) (Member, error) {
 		// The member gives up on a request a little after the client does.
 		RequestTimeoutTicks: int(3*time.Second/cfg.Tick) + 2*rc.ElectionTick,
 		OnApplied:           cfg.OnApplied,
-		PlantedBug:          rc.PlantedBug,
+		// Raft's options as the run drew them (the server's defaults are
+		// PreVote and CheckQuorum on), and its planted bug.
+		TuneRaft: func(c *raft.Config) {
+			c.PreVote, c.CheckQuorum, c.PlantedBug = rc.PreVote, rc.CheckQuorum, rc.PlantedBug
+		},
 	})
 	if err != nil {
 		return nil, err
