@@ -86,8 +86,10 @@ type Config struct {
 	StepDownOnRemoval bool
 
 	// PlantedBug plants a known deviation from the paper in this member,
-	// for mutation testing (see planted.go). Tests only.
+	// for mutation testing (see planted.go); Buggify turns on fault points
+	// within the rules (see buggify.go). Tests only.
 	PlantedBug PlantedBug
+	Buggify    Buggify
 }
 
 // DefaultMaxClockDrift is the drift Config.MaxClockDrift stands for when

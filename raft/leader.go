@@ -189,7 +189,7 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 	if len(ents) == 0 && !sendIfEmpty && !pr.canBumpCommit(r.log.committed) {
 		return false
 	}
-	if errTerm != nil || errEnts != nil {
+	if errTerm != nil || errEnts != nil || r.buggifySnapshot(pr) {
 		// The entries the member needs are compacted: send the snapshot.
 		return r.startSnapshot(to, pr)
 	}

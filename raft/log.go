@@ -164,7 +164,7 @@ func (l *raftLog) maybeAppend(index, logTerm, committed uint64, ents []Entry) (l
 	}
 	// Rule 5: commitIndex = min(leaderCommit, index of last new entry).
 	if l.bug == BugCommitPastLastNew {
-		lastNew = max(lastNew, l.lastIndex())
+		lastNew = committed
 	}
 	l.commitTo(min(committed, lastNew))
 	return lastNew, true

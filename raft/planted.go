@@ -32,9 +32,9 @@ const (
 	// BugVoteNotPersisted: the vote is left out of the hard state handed
 	// out to persist (Figure 2: votedFor is persistent state).
 	BugVoteNotPersisted
-	// BugCommitPastLastNew: a follower advances its commit index past the
-	// last entry the leader's append vouched for (Figure 2, AppendEntries
-	// rule 5: min(leaderCommit, index of last new entry)).
+	// BugCommitPastLastNew: a follower takes the leader's commit index as
+	// its own, past the last entry the leader's append vouched for (Figure
+	// 2, AppendEntries rule 5: min(leaderCommit, index of last new entry)).
 	BugCommitPastLastNew
 	// BugSnapshotOverNewerEntries: a follower installs a snapshot whose
 	// last entry it already holds, discarding the entries after it (§7:

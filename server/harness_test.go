@@ -110,7 +110,7 @@ func (c *testCluster) settle() {
 				continue
 			}
 			if m, ok := c.members[msg.To]; ok {
-				m.Receive(msg)
+				m.Receive(msg, c.now)
 			}
 		}
 		if !moved && len(msgs) == 0 {

@@ -287,11 +287,12 @@ func (m *Member) Tick(now time.Time) {
 // maxCatchUpTicks bounds the ticks catchUp gives raft at once.
 const maxCatchUpTicks = 1000
 
-// catchUp gives raft the ticks the member missed, by the shell's clock:
-// a member that stood still (a long GC pause, a stopped process, a
-// blocked event loop) must not resume with a clock that stood still too,
-// or a leader would trust a lease — and CheckQuorum a quorum — that ran
-// out meanwhile. Ticks late by less than one tick (clock drift, a busy
+// catchUp gives raft the ticks the member missed, by the shell's clock,
+// before any input: a member that stood still (a long GC pause, a stopped
+// process, a blocked event loop) must not resume with a clock that stood
+// still too, or a leader would trust a lease — and CheckQuorum a quorum —
+// that ran out meanwhile, and a follower would make promises on a clock
+// about to jump. Ticks late by less than one tick (clock drift, a busy
 // loop) are left alone.
 func (m *Member) catchUp(now time.Time) {
 	if m.now.IsZero() {
@@ -308,8 +309,13 @@ func (m *Member) catchUp(now time.Time) {
 	}
 }
 
-// Receive hands the member a message from a peer.
-func (m *Member) Receive(msg raft.Message) {
+// Receive hands the member a message from a peer; now is the shell's
+// clock. A member that stood still catches up the ticks it missed first: a
+// follower that resumed after a long pause must not promise its leader an
+// election timeout (acknowledging a heartbeat, on which leases rest) on a
+// clock that is about to jump forward.
+func (m *Member) Receive(msg raft.Message, now time.Time) {
+	m.catchUp(now)
 	// Errors are for messages raft ignores (a stray response); nothing to do.
 	_ = m.node.Step(msg)
 }

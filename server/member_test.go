@@ -302,3 +302,29 @@ func TestMemberCatchesUpTicksItMissed(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowerCatchesUpBeforeItPromises: a follower that stood still and
+// resumes with messages waiting must catch up the ticks it missed before
+// it takes them. Acknowledging a heartbeat promises the leader an election
+// timeout without a vote for anyone else, on which the leader's lease
+// rests; made on the clock from before the pause, the promise would run
+// out at the follower's next tick, when that clock jumps forward.
+func TestFollowerCatchesUpBeforeItPromises(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.LeaseReads = true })
+	lead := c.leader()
+	var follower uint64
+	for _, id := range c.ids {
+		if id != lead {
+			follower = id
+			break
+		}
+	}
+	// Five election timeouts later (ElectionTicks 10 × 100 ms), the
+	// follower resumes and takes a heartbeat first.
+	later := c.now.Add(5 * time.Second)
+	st := c.members[lead].RaftStatus()
+	c.members[follower].Receive(raft.Message{Type: raft.MsgHeartbeat, From: lead, To: follower,
+		Term: st.Term, Commit: st.Commit}, later)
+	c.members[follower].Tick(later.Add(100 * time.Millisecond))
+	assert.True(t, c.members[follower].Promising(), "the promise made on resuming ran out at the next tick")
+}

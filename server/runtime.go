@@ -262,7 +262,7 @@ func (rt *Runtime) loop() {
 	for {
 		select {
 		case msg := <-rt.inbox:
-			rt.member.Receive(msg)
+			rt.member.Receive(msg, rt.clock())
 		case c := <-rt.requests:
 			rt.member.Submit(c.req, c.done)
 		case f := <-rt.queries:
@@ -292,7 +292,7 @@ func (rt *Runtime) drain() {
 	for {
 		select {
 		case msg := <-rt.inbox:
-			rt.member.Receive(msg)
+			rt.member.Receive(msg, rt.clock())
 		case c := <-rt.requests:
 			rt.member.Submit(c.req, c.done)
 		default:

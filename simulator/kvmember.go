@@ -25,8 +25,10 @@ type kvMember struct {
 	cfg  MemberConfig
 	m    *server.Member
 	disk *FSDisk
-	// job is disk work handed out and not yet run.
-	job *server.PersistJob
+	// job is disk work handed out and not yet run; with SlowDisk it runs
+	// no earlier than jobAt.
+	job   *server.PersistJob
+	jobAt time.Time
 	// durable is the hard state as last written: what Activity reports
 	// (the checks must see only what a crash would keep).
 	durable raft.HardState
@@ -65,7 +67,7 @@ func NewKVMember(cfg MemberConfig, d Disk) (Member, error) {
 		// Raft's options as the run drew them (the server's defaults are
 		// PreVote and CheckQuorum on), and its planted bug.
 		TuneRaft: func(c *raft.Config) {
-			c.PreVote, c.CheckQuorum, c.PlantedBug = rc.PreVote, rc.CheckQuorum, rc.PlantedBug
+			c.PreVote, c.CheckQuorum, c.PlantedBug, c.Buggify = rc.PreVote, rc.CheckQuorum, rc.PlantedBug, rc.Buggify
 		},
 	})
 	if err != nil {
@@ -95,12 +97,15 @@ func snapshotEvery(n uint64) uint64 {
 }
 
 func (k *kvMember) Tick()                    { k.m.Tick(k.cfg.Now()) }
-func (k *kvMember) Receive(msg raft.Message) { k.m.Receive(msg) }
+func (k *kvMember) Receive(msg raft.Message) { k.m.Receive(msg, k.cfg.Now()) }
 func (k *kvMember) Storage() raft.Storage    { return k.m.Storage() }
 func (k *kvMember) Applied() uint64          { return k.m.Applied() }
 func (k *kvMember) HoldsLease() bool         { return k.m.HoldsLease() }
 func (k *kvMember) Promising() bool          { return k.m.Promising() }
-func (k *kvMember) HasWork() bool            { return k.job != nil || k.m.HasWork() }
+func (k *kvMember) HasWork() bool            { return k.jobDue() || k.m.HasWork() }
+
+// jobDue reports whether disk work waits and may run now.
+func (k *kvMember) jobDue() bool { return k.job != nil && !k.cfg.Now().Before(k.jobAt) }
 
 // Submit implements Member.
 func (k *kvMember) Submit(op Op, done func(Reply)) {
@@ -139,7 +144,7 @@ func isRefusal(err error) bool {
 
 // Process implements Member.
 func (k *kvMember) Process() Activity {
-	if k.job != nil {
+	if k.jobDue() {
 		job := k.job
 		k.job = nil
 		err := job.Run()
@@ -172,7 +177,12 @@ func (k *kvMember) Process() Activity {
 		act.Crashed = true
 		return act
 	}
-	k.job = out.Persist
+	if out.Persist != nil {
+		k.job, k.jobAt = out.Persist, k.cfg.Now()
+		if k.cfg.SlowDisk {
+			k.jobAt = k.jobAt.Add(time.Duration(k.cfg.Rand.Int64N(int64(2 * k.cfg.Tick))))
+		}
+	}
 	if len(out.Applied) > 0 || out.Snapshot.Index != 0 {
 		act.StateHash, act.AppliedIndex = k.m.StoreHash(), k.m.Applied()
 		if cs := k.m.ConfState(); !sameConf(cs, k.conf) {

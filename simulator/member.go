@@ -163,6 +163,9 @@ type MemberConfig struct {
 	Now func() time.Time
 	// Tick is the length of a tick.
 	Tick time.Duration
+	// SlowDisk makes a full member's disk slower than its CPU: a write
+	// waits up to two ticks while the member goes on working (Buggify).
+	SlowDisk bool
 	// OnApplied, for full members, is told of every command applied to
 	// the key space, with its result.
 	OnApplied func(index uint64, cmd *kvstore.Command, res kvstore.Result)

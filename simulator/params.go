@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/raftkv/raftkv/raft"
@@ -158,6 +159,14 @@ type Params struct {
 	// MaxDrift is the largest relative difference of a member's tick rate
 	// from the nominal one.
 	MaxDrift float64
+
+	// Fault points within the rules (FoundationDB's "buggify"), each on in
+	// half the runs with faults: raft's (raft.Buggify); a disk slower than
+	// the CPU (a full member goes on working, as the production runtime
+	// does, while its writes are under way); the last message a round of
+	// work sends lost now and then (a connection reset mid-batch).
+	Buggify            raft.Buggify
+	SlowDisk, DropLast bool
 }
 
 // drawParams draws the run's parameters from its seed.
@@ -217,6 +226,11 @@ func drawParams(cfg Config) Params {
 	}
 	// Lease reads in half the runs with CheckQuorum (a quarter before).
 	p.LeaseReads = p.LeaseReads || p.CheckQuorum && later.IntN(3) == 0
+	if later.IntN(2) == 0 && p.Faults != 0 {
+		p.Buggify |= raft.BuggifySnapshot
+	}
+	p.SlowDisk = later.IntN(2) == 0 && p.Faults != 0
+	p.DropLast = later.IntN(2) == 0 && p.Faults != 0
 	if p.LeaseReads {
 		// Lease reads are safe only while clocks drift within the bound
 		// raft's lease is computed for: run right up to it.
@@ -242,10 +256,24 @@ func durationIn(rng *rand.Rand, lo, hi time.Duration) time.Duration {
 
 // String is a one-line summary of the parameters.
 func (p Params) String() string {
+	var buggify []string
+	if p.Buggify&raft.BuggifySnapshot != 0 {
+		buggify = append(buggify, "snapshot")
+	}
+	if p.SlowDisk {
+		buggify = append(buggify, "slow-disk")
+	}
+	if p.DropLast {
+		buggify = append(buggify, "drop-last")
+	}
+	if len(buggify) == 0 {
+		buggify = []string{"none"}
+	}
 	return fmt.Sprintf("members=%d clients=%d op-interval=%v reads=%d%% election=%d heartbeat=%d prevote=%v checkquorum=%v lease=%v "+
-		"msg-size=%d inflight=%d chunk=%d snapshot-every=%d snapshot-bytes~%d delay=[%v,%v] faults=%s",
+		"msg-size=%d inflight=%d chunk=%d snapshot-every=%d snapshot-bytes~%d delay=[%v,%v] faults=%s buggify=%s",
 		p.Members, p.Clients, p.OpInterval, p.ReadPercent, p.ElectionTick, p.HeartbeatTick, p.PreVote, p.CheckQuorum, p.LeaseReads,
-		p.MaxSizePerMsg, p.MaxInflightMsgs, p.MaxSnapshotChunkSize, p.SnapshotEvery, 8*p.SnapshotTail, p.DelayMin, p.DelayMax, p.Faults)
+		p.MaxSizePerMsg, p.MaxInflightMsgs, p.MaxSnapshotChunkSize, p.SnapshotEvery, 8*p.SnapshotTail, p.DelayMin, p.DelayMax, p.Faults,
+		strings.Join(buggify, ","))
 }
 
 // The PRNG streams of a run: each concern draws from its own stream of the

@@ -104,25 +104,35 @@ func NewRaftMember(cfg MemberConfig, d Disk) (Member, error) {
 	return m, nil
 }
 
-// Tick implements Member. Like server.Member, it first gives raft the ticks
-// it missed by the clock (a pause): a leader that resumed with its clock
-// stood still would trust a lease that ran out meanwhile.
+// Tick implements Member.
 func (m *raftMember) Tick() {
-	now := m.cfg.Now()
-	if !m.lastTick.IsZero() {
-		missed := int(min(now.Sub(m.lastTick)/m.cfg.Tick, maxCatchUpTicks)) - 1
-		for range missed {
-			m.node.Tick()
-		}
-	}
-	m.lastTick = now
+	m.catchUp()
+	m.lastTick = m.cfg.Now()
 	m.node.Tick()
+}
+
+// catchUp, like server.Member's, gives raft the ticks it missed by the
+// clock (a pause) before any input: a leader that resumed with its clock
+// stood still would trust a lease that ran out meanwhile, and a follower
+// would make promises on a clock about to jump.
+func (m *raftMember) catchUp() {
+	now := m.cfg.Now()
+	if m.lastTick.IsZero() {
+		return
+	}
+	missed := int(min(now.Sub(m.lastTick)/m.cfg.Tick, maxCatchUpTicks)) - 1
+	for range missed {
+		m.node.Tick()
+	}
+	if missed > 0 {
+		m.lastTick = m.lastTick.Add(time.Duration(missed) * m.cfg.Tick)
+	}
 }
 
 // maxCatchUpTicks bounds the ticks a resumed member catches up at once.
 const maxCatchUpTicks = 1000
 
-func (m *raftMember) Receive(msg raft.Message)  { _ = m.node.Step(msg) }
+func (m *raftMember) Receive(msg raft.Message) { m.catchUp(); _ = m.node.Step(msg) }
 func (m *raftMember) Storage() raft.Storage     { return m.disk.current }
 func (m *raftMember) Applied() uint64           { return m.sm.applied }
 func (m *raftMember) HoldsLease() bool          { return m.node.HoldsLease() }
@@ -132,6 +142,7 @@ func (m *raftMember) HasWork() bool             { return m.ready != nil || len(m
 
 // Submit implements Member.
 func (m *raftMember) Submit(op Op, done func(Reply)) {
+	m.catchUp()
 	if op.Read {
 		m.reads[op.ID] = done
 		m.node.ReadIndex(binary.LittleEndian.AppendUint64(nil, op.ID))

@@ -295,7 +295,7 @@ func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
 	return MemberConfig{
 		ID: sm.id, Peers: peers, Joining: sm.idx >= s.p.Members, Rand: sm.rng, Bug: s.cfg.Bug,
 		Now: func() time.Time { return simEpoch.Add(s.now) }, Tick: s.p.Tick,
-		OnApplied:     s.kvObserveApply,
+		OnApplied:     s.kvObserveApply, SlowDisk: s.p.SlowDisk,
 		SnapshotEvery: s.p.SnapshotEvery, SnapshotKeep: s.p.SnapshotKeep, SnapshotTail: s.p.SnapshotTail,
 		Raft: raft.Config{
 			ElectionTick: s.p.ElectionTick, HeartbeatTick: s.p.HeartbeatTick,
@@ -303,7 +303,7 @@ func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
 			MaxSnapshotChunkSize: s.p.MaxSnapshotChunkSize,
 			PreVote:              s.p.PreVote, CheckQuorum: s.p.CheckQuorum,
 			ReadOnlyOption: map[bool]raft.ReadOnlyOption{false: raft.ReadOnlySafe, true: raft.ReadOnlyLeaseBased}[s.p.LeaseReads],
-			PlantedBug:     s.cfg.Bug.Raft(),
+			PlantedBug:     s.cfg.Bug.Raft(), Buggify: s.p.Buggify,
 		},
 	}
 }
@@ -439,6 +439,9 @@ func (s *Simulation) process(i int, incarnation uint64) {
 	s.sent = s.sent[:0]
 	for k := range act.Messages {
 		s.send(i, &act.Messages[k], s.now)
+	}
+	if n := len(s.sent); s.p.DropLast && n > 1 && s.phase == phaseFaults && s.nw.rng.IntN(8) == 0 {
+		s.nw.envs[s.sent[n-1]].dropped = true // buggify: the batch's last message is lost
 	}
 	if act.SoftState.State == raft.StateLeader {
 		s.maybeStrand(i, s.sent)
