@@ -132,7 +132,7 @@ func (m *raftMember) catchUp() {
 // maxCatchUpTicks bounds the ticks a resumed member catches up at once.
 const maxCatchUpTicks = 1000
 
-func (m *raftMember) Receive(msg raft.Message) { m.catchUp(); _ = m.node.Step(msg) }
+func (m *raftMember) Receive(msg raft.Message)  { m.catchUp(); _ = m.node.Step(msg) }
 func (m *raftMember) Storage() raft.Storage     { return m.disk.current }
 func (m *raftMember) Applied() uint64           { return m.sm.applied }
 func (m *raftMember) HoldsLease() bool          { return m.node.HoldsLease() }
