@@ -8,11 +8,11 @@ package raft
 type Buggify uint8
 
 const (
-	// BuggifySnapshot makes a leader that probes a follower send it its
-	// latest snapshot instead of entries, now and then, when the snapshot
-	// lies beyond what the follower is known to hold: the path of a slow
-	// follower, taken by followers that may hold the snapshot's entries and
-	// more (§7: they keep what follows).
+	// BuggifySnapshot makes a leader send a follower its latest snapshot
+	// instead of entries, now and then, when the snapshot lies beyond what
+	// the follower is known to hold: the path of a slow follower, taken by
+	// followers that may hold the snapshot's entries and more (appends in
+	// flight, acknowledgements lost; §7: they keep what follows).
 	BuggifySnapshot Buggify = 1 << iota
 )
 
@@ -21,10 +21,10 @@ func (r *raft) buggify(b Buggify) bool {
 	return r.cfg.Buggify&b != 0 && r.rand.IntN(4) == 0
 }
 
-// buggifySnapshot reports whether to send the latest snapshot to a
-// follower in probe state pr instead of entries (BuggifySnapshot).
+// buggifySnapshot reports whether to send the latest snapshot to the
+// follower of progress pr instead of entries (BuggifySnapshot).
 func (r *raft) buggifySnapshot(pr *Progress) bool {
-	if pr.State != StateProbe || !r.buggify(BuggifySnapshot) {
+	if !r.buggify(BuggifySnapshot) {
 		return false
 	}
 	snap, err := r.log.snapshot()

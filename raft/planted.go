@@ -36,9 +36,11 @@ const (
 	// its own, past the last entry the leader's append vouched for (Figure
 	// 2, AppendEntries rule 5: min(leaderCommit, index of last new entry)).
 	BugCommitPastLastNew
-	// BugSnapshotOverNewerEntries: a follower installs a snapshot whose
-	// last entry it already holds, discarding the entries after it (§7:
-	// "retain log entries following it").
+	// BugSnapshotOverNewerEntries: a follower installs a snapshot without
+	// looking at what its log already holds — entries after the snapshot,
+	// or a commit index beyond it — and discards them (§7: "if existing
+	// log entry has same index and term as snapshot's last included entry,
+	// retain log entries following it").
 	BugSnapshotOverNewerEntries
 	// BugLeaseNoMargin: a lease lasts a whole election timeout, with no
 	// margin for clock drift or tick granularity (§6.4.1 of the thesis).

@@ -140,7 +140,7 @@ func (r *raft) handleSnapshotChunk(m Message) {
 		r.send(Message{To: m.From, Type: MsgSnapResp, Reject: reject,
 			Snapshot: &SnapshotChunk{Metadata: c.Metadata, Offset: offset, Total: c.Total}})
 	}
-	if c.Metadata.Index <= r.log.committed {
+	if c.Metadata.Index <= r.log.committed && !r.planted(BugSnapshotOverNewerEntries) {
 		// We already have everything it holds.
 		r.incomingSnapshot = nil
 		ack(c.Total, false)
@@ -190,7 +190,7 @@ func (r *raft) handleSnapshotChunk(m Message) {
 // restore replaces the log and configuration with snapshot s. It returns
 // false if s brings nothing new.
 func (r *raft) restore(s Snapshot) bool {
-	if s.Metadata.Index <= r.log.committed {
+	if s.Metadata.Index <= r.log.committed && !r.planted(BugSnapshotOverNewerEntries) {
 		return false
 	}
 	if r.state != StateFollower {

@@ -28,6 +28,7 @@ const (
 	// rests on, rather than a bad outcome that needs a rare schedule to
 	// show (a deviation from the paper is caught when it first acts).
 	InvCommitOwnTerm  = "commit-own-term"     // a leader moves its commit index only to an entry of its own term (§5.4.2, Figure 8)
+	InvCommitQuorum   = "commit-quorum"       // a leader commits only what a majority of voters acknowledged to it (§5.3)
 	InvVoteUpToDate   = "vote-up-to-date"     // a vote goes only to a candidate whose log is at least as up to date (§5.4.1)
 	InvVoteDurable    = "vote-durable"        // a vote is durable before it is granted (Figure 2)
 	InvTermDurable    = "leader-term-durable" // a leader sends nothing of its term before the term is durable
@@ -74,6 +75,9 @@ type checker struct {
 	// voteRequests maps (voter, candidate, term, type) to what the vote
 	// requests so keyed say, over all their deliveries (see voteRequest).
 	voteRequests map[[4]uint64]voteRequest
+	// acks maps (leader, member) to the highest index the member
+	// acknowledged to the leader, and in which term.
+	acks map[[2]uint64]termIndex
 	// fail is called with the first violation.
 	fail func(invariant, detail string)
 	// rules turns on the rule checks (InvCommitOwnTerm and after).
@@ -111,6 +115,9 @@ type memberView struct {
 	// ackTerm and ackIndex are the term of the member's last successful
 	// append acknowledgement and the highest index it acknowledged in it.
 	ackTerm, ackIndex uint64
+	// conf is the configuration the member had applied at the end of its
+	// last round of work.
+	conf raft.ConfState
 }
 
 // voteRequest sums up the deliveries of vote requests with one key: the
@@ -135,7 +142,7 @@ func newChecker(n, founders int, fail func(invariant, detail string)) *checker {
 	c := &checker{
 		bootstrap: uint64(founders), views: make([]memberView, n),
 		committed: []uint64{0}, commitTerms: []uint64{0}, applied: []uint64{0}, appliedOps: []uint64{0},
-		votes: map[[2]uint64]uint64{}, voteRequests: map[[4]uint64]voteRequest{}, fail: fail,
+		votes: map[[2]uint64]uint64{}, voteRequests: map[[4]uint64]voteRequest{}, acks: map[[2]uint64]termIndex{}, fail: fail,
 	}
 	for i := range c.views {
 		c.views[i] = memberView{id: uint64(i + 1), chain: []uint64{0}, terms: []uint64{0}}
@@ -151,6 +158,8 @@ func (c *checker) failf(invariant, format string, args ...any) {
 }
 
 type termChain struct{ term, chain uint64 }
+
+type termIndex struct{ term, index uint64 }
 
 // chainOf returns the chain hash of the entry (index, term) as first
 // written anywhere.
@@ -222,6 +231,14 @@ func (c *checker) observe(idx int, act *Activity) {
 		if c.rules && act.Snapshot.Index < v.ackIndex && act.HardState.Term == v.ackTerm {
 			c.failf(InvAckedKept, "member %d acknowledged entries up to %d in term %d, then installed snapshot %d over them",
 				v.id, v.ackIndex, v.ackTerm, act.Snapshot.Index)
+			return
+		}
+		// §7: a member that holds the snapshot's last entry keeps what
+		// follows it; and no member may discard a committed entry it holds
+		// (every later leader holds it too, so it never conflicts).
+		if top := min(v.last, uint64(len(c.committed))-1); top > act.Snapshot.Index && top >= v.known &&
+			c.committed[top] != 0 && v.chain[top] == c.committed[top] {
+			c.failf(InvCommittedDurable, "member %d installed snapshot %d over committed entries up to %d that it held", v.id, act.Snapshot.Index, top)
 			return
 		}
 		h, ok := c.chainOf(act.Snapshot.Index, act.Snapshot.Term)
@@ -458,6 +475,17 @@ func (c *checker) observeApply(v *memberView, e *raft.Entry) {
 	}
 }
 
+// observeDelivery records what the rules need of a message delivered to
+// member idx.
+func (c *checker) observeDelivery(idx int, m *raft.Message) {
+	switch m.Type {
+	case raft.MsgVote, raft.MsgPreVote:
+		c.observeVoteRequest(idx, m)
+	case raft.MsgAppResp:
+		c.observeAck(idx, m)
+	}
+}
+
 // observeVoteRequest records a vote request (or pre-vote) delivered to
 // member idx, with its log as written (which the log it decides on is at
 // least as up to date as: appends only make a log more up to date, and a
@@ -501,6 +529,49 @@ func (c *checker) observeVote(idx int, m *raft.Message) {
 		return
 	}
 	c.votes[key] = m.To
+}
+
+// observeAck records an append acknowledgement delivered to member idx.
+func (c *checker) observeAck(idx int, m *raft.Message) {
+	if m.Reject || m.Index == 0 {
+		return
+	}
+	key := [2]uint64{c.views[idx].id, m.From}
+	if ack := c.acks[key]; m.Term > ack.term || m.Term == ack.term && m.Index > ack.index {
+		c.acks[key] = termIndex{m.Term, m.Index}
+	}
+}
+
+// checkCommitQuorum checks that leader idx, whose commit index moved to
+// commit in term during a round of work, had that entry acknowledged by a
+// majority of each half of its configuration, itself counted if it wrote
+// it (§5.3). The configuration is the one it had before the round or the
+// one after (it may have applied a change in the same round, before or
+// after its commit index moved).
+func (c *checker) checkCommitQuorum(idx int, term, commit uint64, before, after raft.ConfState) {
+	v := &c.views[idx]
+	if c.quorumAcked(v, term, commit, before) || c.quorumAcked(v, term, commit, after) {
+		return
+	}
+	c.failf(InvCommitQuorum, "member %d, leader of term %d, committed %d, which no majority of voters %v (before) or %v (after) acknowledged",
+		v.id, term, commit, before.Voters, after.Voters)
+}
+
+// quorumAcked reports whether a majority of each half of cs acknowledged
+// entry commit to leader v in term.
+func (c *checker) quorumAcked(v *memberView, term, commit uint64, cs raft.ConfState) bool {
+	for _, voters := range [][]uint64{cs.Voters, cs.VotersOutgoing} {
+		acked := 0
+		for _, id := range voters {
+			if ack := c.acks[[2]uint64{v.id, id}]; id == v.id && v.last >= commit || ack.term == term && ack.index >= commit {
+				acked++
+			}
+		}
+		if len(voters) > 0 && acked < len(voters)/2+1 {
+			return false
+		}
+	}
+	return true
 }
 
 // observeSend checks a message member idx is about to send, other than a
@@ -569,7 +640,7 @@ func (c *checker) restarted(idx int, s raft.Storage, applied uint64) {
 	}
 	nv.hs = raft.HardState{Term: max(hs.Term, nv.terms[nv.last]), Vote: hs.Vote, Commit: hs.Commit}
 	nv.commit = hs.Commit
-	nv.ackTerm, nv.ackIndex = old.ackTerm, old.ackIndex
+	nv.ackTerm, nv.ackIndex, nv.conf = old.ackTerm, old.ackIndex, old.conf
 	nv.syncedTerm = nv.hs.Term
 	nv.applied = max(applied, snap.Metadata.Index)
 	if nv.hs.Term < old.syncedTerm {

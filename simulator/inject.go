@@ -146,6 +146,15 @@ func (s *Simulation) inject(c FaultClass) bool {
 				side[i] = rng.IntN(2) == 0
 			}
 			side[1+rng.IntN(n-1)] = !side[0] // neither side is empty
+			if lead, cs, ok := s.leaderConf(); ok && len(cs.Learners) > 0 && rng.IntN(2) == 0 {
+				// The leader and its learners on one side, the other
+				// voters on the other (a data centre of read replicas).
+				clear(side)
+				side[lead] = true
+				for _, id := range cs.Learners {
+					side[id-1] = true
+				}
+			}
 			s.nw.cutBetween(side)
 			what = fmt.Sprintf("partition %v", side)
 		case FaultIsolate:
@@ -331,9 +340,7 @@ func (s *Simulation) resume(i int) {
 	sm.backlog, sm.submissions = nil, nil
 	for _, slot := range backlog {
 		env := &s.nw.envs[slot]
-		if env.msg.Type == raft.MsgVote || env.msg.Type == raft.MsgPreVote {
-			s.check.observeVoteRequest(i, &env.msg)
-		}
+		s.check.observeDelivery(i, &env.msg)
 		sm.m.Receive(env.msg)
 		s.stats.Delivered++
 		s.nw.release(slot)

@@ -29,10 +29,14 @@ import (
 // add over its founders.
 const spareMemberSlots = 2
 
-// spareSlots returns the run's dormant member slots.
+// spareSlots returns the run's dormant member slots (one more when
+// learners are to pile up).
 func (s *Simulation) spareSlots() int {
 	if s.cfg.Kind != KindKV || !s.p.Faults.Has(FaultMembership) {
 		return 0
+	}
+	if s.p.LearnerHeavy {
+		return spareMemberSlots + 1
 	}
 	return spareMemberSlots
 }
@@ -69,7 +73,7 @@ func (s *Simulation) injectMembership() bool {
 	}
 	victim := s.removalVictim(cs)
 	switch r := rng.IntN(10); {
-	case r < 4 && len(dormant) > 0:
+	case (r < 4 || s.p.LearnerHeavy && r < 7) && len(dormant) > 0:
 		s.addMember(lead, dormant[rng.IntN(len(dormant))])
 	case r < 7 && victim != 0:
 		s.removeMember(lead, victim, false)
@@ -154,10 +158,10 @@ func (s *Simulation) addMember(lead, i int) {
 		ID: sm.id, Name: fmt.Sprintf("m%d", sm.id), PeerURLs: []string{fmt.Sprintf("sim://%d", sm.id)},
 	}}
 	what := fmt.Sprintf("add member %d as a learner", sm.id)
-	switch rng.IntN(6) {
-	case 0:
+	switch r := rng.IntN(6); {
+	case r == 0:
 		ch.Voter, what = true, fmt.Sprintf("add member %d as a voter", sm.id)
-	case 1:
+	case r == 1 || s.p.LearnerHeavy && r < 5:
 		ch.NoPromote, what = true, fmt.Sprintf("add member %d as a learner, not promoted", sm.id)
 	}
 	s.changeMembership(lead, ch, what, func() {

@@ -167,6 +167,10 @@ type Params struct {
 	// work sends lost now and then (a connection reset mid-batch).
 	Buggify            raft.Buggify
 	SlowDisk, DropLast bool
+	// LearnerHeavy makes membership changes add learners that stay
+	// learners, mostly (read replicas): configurations where learners
+	// outnumber the voters a leader can reach.
+	LearnerHeavy bool
 }
 
 // drawParams draws the run's parameters from its seed.
@@ -231,6 +235,7 @@ func drawParams(cfg Config) Params {
 	}
 	p.SlowDisk = later.IntN(2) == 0 && p.Faults != 0
 	p.DropLast = later.IntN(2) == 0 && p.Faults != 0
+	p.LearnerHeavy = later.IntN(2) == 0
 	if p.LeaseReads {
 		// Lease reads are safe only while clocks drift within the bound
 		// raft's lease is computed for: run right up to it.

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,6 +52,32 @@ func TestPlantedBugIsFound(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+var flagCatchFirst = flag.Uint64("catch-first", 1, "first seed of TestPlantedBugs' campaigns")
+
+// catchLimit is how many seeds of the default campaign may pass before a
+// planted bug must have been caught.
+const catchLimit = 200
+
+// TestPlantedBugs is the mutation score: for every bug of the catalogue
+// (PlantedBugs: raft's one-line deviations from the paper, and the
+// simulator's own), the default campaign — full members, every fault class
+// allowed, swarm — runs from seed -catch-first until a seed fails, and
+// must catch it within catchLimit seeds. The table it logs is the one in
+// benchmarks/RESULTS.md (go test ./simulator -run TestPlantedBugs -v).
+func TestPlantedBugs(t *testing.T) {
+	var catches []Catch
+	for _, bug := range PlantedBugs() {
+		c := CatchBug(Config{}, bug, *flagCatchFirst, catchLimit, 0)
+		catches = append(catches, c)
+		if !c.Caught {
+			t.Errorf("planted bug %s: not caught in %d seeds from %d", bug, catchLimit, *flagCatchFirst)
+		}
+	}
+	var table strings.Builder
+	WriteCatchTable(&table, catches)
+	t.Log("\n" + table.String())
+}
 
 // firstFailure runs base with seeds 1, 2, ... up to last and returns the
 // configuration and result of the first run that fails.

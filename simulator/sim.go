@@ -473,7 +473,14 @@ func (s *Simulation) observe(i int, act *Activity) {
 	v := &s.check.views[i]
 	prevSS, prevHS := v.ss, v.hs
 	prevCommit := uint64(len(s.check.committed)) - 1
+	prevLeaderCommit := v.commit
 	s.check.observe(i, act)
+	conf := s.members[i].m.ConfState()
+	if s.check.rules && s.failure == nil && act.SoftState.State == raft.StateLeader && act.Commit > prevLeaderCommit {
+		// After the round's writes are seen: the leader's own count.
+		s.check.checkCommitQuorum(i, act.HardState.Term, act.Commit, v.conf, conf)
+	}
+	v.conf = conf
 	if act.Conf != nil && act.SoftState.State == raft.StateLeader {
 		s.logf("member %d (leader) applies configuration voters=%v learners=%v outgoing=%v", v.id, act.Conf.Voters, act.Conf.Learners, act.Conf.VotersOutgoing)
 	}
@@ -624,9 +631,7 @@ func (s *Simulation) deliver(slot int32) {
 	s.emit()
 	s.stats.Delivered++
 	toIdx := env.to
-	if m.Type == raft.MsgVote || m.Type == raft.MsgPreVote {
-		s.check.observeVoteRequest(toIdx, m)
-	}
+	s.check.observeDelivery(toIdx, m)
 	to.m.Receive(*m)
 	s.nw.release(slot)
 	s.scheduleProcess(toIdx)
