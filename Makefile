@@ -13,9 +13,13 @@ demo:
 	$(GO) run ./cmd/raftkv sim --seed 1 --members 3 --duration 10s --verbose
 
 ## test: vet, then every test with a bounded simulation campaign (CI runs this)
+## The campaigns run on a fresh range of seeds each time (SIM_FIRST=N replays one).
+SIM_FIRST ?= $(shell echo $$(( $$(date +%s%N | cut -c8-16) + 100000000 )))
+SIM_FIRST := $(SIM_FIRST)
 test:
+	@echo "simulation campaigns start at seed $(SIM_FIRST) (replay: SIM_FIRST=$(SIM_FIRST) make test)"
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	RAFTKV_SIM_FIRST=$(SIM_FIRST) $(GO) test -count=1 -timeout 20m $(PKGS)
 
 ## bench: every benchmark once, with allocations
 bench:

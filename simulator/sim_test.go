@@ -3,6 +3,7 @@ package simulator
 import (
 	"flag"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +13,8 @@ import (
 
 var (
 	flagSeed       = flag.Uint64("seed", 0, "replay this seed only (0: run the campaign)")
-	flagSeeds      = flag.Int("seeds", 200, "number of seeds in the campaign")
-	flagFirst      = flag.Uint64("first", 1, "first seed of the campaign")
+	flagSeeds      = flag.Int("seeds", 300, "number of seeds in the campaign")
+	flagFirst      = flag.Uint64("first", 0, "first seed of the campaign (0: $RAFTKV_SIM_FIRST, which make test draws afresh each run, or 1)")
 	flagDuration   = flag.Duration("duration", 0, "virtual time of the fault phase (default 10s)")
 	flagMembers    = flag.Int("members", 0, "cluster size (0: drawn per seed)")
 	flagClients    = flag.Int("clients", 0, "number of clients (0: drawn per seed)")
@@ -86,12 +87,29 @@ func TestSimulationRaftAlone(t *testing.T) {
 	runCampaign(t, cfg)
 }
 
+// firstSeed is the campaign's first seed: -first, or $RAFTKV_SIM_FIRST (make
+// test draws a fresh one each run, so that CI does not run the same seeds
+// for ever), or 1.
+func firstSeed(t *testing.T) uint64 {
+	if *flagFirst != 0 {
+		return *flagFirst
+	}
+	if env := os.Getenv("RAFTKV_SIM_FIRST"); env != "" {
+		first, err := strconv.ParseUint(env, 10, 64)
+		require.NoError(t, err, "RAFTKV_SIM_FIRST")
+		return first
+	}
+	return 1
+}
+
 func runCampaign(t *testing.T, cfg Config) {
 	skip := knownFailures
 	if *flagKnown {
 		skip = nil
 	}
-	res := Campaign(CampaignConfig{Base: cfg, First: *flagFirst, Seeds: *flagSeeds, Skip: skip})
+	first := firstSeed(t)
+	t.Logf("seeds %d to %d", first, first+uint64(*flagSeeds)-1)
+	res := Campaign(CampaignConfig{Base: cfg, First: first, Seeds: *flagSeeds, Skip: skip})
 	var summary strings.Builder
 	res.WriteSummary(&summary)
 	t.Log("\n" + summary.String())
