@@ -29,8 +29,12 @@
 //	§5.4.1 election restriction log.go: isUpToDate
 //	§5.4.2 / Figure 8           log.go: maybeCommit; raft.go: becomeLeader (no-op)
 //	§6 membership changes       confchange.go, tracker.go, quorum.go
+//	thesis §4.2.2 removal       raft.go: removed, handOver (a removed member
+//	                            still campaigns, without its own vote)
 //	§7 log compaction           snapshot.go, storage.go
 //	§8 client interaction       read_only.go (ReadIndex, §6.4 of the thesis)
+//	thesis §6.4.1 leases        config.go: leaseTicks (the bound, with clock
+//	                            drift); raft.go: promising
 //	thesis §3.10 transfer       leader.go: handleTransferLeader
 //	thesis §6.2 CheckQuorum     raft.go: quorumActive
 //	thesis §9.6 PreVote         raft.go: becomePreCandidate, stepHigherTerm
@@ -38,7 +42,18 @@
 //
 // The stories in testdata/*.txt run these rules step by step; paper_test.go
 // checks each rule of Figure 2 on its own; property_test.go checks the
-// safety properties of Figure 3 under random schedules.
+// safety properties of Figure 3 under random schedules; regression_test.go
+// holds a test for every bug found after the fact, each of which failed
+// before its fix.
+//
+// # Testing the tests
+//
+// planted.go is a catalogue of one-line deviations from the paper (no
+// Figure 8 check, a vote not persisted, a lease without margin, ...) that
+// a test can plant in a member (Config.PlantedBug): the simulator must
+// catch every one within a bounded campaign (simulator.TestPlantedBugs).
+// buggify.go has fault points that stay within the rules but reach paths
+// that runs rarely take by chance (Config.Buggify).
 //
 // # What is ours
 //

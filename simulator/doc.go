@@ -44,7 +44,23 @@
 // (membership.go): members added (as learners or voters), removed (the
 // leader too), replaced and promoted through the member's request API,
 // with spare member slots that start once added and removed members that
-// stop once a new leader took over.
+// stop once a new leader took over (and has taken over: a removed member
+// that crashed during its hand-over is restarted, not stopped).
+//
+// # Faults aimed at Raft's dangerous histories
+//
+// Besides faults drawn blind, some are aimed (nemesis.go): a leader is cut
+// off just after it sent new entries, of which only some reach their
+// follower (strand); a leader is cut off or crashed as soon as it is
+// elected (churn), which with strand builds the partially replicated logs
+// of the paper's Figure 8; clients follow a leader that is cut off or
+// superseded with reads (chase), so that reads race the change of
+// leadership. Clock drift goes to the bound (with lease reads on, the bound
+// raft's lease is computed for), where a slow leader and fast followers
+// overlap the most. Learner-heavy runs pile learners up and partition them
+// with the leader. And fault points within the rules ("buggify", drawn per
+// seed): raft sends snapshots where entries would do (raft.Buggify), a
+// member's disk is slower than its CPU, the last message of a batch is lost.
 //
 // # Checks
 //
@@ -60,7 +76,29 @@
 // applied (the simulator sees every apply): the answer the key space gave,
 // or no effect at all; only deletes, which carry no value of their own,
 // stay unknown. That keeps porcupine's search small however many requests
-// time out. A failure
-// reports the seed, the event number, the invariant, and the command that
-// replays it; [Shrink] looks for a smaller configuration that still fails.
+// time out.
+//
+// Those properties show a bug only once a rare schedule turns it into a
+// bad outcome. The rule checks (checker.go, InvCommitOwnTerm and after)
+// catch a deviation from the paper when it first acts, from what members
+// send, write and answer: a leader's commit index moves only to an entry of
+// its term (Figure 8) and only to what a majority of voters acknowledged; a
+// vote goes only to an up-to-date candidate and is durable first; a leader
+// sends nothing of a term that is not durable; a member keeps what it
+// acknowledged, and never discards a committed entry it holds; a read
+// reflects everything committed before it was issued, and no superseded
+// leader answers one; a leader trusts its lease only while a quorum is
+// bound by its promise. Each is sound: a correct member never breaks it.
+//
+// A failure reports the seed, the event number, the invariant, and the
+// command that replays it; [Shrink] looks for a smaller configuration that
+// still fails.
+//
+// # Measuring the campaign: planted bugs
+//
+// [PlantedBugs] is a catalogue of known bugs (raft.PlantedBug's one-line
+// deviations from the paper, and two of the simulator's own), and
+// [CatchBug] runs the default campaign against one until a seed fails.
+// TestPlantedBugs requires every one to be caught within 200 seeds; the
+// table is in benchmarks/RESULTS.md. `raftkv sim --bug NAME` plants one.
 package simulator

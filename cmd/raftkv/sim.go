@@ -41,6 +41,7 @@ Examples:
   raftkv sim --seed 1 --seeds 1000                  # a campaign of seeds 1..1000
   raftkv sim --seed 42 --trace run.jsonl            # every event as JSON lines
   raftkv sim --seed 7 --bug forget-vote --shrink    # find, replay and shrink a planted bug
+  raftkv sim --bug all --seed 1 --seeds 200         # how many seeds each planted bug survives
   raftkv sim --seed 1 --seeds 1000 --kind log       # raft alone, without the key space and WAL`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSim(cmd.OutOrStdout(), cmd.ErrOrStderr(), f) },
@@ -60,15 +61,28 @@ Examples:
 	fl.BoolVar(&f.shrink, "shrink", false, "on a failure, look for a smaller configuration that still fails")
 	fl.BoolVar(&f.verbose, "verbose", false, "tell the story of the run: leader changes, commits, faults")
 	fl.BoolVar(&f.determi, "check-determinism", false, "run each seed twice and compare the traces event by event")
-	fl.StringVar(&f.bug, "bug", "none", "plant a bug in every member, to see the simulator find it (forget-vote, stale-read)")
+	fl.StringVar(&f.bug, "bug", "none", "plant a bug in every member, to see the simulator find it: "+plantedBugNames()+
+		"; all runs the campaign against each in turn and prints how many seeds each took")
 	fl.StringVar(&f.kind, "kind", "kv", "members: kv (full members: key space, WAL on a faulty disk) or log (raft alone, with a log-appending state machine)")
 	rootCmd.AddCommand(cmd)
+}
+
+// plantedBugNames lists the catalogue for --bug's help.
+func plantedBugNames() string {
+	var names []string
+	for _, b := range simulator.PlantedBugs() {
+		names = append(names, b.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 func (f simFlags) config() (simulator.Config, error) {
 	faults, err := simulator.ParseFaults(f.faults)
 	if err != nil {
 		return simulator.Config{}, err
+	}
+	if f.bug == "all" {
+		f.bug = "none" // runCatchTable plants each in turn
 	}
 	bug, err := simulator.ParseBug(f.bug)
 	if err != nil {
@@ -88,6 +102,9 @@ func runSim(stdout, stderr io.Writer, f simFlags) error {
 	cfg, err := f.config()
 	if err != nil {
 		return err
+	}
+	if f.bug == "all" {
+		return runCatchTable(stdout, stderr, cfg, f)
 	}
 	if f.seeds > 0 {
 		if f.trace != "" {
@@ -122,6 +139,31 @@ func runSim(stdout, stderr io.Writer, f simFlags) error {
 		shrinkAndReport(stdout, cfg, res)
 	}
 	return &exitError{code: 1, msg: fmt.Sprintf("seed %d failed (%s: %s)", res.Seed, res.Failure.Kind, res.Failure.Invariant)}
+}
+
+// runCatchTable runs the campaign of cfg against every planted bug, from
+// --seed for up to --seeds seeds (200 if unset), and prints how many seeds
+// each took to catch; it fails if one was not caught.
+func runCatchTable(stdout, stderr io.Writer, cfg simulator.Config, f simFlags) error {
+	limit := f.seeds
+	if limit == 0 {
+		limit = 200
+	}
+	var catches []simulator.Catch
+	missed := 0
+	for _, bug := range simulator.PlantedBugs() {
+		fmt.Fprintf(stderr, "planting %s ...\n", bug)
+		c := simulator.CatchBug(cfg, bug, f.seed, limit, f.workers)
+		if !c.Caught {
+			missed++
+		}
+		catches = append(catches, c)
+	}
+	simulator.WriteCatchTable(stdout, catches)
+	if missed > 0 {
+		return &exitError{code: 1, msg: fmt.Sprintf("%d planted bugs not caught in %d seeds from %d", missed, limit, f.seed)}
+	}
+	return nil
 }
 
 func runCampaign(stdout, stderr io.Writer, cfg simulator.Config, f simFlags) error {

@@ -71,3 +71,25 @@ func TestSimBadFlags(t *testing.T) {
 		t.Fatal("an unknown fault class was accepted")
 	}
 }
+
+func TestSimPlantedBugTable(t *testing.T) {
+	var out, errOut bytes.Buffer
+	f := simFlags{seed: 1, seeds: 200, duration: 10 * time.Second, faults: "all", bug: "all"}
+	if err := runSim(&out, &errOut, f); err != nil {
+		t.Fatalf("runSim: %v\n%s", err, out.String())
+	}
+	for _, bug := range simulator.PlantedBugs() {
+		if !strings.Contains(out.String(), bug.String()+" ") {
+			t.Errorf("the table lacks planted bug %s:\n%s", bug, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "seeds to catch") || strings.Contains(out.String(), "not in 200") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	// A catalogue that cannot catch is a failure the user sees.
+	f = simFlags{seed: 1, seeds: 1, duration: time.Second, faults: "none", bug: "all"}
+	var exit *exitError
+	if err := runSim(&out, &errOut, f); !errors.As(err, &exit) || exit.code != 1 {
+		t.Fatalf("want exit code 1 when bugs go uncaught, got %v", err)
+	}
+}
