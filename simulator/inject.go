@@ -19,10 +19,11 @@ const (
 	actInject faultAction = iota
 	actHeal
 	actRestart
-	actCrashNow // the fallback of a torn-write crash whose write never came
-	actJoin     // an added member starts
-	actShutdown // a removed member stops for good
-	actAdd      // a replacement is added
+	actCrashNow    // the fallback of a torn-write crash whose write never came
+	actJoin        // an added member starts
+	actShutdown    // a removed member stops for good
+	actAdd         // a replacement is added
+	actCrashMember // a member crashes during a membership change
 )
 
 func faultArg(c FaultClass, a faultAction, target int, incarnation uint64) uint64 {
@@ -92,6 +93,11 @@ func (s *Simulation) fault(arg uint64) {
 			// Not before the cluster has a new leader: the others may still
 			// need its log, or its vote.
 			s.q.push(event{at: s.now + s.faultLength(FaultMembership), kind: evFault, arg: arg})
+		}
+	case actCrashMember:
+		if sm := s.members[target]; sm.up && sm.incarnation == incarnation && !sm.removed {
+			s.crash(target, "crash during a membership change")
+			s.scheduleRestart(c, target)
 		}
 	case actCrashNow:
 		if sm := s.members[target]; sm.up && sm.incarnation == incarnation {

@@ -228,6 +228,25 @@ func (s *Simulation) changeMembership(lead int, ch server.MembershipChange, what
 		}
 	})
 	s.scheduleProcess(lead)
+	s.maybeCrashDuringChange(lead, ch.Member.ID)
+}
+
+// maybeCrashDuringChange, now and then, crashes the leader that took a
+// membership change, or the member it is about, while the change is under
+// way (within three ticks): the histories of a removed leader that crashes
+// during its hand-over, of a survivor of a shrink to one voter that
+// crashes as it applies it, of a learner that restarts as it is promoted.
+func (s *Simulation) maybeCrashDuringChange(lead int, subject uint64) {
+	rng := s.rngFaults[FaultMembership]
+	if rng.IntN(3) != 0 {
+		return
+	}
+	target := lead
+	if i := int(subject) - 1; rng.IntN(2) == 0 && i >= 0 && i < len(s.members) && s.members[i].up {
+		target = i
+	}
+	at := s.now + time.Duration(rng.Int64N(int64(3*s.p.Tick)))
+	s.q.push(event{at: at, kind: evFault, arg: faultArg(FaultMembership, actCrashMember, target, s.members[target].incarnation)})
 }
 
 // join starts the member of slot i, added to the cluster: it has an empty
