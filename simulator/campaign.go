@@ -43,6 +43,8 @@ type CampaignResult struct {
 	Sizes map[int]int
 	// LinUnknown counts runs whose linearizability check timed out.
 	LinUnknown int
+	// Coverage sums up which interesting states the runs reached.
+	Coverage CampaignCoverage
 }
 
 // Campaign runs cc.
@@ -97,6 +99,7 @@ func Campaign(cc CampaignConfig) CampaignResult {
 		res.SimTime += r.SimTime
 		res.RunWall += r.Wall
 		res.Sizes[r.Params.Members]++
+		res.Coverage.add(&r.Coverage)
 		for _, c := range r.Params.Faults.Classes() {
 			res.FaultRuns[c]++
 		}
@@ -154,6 +157,8 @@ func (r CampaignResult) WriteSummary(w io.Writer) {
 		fmt.Fprintf(tw, "simulated / wall time (per core)\t%.0f×\n", r.SimTime.Seconds()/r.RunWall.Seconds())
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w)
+	r.Coverage.WriteTable(w)
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "\nseed %d (%v):\n%v\n", f.Seed, f.Params, f.Failure)
 	}

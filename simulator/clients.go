@@ -106,6 +106,7 @@ func (s *Simulation) clientNext(c int) {
 // member answered from Submit, after the disk time of the round if from
 // Process.
 func (s *Simulation) answer(idx int, r Reply) {
+	s.coverAnswer(idx, r)
 	s.history[idx].result = r
 	if s.inProcess >= 0 {
 		s.responses = append(s.responses, idx)

@@ -101,4 +101,16 @@
 // [CatchBug] runs the default campaign against one until a seed fails.
 // TestPlantedBugs requires every one to be caught within 200 seeds; the
 // table is in benchmarks/RESULTS.md. `raftkv sim --bug NAME` plants one.
+//
+// # Coverage
+//
+// Passing checks say little about a campaign whose runs never reached the
+// states the checks are about. Every run counts how often it reached each
+// of a short list of them ([CoverageState], coverage.go: a leader elected
+// over older uncommitted entries, an entry committed indirectly, a
+// conflicting suffix truncated, a read racing a change of leader, a
+// snapshot installed, a torn write recovered, a membership change, ...)
+// into [Result.Coverage], from what the simulator observes anyway, without
+// touching the trace. A campaign's summary prints, per state, the runs that
+// reached it and its occurrences, and flags the states no run reached.
 package simulator

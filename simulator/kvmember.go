@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/raftkv/raftkv/kvstore"
@@ -106,6 +107,21 @@ func (k *kvMember) HasWork() bool            { return k.jobDue() || k.m.HasWork(
 
 // jobDue reports whether disk work waits and may run now.
 func (k *kvMember) jobDue() bool { return k.job != nil && !k.cfg.Now().Before(k.jobAt) }
+
+// RecoveredTornWrite implements tornRecoverer: the member's start cut a torn
+// write off the end of its WAL (server/durable.go notes it so).
+func (k *kvMember) RecoveredTornWrite() bool {
+	for _, note := range k.m.RecoveryLog {
+		if strings.HasPrefix(note, tornWALNote) {
+			return true
+		}
+	}
+	return false
+}
+
+// tornWALNote starts the note a member's recovery log holds for a torn
+// write cut off its WAL.
+const tornWALNote = "truncated an incomplete write"
 
 // Submit implements Member.
 func (k *kvMember) Submit(op Op, done func(Reply)) {

@@ -36,6 +36,9 @@ type MemDisk struct {
 	corrupt string
 	// writes and syncs count the work since the last Elapsed.
 	writes, syncs int
+	// tornAtCrash says the last crash kept only part of the last write it
+	// kept (a torn write of entries).
+	tornAtCrash bool
 }
 
 // diskWrite is one write: exactly one of its fields is set (hardState may be
@@ -178,9 +181,11 @@ func (d *MemDisk) Crash(rng *rand.Rand) {
 		// The write the disk died in did not finish.
 		keep--
 	}
+	d.tornAtCrash = false
 	for i, w := range d.pending[:keep] {
 		if i == keep-1 && w.kind == writeEntries && len(w.entries) > 1 && rng.IntN(2) == 0 {
 			w.entries = w.entries[:1+rng.IntN(len(w.entries)-1)]
+			d.tornAtCrash = true
 		}
 		if err := applyWrite(d.durable, w); err != nil {
 			panic(fmt.Sprintf("simulator: replaying a write at a crash: %v", err))

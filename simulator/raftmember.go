@@ -140,6 +140,10 @@ func (m *raftMember) Promising() bool           { return m.node.Promising() }
 func (m *raftMember) ConfState() raft.ConfState { return m.confState }
 func (m *raftMember) HasWork() bool             { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
 
+// RecoveredTornWrite implements tornRecoverer: the crash before this start
+// kept only part of the last write of entries it kept.
+func (m *raftMember) RecoveredTornWrite() bool { return m.disk.tornAtCrash }
+
 // Submit implements Member.
 func (m *raftMember) Submit(op Op, done func(Reply)) {
 	m.catchUp()

@@ -58,6 +58,8 @@ type Result struct {
 	Hashes    []uint64
 	Failure   *Failure
 	Stats     Stats
+	// Coverage says which interesting states the run reached, how often.
+	Coverage Coverage
 }
 
 // Stats count what happened in a run.
@@ -176,6 +178,8 @@ type Simulation struct {
 	lastLog time.Duration
 	// loopWall is the real time the event loop took.
 	loopWall time.Duration
+	// cover counts the interesting states the run reaches (coverage.go).
+	cover coverageTracker
 }
 
 // New prepares a run of cfg.
@@ -247,6 +251,7 @@ func (s *Simulation) result() Result {
 	return Result{
 		Seed: s.cfg.Seed, Params: s.p, Events: s.events, SimTime: s.now,
 		TraceHash: s.tr.hash, Hashes: s.hashes, Failure: s.failure, Stats: s.stats,
+		Coverage: s.coverage(),
 	}
 }
 
@@ -313,6 +318,7 @@ func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
 func (s *Simulation) startMember(i int) bool {
 	sm := s.members[i]
 	m, err := s.cfg.Factory(s.memberConfig(sm), sm.disk)
+	s.coverStart(sm, m, err)
 	if err != nil {
 		sm.failed = true
 		s.stats.FailedDisks++
@@ -474,7 +480,9 @@ func (s *Simulation) observe(i int, act *Activity) {
 	prevSS, prevHS := v.ss, v.hs
 	prevCommit := uint64(len(s.check.committed)) - 1
 	prevLeaderCommit := v.commit
+	before := s.coverBefore(i, act)
 	s.check.observe(i, act)
+	s.coverAfter(i, act, before)
 	conf := s.members[i].m.ConfState()
 	if s.check.rules && s.failure == nil && act.SoftState.State == raft.StateLeader && act.Commit > prevLeaderCommit {
 		// After the round's writes are seen: the leader's own count.
@@ -541,6 +549,7 @@ const maxInFlight = 100_000
 
 // send puts a message on the network, leaving the sender at departs.
 func (s *Simulation) send(from int, m *raft.Message, departs time.Duration) {
+	s.coverMessage(m)
 	if (m.Type == raft.MsgVoteResp || m.Type == raft.MsgPreVoteResp) && !m.Reject {
 		s.check.observeVote(from, m)
 	} else {

@@ -231,6 +231,8 @@ func writeRunSummary(w io.Writer, r simulator.Result) {
 	}
 	fmt.Fprintf(tw, "result\t%s\n", result)
 	_ = tw.Flush()
+	fmt.Fprintln(w)
+	r.Coverage.WriteTable(w)
 	if r.Failure != nil {
 		fmt.Fprintf(w, "\n%v\n", r.Failure)
 	}
