@@ -108,6 +108,9 @@ type Op struct {
 	Read bool
 	// Request is the key-space request, for a full member.
 	Request *server.Request
+	// ConfChange is a membership change, for a raft member (a full member
+	// takes one as a Request).
+	ConfChange *raft.ConfChange
 }
 
 // Reply is a member's answer to an Op.

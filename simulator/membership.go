@@ -32,7 +32,7 @@ const spareMemberSlots = 2
 // spareSlots returns the run's dormant member slots (one more when
 // learners are to pile up).
 func (s *Simulation) spareSlots() int {
-	if s.cfg.Kind != KindKV || !s.p.Faults.Has(FaultMembership) {
+	if !s.p.Faults.Has(FaultMembership) {
 		return 0
 	}
 	if s.p.LearnerHeavy {
@@ -62,6 +62,12 @@ func (s *Simulation) leaderConf() (int, raft.ConfState, bool) {
 func (s *Simulation) injectMembership() bool {
 	rng := s.rngFaults[FaultMembership]
 	lead, cs, ok := s.leaderConf()
+	if ok && len(cs.VotersOutgoing) > 0 && !cs.AutoLeave {
+		// A joint configuration entered to be left explicitly (raft
+		// members only): the operator leaves it (§4.3 of the thesis).
+		s.changeMembership(lead, Op{ConfChange: &raft.ConfChange{}}, 0, "leave the joint configuration", nil)
+		return true
+	}
 	if !ok || len(cs.VotersOutgoing) > 0 {
 		return false // no leader, or a joint configuration still being left
 	}
@@ -78,15 +84,41 @@ func (s *Simulation) injectMembership() bool {
 	case r < 7 && victim != 0:
 		s.removeMember(lead, victim, false)
 	case r < 9 && victim != 0 && len(dormant) > 0:
-		s.removeMember(lead, victim, true)
+		if s.cfg.Kind == KindLog && rng.IntN(2) == 0 {
+			s.replaceJointly(lead, victim, dormant[rng.IntN(len(dormant))])
+		} else {
+			s.removeMember(lead, victim, true)
+		}
 	case len(cs.Learners) > 0:
 		learner := cs.Learners[rng.IntN(len(cs.Learners))]
-		s.changeMembership(lead, server.MembershipChange{Op: server.MemberPromote, Member: server.MemberInfo{ID: learner}},
-			fmt.Sprintf("promote learner %d", learner), nil)
+		op := Op{Request: &server.Request{Kind: server.RequestMembership, Membership: &server.MembershipChange{
+			Op: server.MemberPromote, Member: server.MemberInfo{ID: learner}}}}
+		if s.cfg.Kind == KindLog {
+			op = Op{ConfChange: &raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeAddNode, NodeID: learner}}}}
+		}
+		s.changeMembership(lead, op, learner, fmt.Sprintf("promote learner %d", learner), nil)
 	default:
 		return false
 	}
 	return true
+}
+
+// replaceJointly asks the leader, a raft member, to replace member victim
+// by the member of slot i in one joint change (§4.3 of the thesis): left at
+// once by the leader (auto-leave), or later by the operator (explicit).
+func (s *Simulation) replaceJointly(lead int, victim uint64, i int) {
+	sm := s.members[i]
+	cc := raft.ConfChange{Transition: raft.ConfChangeTransitionJointImplicit, Changes: []raft.ConfChangeSingle{
+		{Type: raft.ConfChangeRemoveNode, NodeID: victim}, {Type: raft.ConfChangeAddNode, NodeID: sm.id}}}
+	how := "auto-leave"
+	if s.rngFaults[FaultMembership].IntN(2) == 0 {
+		cc.Transition, how = raft.ConfChangeTransitionJointExplicit, "explicit leave"
+	}
+	s.changeMembership(lead, Op{ConfChange: &cc}, victim, fmt.Sprintf("replace member %d by %d jointly (%s)", victim, sm.id, how), func() {
+		s.q.push(event{at: s.now, kind: evFault, arg: faultArg(FaultMembership, actJoin, i, 0)})
+		linger := s.faultLength(FaultMembership)
+		s.q.push(event{at: s.now + linger, kind: evFault, arg: faultArg(FaultMembership, actShutdown, int(victim-1), 0)})
+	})
 }
 
 // removalVictim picks a member of cs to remove (0: none): a member whose
@@ -164,7 +196,17 @@ func (s *Simulation) addMember(lead, i int) {
 	case r == 1 || s.p.LearnerHeavy && r < 5:
 		ch.NoPromote, what = true, fmt.Sprintf("add member %d as a learner, not promoted", sm.id)
 	}
-	s.changeMembership(lead, ch, what, func() {
+	op := Op{Request: &server.Request{Kind: server.RequestMembership, Membership: &ch}}
+	if s.cfg.Kind == KindLog {
+		// Raft members have no operator promoting learners: a promotion
+		// fault does.
+		t := raft.ConfChangeAddLearnerNode
+		if ch.Voter {
+			t = raft.ConfChangeAddNode
+		}
+		op = Op{ConfChange: &raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: t, NodeID: sm.id}}}}
+	}
+	s.changeMembership(lead, op, sm.id, what, func() {
 		s.q.push(event{at: s.now, kind: evFault, arg: faultArg(FaultMembership, actJoin, i, 0)})
 	})
 }
@@ -177,7 +219,12 @@ func (s *Simulation) removeMember(lead int, id uint64, replace bool) {
 	if replace {
 		what = fmt.Sprintf("replace member %d", id)
 	}
-	s.changeMembership(lead, server.MembershipChange{Op: server.MemberRemove, Member: server.MemberInfo{ID: id}}, what, func() {
+	op := Op{Request: &server.Request{Kind: server.RequestMembership, Membership: &server.MembershipChange{
+		Op: server.MemberRemove, Member: server.MemberInfo{ID: id}}}}
+	if s.cfg.Kind == KindLog {
+		op = Op{ConfChange: &raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: id}}}}
+	}
+	s.changeMembership(lead, op, id, what, func() {
 		i := int(id - 1)
 		linger := s.faultLength(FaultMembership)
 		s.q.push(event{at: s.now + linger, kind: evFault, arg: faultArg(FaultMembership, actShutdown, i, 0)})
@@ -201,19 +248,22 @@ func (s *Simulation) addReplacement() {
 	}
 }
 
-// changeMembership submits ch to member lead; done runs (from an event of
-// its own) if it succeeds. A change whose outcome is unknown is settled
-// when the faults heal (reconcileMembership).
-func (s *Simulation) changeMembership(lead int, ch server.MembershipChange, what string, done func()) {
+// changeMembership submits the change op (about member subject, 0 if
+// none) to member lead; done runs (from an event of its own) if it
+// succeeds. A change whose outcome is unknown is settled when the faults
+// heal (reconcileMembership).
+func (s *Simulation) changeMembership(lead int, op Op, subject uint64, what string, done func()) {
 	sm := s.members[lead]
 	s.faultTrace(FaultMembership, sm.id, what)
-	req := &server.Request{Kind: server.RequestMembership, Membership: &ch}
 	// The member gives up on it after its request timeout, a little after
 	// a client would (see NewKVMember).
 	s.changeUntil = s.now + 2*s.p.ClientTimeout + 3*time.Second
-	sm.m.Submit(Op{Request: req}, func(r Reply) {
+	// Membership changes are numbered apart from clients' operations.
+	s.changes++
+	op.ID = 1<<63 | s.changes
+	sm.m.Submit(op, func(r Reply) {
 		s.changeUntil = s.now
-		ok := r.Err == nil && r.Response != nil && r.Response.Err == nil
+		ok := r.Err == nil && (r.Response == nil || r.Response.Err == nil)
 		if !ok {
 			err := r.Err
 			if err == nil && r.Response != nil {
@@ -228,7 +278,7 @@ func (s *Simulation) changeMembership(lead int, ch server.MembershipChange, what
 		}
 	})
 	s.scheduleProcess(lead)
-	s.maybeCrashDuringChange(lead, ch.Member.ID)
+	s.maybeCrashDuringChange(lead, subject)
 }
 
 // maybeCrashDuringChange, now and then, crashes the leader that took a

@@ -30,8 +30,15 @@ type raftMember struct {
 	// the entry data of those not yet proposed.
 	proposals map[uint64]func(Reply)
 	batch     [][]byte
-	// reads are the reads submitted here and not yet answered.
-	reads map[uint64]func(Reply)
+	// reads are the reads submitted here and not yet answered;
+	// confChanges the membership changes, by operation ID (carried in the
+	// change's Context).
+	reads       map[uint64]func(Reply)
+	confChanges map[uint64]func(Reply)
+	// confApplied says a configuration change applied since the last
+	// Activity; snapshotNow asks for a snapshot at once (one that names a
+	// member just added, which raft refuses to send it otherwise).
+	confApplied, snapshotNow bool
 	// readyReads are reads whose ReadState arrived, waiting for the
 	// applied index to reach theirs.
 	// Invariant: sorted by index.
@@ -59,7 +66,8 @@ func NewRaftMember(cfg MemberConfig, d Disk) (Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &raftMember{cfg: cfg, disk: disk, proposals: map[uint64]func(Reply){}, reads: map[uint64]func(Reply){}}
+	m := &raftMember{cfg: cfg, disk: disk, proposals: map[uint64]func(Reply){}, reads: map[uint64]func(Reply){},
+		confChanges: map[uint64]func(Reply){}}
 	m.sm.tailLen = cfg.SnapshotTail
 	hs, cs, err := storage.InitialState()
 	if err != nil {
@@ -93,7 +101,7 @@ func NewRaftMember(cfg MemberConfig, d Disk) (Member, error) {
 	}
 	m.node = node
 	last, _ := storage.LastIndex()
-	if last == 0 && hs.IsEmpty() {
+	if last == 0 && hs.IsEmpty() && !cfg.Joining {
 		if err := node.Bootstrap(cfg.Peers); err != nil {
 			return nil, err
 		}
@@ -147,6 +155,16 @@ func (m *raftMember) RecoveredTornWrite() bool { return m.disk.tornAtCrash }
 // Submit implements Member.
 func (m *raftMember) Submit(op Op, done func(Reply)) {
 	m.catchUp()
+	if op.ConfChange != nil {
+		cc := *op.ConfChange
+		cc.Context = binary.LittleEndian.AppendUint64(nil, op.ID)
+		if err := m.node.ProposeConfChange(cc); err != nil {
+			done(Reply{Err: fmt.Errorf("%w: %w", ErrRefused, err)})
+			return
+		}
+		m.confChanges[op.ID] = done
+		return
+	}
 	if op.Read {
 		m.reads[op.ID] = done
 		m.node.ReadIndex(binary.LittleEndian.AppendUint64(nil, op.ID))
@@ -255,6 +273,10 @@ func (m *raftMember) Process() Activity {
 func (m *raftMember) report(act *Activity) {
 	act.HardState, act.SoftState = m.hardState, m.softState
 	act.Commit, act.CommitTerm = m.commit, m.commitTerm
+	if m.confApplied {
+		cs := m.confState
+		act.Conf, act.AppliedIndex, m.confApplied = &cs, m.sm.applied, false
+	}
 }
 
 // persist is step 2 of the contract.
@@ -294,7 +316,22 @@ func (m *raftMember) apply(e *raft.Entry) {
 		}
 		cs, err := m.node.ApplyConfChange(cc)
 		if err == nil {
-			m.confState = cs
+			for _, id := range append(cs.Voters, cs.Learners...) {
+				if !m.confState.Contains(id) && m.snapIndex > 0 {
+					m.snapshotNow = true // a joiner needs one that names it
+				}
+			}
+			m.confState, m.confApplied = cs, true
+		}
+		if len(cc.Context) == 8 {
+			if done := m.confChanges[binary.LittleEndian.Uint64(cc.Context)]; done != nil {
+				delete(m.confChanges, binary.LittleEndian.Uint64(cc.Context))
+				if err != nil {
+					done(Reply{Err: fmt.Errorf("%w: %w", ErrRefused, err)})
+				} else {
+					done(Reply{})
+				}
+			}
 		}
 	case raft.EntryNormal:
 		if len(e.Data) == 0 {
@@ -331,7 +368,7 @@ func (m *raftMember) answerReads() {
 // SnapshotEvery applied entries.
 func (m *raftMember) maybeSnapshot() {
 	every := m.cfg.SnapshotEvery
-	if every == 0 || m.sm.applied < m.snapIndex+every {
+	if !m.snapshotNow && (every == 0 || m.sm.applied < m.snapIndex+every) || m.sm.applied == m.snapIndex {
 		return
 	}
 	index := m.sm.applied
@@ -341,7 +378,7 @@ func (m *raftMember) maybeSnapshot() {
 		}
 		panic(fmt.Sprintf("simulator: member %d: create snapshot %d: %v", m.cfg.ID, index, err))
 	}
-	m.snapIndex = index
+	m.snapIndex, m.snapshotNow = index, false
 	if index > m.cfg.SnapshotKeep {
 		// Compact in steps of at least compactStep entries: every
 		// compaction copies the log that remains.

@@ -168,8 +168,10 @@ type Simulation struct {
 	// armed are the targeted faults waiting for their moment.
 	armed armed
 	// changeUntil is when the membership change last requested is over:
-	// answered, or timed out (its outcome then unknown).
+	// answered, or timed out (its outcome then unknown); changes counts
+	// the changes requested.
 	changeUntil time.Duration
+	changes     uint64
 	// sent collects the slots of the messages a round of work sent.
 	sent    []int32
 	failure *Failure
@@ -309,6 +311,8 @@ func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
 			PreVote:              s.p.PreVote, CheckQuorum: s.p.CheckQuorum,
 			ReadOnlyOption: map[bool]raft.ReadOnlyOption{false: raft.ReadOnlySafe, true: raft.ReadOnlyLeaseBased}[s.p.LeaseReads],
 			PlantedBug:     s.cfg.Bug.Raft(), Buggify: s.p.Buggify,
+			// As the server does: a removed leader hands over.
+			StepDownOnRemoval: true,
 		},
 	}
 }
