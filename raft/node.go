@@ -97,7 +97,10 @@ func NewNode(c Config) (*Node, error) {
 // Bootstrap starts a new cluster of the given voters on a node with empty
 // storage: it appends one configuration entry per voter at term 1 and
 // commits them, exactly as every other founding member does, so that all
-// their logs agree from the start. The entries come out in the next Ready
+// their logs agree from the start. Term 1 holds nothing else (the first
+// election is for term 2), so a member that restarts after losing the
+// commit index it wrote with them (a torn first write) knows them for
+// committed. The entries come out in the next Ready
 // (to persist and, as committed entries, to apply with ApplyConfChange).
 // contexts, if given, holds one ConfChange.Context per voter, in the order
 // of voters: members that join later learn the founders from it. Every
@@ -133,10 +136,10 @@ func (n *Node) Bootstrap(voters []uint64, contexts ...[]byte) error {
 			cc.Context = contexts[k]
 		}
 		data, _ := cc.MarshalBinary()
-		ents[i] = Entry{Term: 1, Index: uint64(i + 1), Type: EntryConfChange, Data: data}
+		ents[i] = Entry{Term: bootstrapTerm, Index: uint64(i + 1), Type: EntryConfChange, Data: data}
 		changes = append(changes, cc)
 	}
-	r.becomeFollower(1, None)
+	r.becomeFollower(bootstrapTerm, None)
 	// A new cluster has no lease to honour.
 	r.bootQuiet = false
 	r.log.append(ents...)
@@ -150,6 +153,9 @@ func (n *Node) Bootstrap(voters []uint64, contexts ...[]byte) error {
 	}
 	return nil
 }
+
+// bootstrapTerm is the term of the bootstrap entries, and of no others.
+const bootstrapTerm = 1
 
 // Tick advances the member's logical clock by one tick.
 func (n *Node) Tick() { n.r.ticks++; n.r.tick() }

@@ -126,10 +126,17 @@ func newRaft(c Config) (*raft, error) {
 		log.committed = hs.Commit
 		r.Term, r.Vote = hs.Term, hs.Vote
 	}
-	log.durableCommit = log.committed
+	// What the disk holds: the written commit index, or the snapshot's.
+	log.durableCommit = max(hs.Commit, log.firstIndex()-1)
 	// A torn write may have kept entries of a term whose hard state did not
 	// reach the disk; never go back below a term the log already holds.
 	r.Term = max(r.Term, log.lastTerm())
+	if hs.Term <= bootstrapTerm && hs.Vote == None && hs.Commit == 0 && isBootstrap(log) {
+		// The first write of a founding member was torn: it kept the
+		// bootstrap entries, committed by construction (see Bootstrap),
+		// and lost the hard state written after them.
+		log.committed = log.lastIndex()
+	}
 	if c.Applied > 0 {
 		if c.Applied > log.committed {
 			return nil, fmt.Errorf("raft: Config.Applied %d is beyond the commit index %d", c.Applied, log.committed)
@@ -147,6 +154,26 @@ func newRaft(c Config) (*raft, error) {
 	r.becomeFollower(r.Term, None)
 	r.bootQuiet = c.ReadOnlyOption == ReadOnlyLeaseBased
 	return r, nil
+}
+
+// isBootstrap reports whether log holds exactly what Bootstrap writes, and
+// nothing else: no snapshot, and configuration changes of term 1 only.
+// (A log that a leader wrote to begins with its no-op.)
+func isBootstrap(log *raftLog) bool {
+	last := log.lastIndex()
+	if log.firstIndex() != 1 || last == 0 {
+		return false
+	}
+	ents, err := log.slice(1, last+1, ^uint64(0))
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Term != bootstrapTerm || e.Type != EntryConfChange {
+			return false
+		}
+	}
+	return true
 }
 
 // replayConfChanges applies the configuration changes in [lo, hi], entries

@@ -350,3 +350,43 @@ func TestLeasePromiseSurvivesAHigherTermResponse(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapSurvivesATornFirstWrite: a founding member that crashed in
+// its very first write may keep the bootstrap entries but lose the hard
+// state written after them (the persistence contract allows it). The
+// entries are committed by construction — every founder writes the same,
+// and term 1 holds nothing else — so the member must come back knowing its
+// configuration; a lone founder would otherwise never campaign again.
+func TestBootstrapSurvivesATornFirstWrite(t *testing.T) {
+	s := NewMemoryStorage()
+	cfg := Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s,
+		Rand: rand.New(rand.NewPCG(1, 1)), MaxInflightMsgs: 4, MaxSizePerMsg: 1 << 20}
+	n, err := NewNode(cfg)
+	require.NoError(t, err)
+	require.NoError(t, n.Bootstrap([]uint64{1}))
+	rd := n.Ready()
+	require.NoError(t, s.Append(rd.Entries)) // the hard state is lost
+	n, err = NewNode(cfg)
+	require.NoError(t, err)
+	for range 3 {
+		n.Tick()
+		if !n.HasReady() {
+			continue
+		}
+		rd := n.Ready()
+		require.NoError(t, s.Append(rd.Entries))
+		if !rd.HardState.IsEmpty() {
+			require.NoError(t, s.SetHardState(rd.HardState))
+		}
+		for _, e := range rd.CommittedEntries {
+			if e.Type == EntryConfChange {
+				var cc ConfChange
+				require.NoError(t, cc.UnmarshalBinary(e.Data))
+				_, err := n.ApplyConfChange(cc)
+				require.NoError(t, err)
+			}
+		}
+		n.Advance(rd)
+	}
+	require.Equal(t, StateLeader, n.Status().State, "the founder came back without its configuration: %+v", n.Status().Config)
+}
