@@ -261,6 +261,21 @@ func (l *raftLog) maxAppliableIndex() uint64 {
 	return hi
 }
 
+// confChangeAwaitingCommit returns the position in ents (entries to write)
+// of the first configuration change that must wait for a durable commit
+// index covering the changes before it, or -1. The commit index covers
+// them already in memory: a leader appends a change only after applying
+// the one before (pendingConfIndex), and an append that carries a change
+// carries a commit index at least that far.
+func (l *raftLog) confChangeAwaitingCommit(ents []Entry) int {
+	for i := range ents {
+		if ents[i].Type == EntryConfChange && l.durableCommit < min(l.committed, ents[i].Index-1) {
+			return i
+		}
+	}
+	return -1
+}
+
 // setDurableCommit records that a hard state with commit index c is
 // durable, which lifts a configuration change's barrier it covers.
 func (l *raftLog) setDurableCommit(c uint64) {

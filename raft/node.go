@@ -144,6 +144,9 @@ func (n *Node) Bootstrap(voters []uint64, contexts ...[]byte) error {
 	r.bootQuiet = false
 	r.log.append(ents...)
 	r.log.committed = uint64(len(ents))
+	// Committed by construction, and known so after any crash (see
+	// newRaft): as good as durable.
+	r.log.durableCommit = r.log.committed
 	// Apply the configuration now, so that this member knows its cluster
 	// before the entries are applied (applying them again is a no-op).
 	for _, cc := range changes {
@@ -302,11 +305,26 @@ func (n *Node) Ready() Ready {
 		MessagesAfterPersist: r.msgsAfterPersist,
 		ReadStates:           r.readStates,
 	}
+	// A configuration change is written only once a commit index covering
+	// the changes before it is durable: then a member that holds a change
+	// knows, after any crash, that the ones before it committed, and never
+	// uses a configuration more than one change behind its log (the
+	// "Append" invariant of configurations applied at commit time,
+	// etcd#7625). Until then the entries stop before it, the hard state is
+	// synced, and the messages that vouch for the entries held back wait
+	// with them.
+	holdBack := false
+	hs := r.hardState()
+	if k := r.log.confChangeAwaitingCommit(rd.Entries); k >= 0 {
+		// The commit index written may not run past the entries written.
+		hs.Commit = min(hs.Commit, rd.Entries[k].Index-1)
+		rd.Entries, rd.MessagesAfterPersist, holdBack = rd.Entries[:k], nil, true
+	}
 	if ss := r.softState(); ss != n.prevSoft {
 		rd.SoftState = &ss
 		n.prevSoft = ss
 	}
-	if hs := r.hardState(); hs != n.prevHard {
+	if hs != n.prevHard {
 		rd.HardState = hs
 	}
 	if r.log.unstable.snapshot != nil {
@@ -314,10 +332,11 @@ func (n *Node) Ready() Ready {
 	}
 	rd.MustSync = len(rd.Entries) > 0 || !rd.Snapshot.IsEmpty() ||
 		(!rd.HardState.IsEmpty() && (rd.HardState.Term != n.prevHard.Term || rd.HardState.Vote != n.prevHard.Vote))
-	if r.log.confBarrier != 0 {
-		// A configuration change waits for its commit index to be durable:
-		// write the hard state (again, if unchanged) and sync it.
-		rd.HardState, rd.MustSync = r.hardState(), true
+	if r.log.confBarrier != 0 || holdBack {
+		// A configuration change waits for its commit index, or for the
+		// one covering the changes before it, to be durable: write the
+		// hard state (again, if unchanged) and sync it.
+		rd.HardState, rd.MustSync = hs, true
 	}
 	if !rd.HardState.IsEmpty() {
 		n.prevHard = rd.HardState
@@ -333,7 +352,10 @@ func (n *Node) Ready() Ready {
 		}
 		return false
 	})
-	r.msgs, r.msgsAfterPersist, r.readStates = nil, nil, nil
+	r.msgs, r.readStates = nil, nil
+	if !holdBack {
+		r.msgsAfterPersist = nil
+	}
 	n.outstanding = true
 	return rd
 }

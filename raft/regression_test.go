@@ -390,3 +390,50 @@ func TestBootstrapSurvivesATornFirstWrite(t *testing.T) {
 	}
 	require.Equal(t, StateLeader, n.Status().State, "the founder came back without its configuration: %+v", n.Status().Config)
 }
+
+// TestConfChangeAppendedOnlyOverADurableCommit: a member writes a
+// configuration change only once a commit index covering every earlier one
+// is durable (the "Append" invariant that makes configurations applied at
+// commit time safe, etcd#7625). A member that held the change leaving a
+// joint configuration but came back from a torn write knowing only the
+// commit index before the change entering it used the old configuration,
+// whose majorities need not meet the new one's: two leaders were elected
+// in one term.
+func TestConfChangeAppendedOnlyOverADurableCommit(t *testing.T) {
+	r := newMember(t, 2, []uint64{1, 2, 3}, entsWithTerms(1, 1, 1), HardState{Term: 2, Commit: 3})
+	n := &Node{r: r, prevSoft: r.softState(), prevHard: r.hardState()}
+	enter, _ := (&ConfChange{Transition: ConfChangeTransitionJointImplicit,
+		Changes: []ConfChangeSingle{{Type: ConfChangeRemoveNode, NodeID: 1}, {Type: ConfChangeAddNode, NodeID: 4}}}).MarshalBinary()
+	leave, _ := (&ConfChange{}).MarshalBinary()
+	require.NoError(t, n.Step(Message{Type: MsgApp, From: 1, To: 2, Term: 2, Index: 3, LogTerm: 1, Commit: 4, Entries: []Entry{
+		{Index: 4, Term: 2, Type: EntryConfChange, Data: enter}, {Index: 5, Term: 2, Type: EntryConfChange, Data: leave}}}))
+	storage := r.log.storage.(*MemoryStorage)
+	synced := HardState{Term: 2, Commit: 3}
+	for range 3 {
+		if !n.HasReady() {
+			break
+		}
+		rd := n.Ready()
+		for _, e := range rd.Entries {
+			if e.Index == 5 {
+				require.GreaterOrEqual(t, synced.Commit, uint64(4), "the change at 5 is written before a commit index covering the change at 4 is durable")
+			}
+		}
+		require.NoError(t, storage.Append(rd.Entries))
+		if !rd.HardState.IsEmpty() {
+			require.NoError(t, storage.SetHardState(rd.HardState))
+		}
+		if rd.MustSync {
+			synced, _, _ = storage.InitialState()
+		}
+		for _, m := range rd.MessagesAfterPersist {
+			if m.Type == MsgAppResp {
+				last, _ := storage.LastIndex()
+				require.LessOrEqual(t, m.Index, last, "acknowledged %d before writing it", m.Index)
+			}
+		}
+		n.Advance(rd)
+	}
+	last, _ := storage.LastIndex()
+	require.Equal(t, uint64(5), last)
+}

@@ -6,7 +6,7 @@
 // # The member is a state machine
 //
 // Member never starts a goroutine, reads a clock or touches a socket. Its
-// inputs are Tick (with the shell's clock), Receive (a peer's message),
+// inputs are Tick (with the shell's clock), Receive (a peer's message, with it too),
 // Submit (a client request with a completion callback) and PersistDone (the
 // disk finished a job); Process does the work they cause and returns what
 // must leave the member: messages, and disk work (a PersistJob) for the
