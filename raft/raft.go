@@ -120,10 +120,13 @@ func newRaft(c Config) (*raft, error) {
 	}
 	r.isLearner = r.trk.progress[r.id] != nil && r.trk.progress[r.id].IsLearner
 	if !hs.IsEmpty() {
-		if hs.Commit < log.committed || hs.Commit > log.lastIndex() {
-			return nil, fmt.Errorf("raft: stored commit index %d is out of range [%d, %d]", hs.Commit, log.committed, log.lastIndex())
+		if hs.Commit > log.lastIndex() {
+			return nil, fmt.Errorf("raft: stored commit index %d is beyond the last index %d", hs.Commit, log.lastIndex())
 		}
-		log.committed = hs.Commit
+		// A commit index below the snapshot's is a hard state that a torn
+		// write lost after the snapshot was written (the contract writes
+		// the snapshot first); the snapshot is committed by construction.
+		log.committed = max(hs.Commit, log.committed)
 		r.Term, r.Vote = hs.Term, hs.Vote
 	}
 	// What the disk holds: the written commit index, or the snapshot's.
@@ -145,9 +148,15 @@ func newRaft(c Config) (*raft, error) {
 			return nil, fmt.Errorf("raft: Config.Applied %d is before the snapshot index %d", c.Applied, log.applied)
 		}
 		log.appliedTo(c.Applied)
-		// The snapshot's configuration is in storage; the changes applied
-		// since are in the log. Replay them: the application will not.
-		if err := r.replayConfChanges(log.firstIndex(), c.Applied); err != nil {
+		// The snapshot's configuration is in storage, as of the snapshot's
+		// index; the changes applied since are in the log. Replay them (the
+		// application will not), and only them: storage may keep entries
+		// from before the snapshot, whose changes the snapshot holds.
+		snap, err := c.Storage.Snapshot()
+		if err != nil {
+			return nil, fmt.Errorf("raft: read the snapshot from storage: %w", err)
+		}
+		if err := r.replayConfChanges(max(log.firstIndex(), snap.Metadata.Index+1), c.Applied); err != nil {
 			return nil, err
 		}
 	}

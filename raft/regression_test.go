@@ -437,3 +437,51 @@ func TestConfChangeAppendedOnlyOverADurableCommit(t *testing.T) {
 	last, _ := storage.LastIndex()
 	require.Equal(t, uint64(5), last)
 }
+
+// TestRestartAfterATornSnapshotInstall: the persistence contract writes a
+// snapshot before the hard state that follows it, so a torn write may keep
+// an installed snapshot and lose that hard state. The snapshot is
+// committed by construction: the member restarts with its commit index at
+// the snapshot's, instead of refusing to start.
+func TestRestartAfterATornSnapshotInstall(t *testing.T) {
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(Snapshot{Metadata: SnapshotMetadata{Index: 225, Term: 2, ConfState: ConfState{Voters: []uint64{1, 2}}}}))
+	require.NoError(t, s.SetHardState(HardState{Term: 2})) // written before the snapshot arrived
+	n, err := NewNode(Config{ID: 2, ElectionTick: 10, HeartbeatTick: 1, Storage: s,
+		Rand: rand.New(rand.NewPCG(1, 1)), MaxInflightMsgs: 4, Applied: 225})
+	require.NoError(t, err, "a member with a durable snapshot refused to start")
+	require.Equal(t, uint64(225), n.Status().Commit)
+}
+
+// TestRestartReplaysOnlyChangesAfterTheSnapshot: the configuration a
+// restarted member restores is its snapshot's, as of the snapshot's index;
+// storage may keep entries from before it (a snapshot does not compact by
+// itself, and members keep a tail for slow followers). Only the changes
+// after the snapshot may be replayed on top: replayed twice, the leaving of
+// a first joint change left the second one, which was then entered again
+// with identical halves.
+func TestRestartReplaysOnlyChangesAfterTheSnapshot(t *testing.T) {
+	replace := func(out, in uint64) []byte {
+		cc, _ := (&ConfChange{Transition: ConfChangeTransitionJointExplicit,
+			Changes: []ConfChangeSingle{{Type: ConfChangeRemoveNode, NodeID: out}, {Type: ConfChangeAddNode, NodeID: in}}}).MarshalBinary()
+		return cc
+	}
+	leave, _ := (&ConfChange{}).MarshalBinary()
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(Snapshot{Metadata: SnapshotMetadata{Index: 1, Term: 1, ConfState: ConfState{Voters: []uint64{1, 2, 3}}}}))
+	require.NoError(t, s.Append([]Entry{
+		{Index: 2, Term: 2, Type: EntryConfChange, Data: replace(3, 4)},
+		{Index: 3, Term: 2, Type: EntryConfChange, Data: leave},
+		{Index: 4, Term: 2, Type: EntryConfChange, Data: replace(2, 5)},
+	}))
+	want := ConfState{Voters: []uint64{1, 4, 5}, VotersOutgoing: []uint64{1, 2, 4}}
+	_, err := s.CreateSnapshot(4, &want, nil) // no compaction: entries 2..4 stay
+	require.NoError(t, err)
+	require.NoError(t, s.SetHardState(HardState{Term: 2, Commit: 4}))
+	n, err := NewNode(Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s,
+		Rand: rand.New(rand.NewPCG(1, 1)), MaxInflightMsgs: 4, Applied: 4})
+	require.NoError(t, err)
+	got := n.Status().Config
+	require.Equal(t, want.Voters, got.Voters)
+	require.Equal(t, want.VotersOutgoing, got.VotersOutgoing, "changes before the snapshot were replayed on top of it")
+}

@@ -119,6 +119,9 @@ type memberView struct {
 	// conf is the configuration the member had applied at the end of its
 	// last round of work.
 	conf raft.ConfState
+	// confEntries are the indexes of the configuration changes in its log,
+	// in order.
+	confEntries []uint64
 }
 
 // voteRequest sums up the deliveries of vote requests with one key: the
@@ -307,6 +310,14 @@ func (c *checker) observeEntries(v *memberView, ents []raft.Entry, stillLeader b
 		return
 	}
 	v.setLen(ents[len(ents)-1].Index)
+	for len(v.confEntries) > 0 && v.confEntries[len(v.confEntries)-1] >= first {
+		v.confEntries = v.confEntries[:len(v.confEntries)-1]
+	}
+	for i := range ents {
+		if ents[i].Type == raft.EntryConfChange {
+			v.confEntries = append(v.confEntries, ents[i].Index)
+		}
+	}
 	prev := v.chain[first-1]
 	for i := range ents {
 		e := &ents[i]
@@ -481,6 +492,17 @@ func (c *checker) observeApply(v *memberView, e *raft.Entry) {
 	} else if old != id {
 		c.failf(InvStateMachineSafety, "member %d applied a different entry at index %d (term %d) than another member", v.id, e.Index, e.Term)
 	}
+}
+
+// confPending reports whether some member's log holds a configuration
+// change past the newest one applied anywhere: it may still commit.
+func (c *checker) confPending() bool {
+	for i := range c.views {
+		if e := c.views[i].confEntries; len(e) > 0 && e[len(e)-1] > c.confIndex {
+			return true
+		}
+	}
+	return false
 }
 
 // observeDelivery records what the rules need of a message delivered to

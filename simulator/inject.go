@@ -87,11 +87,12 @@ func (s *Simulation) fault(arg uint64) {
 	case actAdd:
 		s.addReplacement()
 	case actShutdown:
-		if s.handedOver(target) {
+		if s.handedOver(target) && !s.check.conf.Contains(s.members[target].id) {
 			s.shutDown(target, "removed from the cluster")
 		} else {
-			// Not before the cluster has a new leader: the others may still
-			// need its log, or its vote.
+			// Not before the cluster has a new leader and the newest
+			// configuration leaves it out (a joint one still counts it):
+			// the others may still need its log, or its vote.
 			s.q.push(event{at: s.now + s.faultLength(FaultMembership), kind: evFault, arg: arg})
 		}
 	case actCrashMember:
@@ -233,7 +234,7 @@ func (s *Simulation) inject(c FaultClass) bool {
 	case FaultCorrupt:
 		// Not while a membership change may still commit: the quorum it
 		// leads to is not known yet.
-		if !s.quorumSurvives(0, true) || s.downMembers() > 0 || s.now < s.changeUntil {
+		if !s.quorumSurvives(0, true) || s.downMembers() > 0 || s.now < s.changeUntil || s.check.confPending() {
 			return false
 		}
 		i := s.pickMember(rng, 0, anyMember)

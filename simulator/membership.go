@@ -166,7 +166,7 @@ func (s *Simulation) quorumSurvives(remove uint64, oneMoreFails bool) bool {
 				continue
 			}
 			n++
-			if sm := s.members[id-1]; !sm.failed && !sm.doomed {
+			if sm := s.members[id-1]; !sm.failed && !sm.doomed && !sm.removed {
 				working++
 			}
 		}
