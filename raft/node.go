@@ -98,9 +98,8 @@ func NewNode(c Config) (*Node, error) {
 // storage: it appends one configuration entry per voter at term 1 and
 // commits them, exactly as every other founding member does, so that all
 // their logs agree from the start. Term 1 holds nothing else (the first
-// election is for term 2), so a member that restarts after losing the
-// commit index it wrote with them (a torn first write) knows them for
-// committed. The entries come out in the next Ready
+// election is for term 2): see TornBootstrap for a founder whose first
+// write was torn. The entries come out in the next Ready
 // (to persist and, as committed entries, to apply with ApplyConfChange).
 // contexts, if given, holds one ConfChange.Context per voter, in the order
 // of voters: members that join later learn the founders from it. Every
@@ -144,8 +143,8 @@ func (n *Node) Bootstrap(voters []uint64, contexts ...[]byte) error {
 	r.bootQuiet = false
 	r.log.append(ents...)
 	r.log.committed = uint64(len(ents))
-	// Committed by construction, and known so after any crash (see
-	// newRaft): as good as durable.
+	// Committed by construction, and bootstrapped again if a crash tears
+	// them (TornBootstrap): as good as durable.
 	r.log.durableCommit = r.log.committed
 	// Apply the configuration now, so that this member knows its cluster
 	// before the entries are applied (applying them again is a no-op).

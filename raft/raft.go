@@ -134,12 +134,6 @@ func newRaft(c Config) (*raft, error) {
 	// A torn write may have kept entries of a term whose hard state did not
 	// reach the disk; never go back below a term the log already holds.
 	r.Term = max(r.Term, log.lastTerm())
-	if hs.Term <= bootstrapTerm && hs.Vote == None && hs.Commit == 0 && isBootstrap(log) {
-		// The first write of a founding member was torn: it kept the
-		// bootstrap entries, committed by construction (see Bootstrap),
-		// and lost the hard state written after them.
-		log.committed = log.lastIndex()
-	}
 	if c.Applied > 0 {
 		if c.Applied > log.committed {
 			return nil, fmt.Errorf("raft: Config.Applied %d is beyond the commit index %d", c.Applied, log.committed)
@@ -165,24 +159,37 @@ func newRaft(c Config) (*raft, error) {
 	return r, nil
 }
 
-// isBootstrap reports whether log holds exactly what Bootstrap writes, and
-// nothing else: no snapshot, and configuration changes of term 1 only.
-// (A log that a leader wrote to begins with its no-op.)
-func isBootstrap(log *raftLog) bool {
-	last := log.lastIndex()
-	if log.firstIndex() != 1 || last == 0 {
-		return false
+// TornBootstrap reports whether storage holds only (a prefix of) what
+// Bootstrap writes — configuration changes of term 1, no snapshot — and no
+// hard state: a founding member whose first write was torn. Raft cannot
+// tell a whole bootstrap from a torn one (it does not know how many
+// founders there were), so such a member starts without a configuration
+// and never campaigns; it did nothing durable (no vote, no acknowledged
+// entry), and the application, which knows its founders, bootstraps it
+// again on empty storage.
+func TornBootstrap(s Storage) (bool, error) {
+	hs, _, err := s.InitialState()
+	if err != nil || !hs.IsEmpty() && (hs.Term > bootstrapTerm || hs.Vote != None || hs.Commit != 0) {
+		return false, err
 	}
-	ents, err := log.slice(1, last+1, ^uint64(0))
+	first, err := s.FirstIndex()
 	if err != nil {
-		return false
+		return false, err
+	}
+	last, err := s.LastIndex()
+	if err != nil || first != 1 || last == 0 {
+		return false, err
+	}
+	ents, err := s.Entries(1, last+1, ^uint64(0))
+	if err != nil {
+		return false, err
 	}
 	for _, e := range ents {
 		if e.Term != bootstrapTerm || e.Type != EntryConfChange {
-			return false
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
 }
 
 // replayConfChanges applies the configuration changes in [lo, hi], entries

@@ -172,6 +172,20 @@ func New(cfg Config) (*Member, error) {
 		return nil, err
 	}
 	m.disk = d
+	if !rec.empty && !cfg.Joining && rec.snapshot.IsEmpty() {
+		// A founder whose first write was torn kept (part of) its
+		// bootstrap and nothing else it did: it bootstraps again. The
+		// entries it writes replace those from the same index on.
+		torn, err := raft.TornBootstrap(rec.raftLog)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("server: read the recovered log: %w", err)
+		}
+		if torn {
+			rec.empty, rec.raftLog = true, raft.NewMemoryStorage()
+			rec.notes = append(rec.notes, "the first write (the bootstrap) was torn: bootstrapping again")
+		}
+	}
 	m.RecoveryLog = rec.notes
 	if err := m.recover(rec); err != nil {
 		d.Close()

@@ -70,6 +70,12 @@ func NewMemDisk() *MemDisk {
 	return &MemDisk{current: raft.NewMemoryStorage(), durable: raft.NewMemoryStorage()}
 }
 
+// Wipe empties the disk, as if just formatted: a founder whose bootstrap
+// write was torn starts again (see raft.TornBootstrap).
+func (d *MemDisk) Wipe() {
+	d.current, d.durable, d.pending = raft.NewMemoryStorage(), raft.NewMemoryStorage(), nil
+}
+
 // Storage returns what raft reads: the disk's current contents.
 func (d *MemDisk) Storage() *raft.MemoryStorage { return d.current }
 

@@ -69,6 +69,13 @@ func NewRaftMember(cfg MemberConfig, d Disk) (Member, error) {
 	m := &raftMember{cfg: cfg, disk: disk, proposals: map[uint64]func(Reply){}, reads: map[uint64]func(Reply){},
 		confChanges: map[uint64]func(Reply){}}
 	m.sm.tailLen = cfg.SnapshotTail
+	if torn, err := raft.TornBootstrap(storage); err != nil {
+		return nil, err
+	} else if torn && !cfg.Joining {
+		// Its first write was torn: it bootstraps again.
+		disk.Wipe()
+		storage = disk.current
+	}
 	hs, cs, err := storage.InitialState()
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -137,5 +138,49 @@ func TestNoFaultsConverges(t *testing.T) {
 		require.Equal(t, "ok", res.Stats.Linearizability)
 		require.Greater(t, res.Stats.OpsOK, 10, "members %d", n)
 		require.Greater(t, res.Stats.Commit, uint64(10))
+	}
+}
+
+// foundSeeds are runs that once failed, each for a bug since fixed (issue
+// 11 and the campaigns after it): they must pass. The fault classes of the
+// seeds found before the aimed faults existed are the ones they ran with.
+var foundSeeds = []struct {
+	seed             uint64
+	kind, faults, is string
+	members          int
+	noSwarm          bool
+}{
+	{7202534, "kv", "crash,torn,pause,slow,diskfull,membership", "a lone voter led before its term was durable", 1, true},
+	{7800353, "kv", "membership,oneway,drop,delay,isolate", "a removed leader answered reads alone", 3, true},
+	{7800815, "kv", "membership,oneway,drop,delay,isolate", "a removed leader answered reads alone", 3, true},
+	{7801247, "kv", "membership,oneway,drop,delay,isolate", "a removed leader answered reads alone", 3, true},
+	{7000123, "kv", "all,-strand,-churn,-chase", "a shrink to one voter wedged after a crash", 0, false},
+	{7602896, "kv", "all,-strand,-churn,-chase", "a shrink to one voter wedged after a crash", 0, false},
+	{7200873, "kv", "crash,torn,pause,slow,diskfull,membership", "a removed leader crashed during its hand-over", 0, true},
+	{7002031, "kv", "all,-strand,-churn,-chase", "the operator removed its way out of a quorum", 0, false},
+	{7600285, "kv", "all,-strand,-churn,-chase", "the operator removed its way out of a quorum", 0, false},
+	{7600521, "kv", "all,-strand,-churn,-chase", "the operator damaged a disk while a removal committed", 0, false},
+	{5000173, "kv", "all", "the operator stopped a removed member down mid-hand-over", 0, false},
+	{5000079, "kv", "all", "a late append of an old leader taken for an overwrite", 0, false},
+	{424259704, "kv", "all", "a lone founder's first write was torn", 0, false},
+	{735013475, "log", "all", "a torn bootstrap prefix taken for a one-member cluster", 0, false},
+	{732011009, "log", "all", "a torn write lost the commit under a joint change (two leaders)", 0, false},
+	{732014620, "log", "all", "a torn write lost the commit under a joint change", 0, false},
+	{732015463, "log", "all", "a torn write lost the commit under a joint change", 0, false},
+	{733001514, "log", "all", "a restart replayed changes from before the snapshot", 0, false},
+	{733003360, "log", "all", "a restart replayed changes from before the snapshot", 0, false},
+	{732003750, "log", "all", "a member with a torn hard state after a snapshot refused to start", 0, false},
+	{732007140, "log", "all", "the operator stopped a member a joint configuration still counted", 0, false},
+	{732019139, "log", "all", "the operator damaged a disk while a removal could still commit", 0, false},
+}
+
+func TestFoundSeeds(t *testing.T) {
+	for _, f := range foundSeeds {
+		faults, err := ParseFaults(f.faults)
+		require.NoError(t, err)
+		kind, err := ParseKind(f.kind)
+		require.NoError(t, err)
+		res := Run(Config{Seed: f.seed, Kind: kind, Faults: faults, Members: f.members, NoSwarm: f.noSwarm})
+		assert.Nil(t, res.Failure, "seed %d (%s): %v", f.seed, f.is, res.Failure)
 	}
 }
