@@ -60,8 +60,7 @@ func TestLoneVoterLeadsOnlyOnceItsTermIsDurable(t *testing.T) {
 func TestRemovedLeaderDoesNotAnswerReadsAlone(t *testing.T) {
 	c := newTestCluster(t, 2, nil)
 	c.elect(1)
-	cc, _ := (&ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeRemoveNode, NodeID: 1}}}).MarshalBinary()
-	require.NoError(t, c.nodes[1].Step(Message{Type: MsgProp, From: 1, Entries: []Entry{{Type: EntryConfChange, Data: cc}}}))
+	require.NoError(t, c.nodes[1].ProposeConfChange(removal(1)))
 	c.processReadies()
 	c.deliver() // 2 stores the removal and acknowledges it
 	// Before the acknowledgement arrives, 1 appends an entry 2 will never
@@ -94,18 +93,26 @@ func TestRemovedLeaderDoesNotAnswerReadsAlone(t *testing.T) {
 	require.NotEqual(t, StateLeader, c.nodes[1].Status().State, "a removed leader cut off from the new configuration still leads")
 }
 
-// TestAutoLeaveUnderNewLeader: a joint configuration entered with
-// AutoLeave is left by whoever leads once entering it has applied (§4.3 of
-// the thesis), also a leader elected after every member applied it.
-func TestAutoLeaveUnderNewLeader(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
+// enterJointAddingFour starts a cluster of 3 led by 1, in which 1 proposes
+// to add voter 4 through a joint configuration left automatically, and the
+// followers store the change.
+func enterJointAddingFour(t *testing.T, configure func(*Config)) *testCluster {
+	c := newTestCluster(t, 3, configure)
 	c.elect(1)
 	c.addMember(4)
 	enter := ConfChange{Transition: ConfChangeTransitionJointImplicit,
 		Changes: []ConfChangeSingle{{Type: ConfChangeAddNode, NodeID: 4}}}
 	require.NoError(t, c.nodes[1].ProposeConfChange(enter))
 	c.processReadies()
-	c.deliver() // the followers store the change
+	c.deliver()
+	return c
+}
+
+// TestAutoLeaveUnderNewLeader: a joint configuration entered with
+// AutoLeave is left by whoever leads once entering it has applied (§4.3 of
+// the thesis), also a leader elected after every member applied it.
+func TestAutoLeaveUnderNewLeader(t *testing.T) {
+	c := enterJointAddingFour(t, nil) // the followers store the change
 	// 1 commits and applies it, and proposes to leave.
 	c.deliverFiltered(func(m Message) bool { return m.To == 1 })
 	require.True(t, len(c.nodes[1].Status().Config.VotersOutgoing) > 0, "1 is in the joint configuration")
@@ -135,14 +142,8 @@ func TestAutoLeaveUnderNewLeader(t *testing.T) {
 // leader's no-op, it must always be possible), or the configuration would
 // stay joint for good.
 func TestAutoLeaveSurvivesTheUncommittedBound(t *testing.T) {
-	c := newTestCluster(t, 3, func(cfg *Config) { cfg.MaxUncommittedEntriesSize = 100 })
-	c.elect(1)
-	c.addMember(4)
-	enter := ConfChange{Transition: ConfChangeTransitionJointImplicit,
-		Changes: []ConfChangeSingle{{Type: ConfChangeAddNode, NodeID: 4}}}
-	require.NoError(t, c.nodes[1].ProposeConfChange(enter))
-	c.processReadies()
-	c.deliver() // the followers store the change and acknowledge it
+	// The followers store the change and acknowledge it.
+	c := enterJointAddingFour(t, func(cfg *Config) { cfg.MaxUncommittedEntriesSize = 100 })
 	// 1 takes the acknowledgements (entering commits) and, before it
 	// applies the change, a large proposal that fills the bound.
 	acks := c.inflight
@@ -183,8 +184,7 @@ func (c *testCluster) crash(id uint64) {
 func TestShrinkToOneVoterSurvivesACrash(t *testing.T) {
 	c := newTestCluster(t, 2, nil)
 	c.elect(1)
-	cc, _ := (&ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeRemoveNode, NodeID: 2}}}).MarshalBinary()
-	require.NoError(t, c.nodes[1].Step(Message{Type: MsgProp, From: 1, Entries: []Entry{{Type: EntryConfChange, Data: cc}}}))
+	require.NoError(t, c.nodes[1].ProposeConfChange(removal(2)))
 	c.stabilize()
 	require.Equal(t, []uint64{1}, c.nodes[1].Status().Config.Voters, "1 applied the removal")
 	// The operator stops 2; 1 loses power.
@@ -207,8 +207,7 @@ func TestShrinkToOneVoterSurvivesACrash(t *testing.T) {
 func TestRemovedLeaderHandsOverAfterARestart(t *testing.T) {
 	c := newTestCluster(t, 2, func(cfg *Config) { cfg.PreVote = true })
 	c.elect(1)
-	cc, _ := (&ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeRemoveNode, NodeID: 1}}}).MarshalBinary()
-	require.NoError(t, c.nodes[1].Step(Message{Type: MsgProp, From: 1, Entries: []Entry{{Type: EntryConfChange, Data: cc}}}))
+	require.NoError(t, c.nodes[1].ProposeConfChange(removal(1)))
 	c.processReadies()
 	c.deliver() // 2 stores the removal and acknowledges it
 	require.NoError(t, c.propose(1, "y"))
@@ -251,6 +250,11 @@ func (c *testCluster) deliverFiltered(keep func(Message) bool) {
 	for c.processReadies() {
 	}
 	c.inflight = append(later, c.inflight...)
+}
+
+// removal is the change that removes member id.
+func removal(id uint64) ConfChange {
+	return ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeRemoveNode, NodeID: id}}}
 }
 
 // constSource is a rand.Source that always returns v: with 1 a member's
