@@ -84,6 +84,11 @@ type raft struct {
 	// moves to meanwhile (see promising).
 	leaderHeardAt uint64
 
+	// wasRemoved says this member applied a configuration that removed it
+	// (or restarted from a snapshot of one): see removed. A member joining
+	// a cluster, not yet in the configuration it has applied, was not.
+	wasRemoved bool
+
 	// incomingSnapshot assembles the chunks of a snapshot being received.
 	incomingSnapshot *incomingSnapshot
 
@@ -119,6 +124,10 @@ func newRaft(c Config) (*raft, error) {
 		return nil, fmt.Errorf("raft: restore configuration %+v: %w", cs, err)
 	}
 	r.isLearner = r.trk.progress[r.id] != nil && r.trk.progress[r.id].IsLearner
+	// A snapshot names the member that receives it (restore refuses it
+	// otherwise); one of its own that leaves it out was taken after its
+	// removal.
+	r.wasRemoved = len(cs.Voters) > 0 && !cs.Contains(r.id)
 	if !hs.IsEmpty() {
 		if hs.Commit > log.lastIndex() {
 			return nil, fmt.Errorf("raft: stored commit index %d is beyond the last index %d", hs.Commit, log.lastIndex())
@@ -403,9 +412,10 @@ func (r *raft) promotable() bool {
 	return !r.hasUnappliedConfChanges()
 }
 
-// removed reports whether this member applied its own removal from a
-// configuration (one with voters: a joining member has none yet) and is
-// to hand over as it leaves (StepDownOnRemoval). Such a member still
+// removed reports whether this member applied its own removal from the
+// configuration (not merely not in it yet: a joining member that has
+// applied the configurations before its addition) and is to hand over as
+// it leaves (StepDownOnRemoval). Such a member still
 // starts elections, as §4.2.2 of the thesis says, "as it might still be
 // needed until the Cnew entry is committed": the others learn that the
 // removal committed only from a leader, and until they do they count its
@@ -415,7 +425,7 @@ func (r *raft) promotable() bool {
 // campaigns through a pre-vote (so that, once the others lead without it,
 // it cannot disturb them), and elected, it only hands over (leaving).
 func (r *raft) removed() bool {
-	return r.cfg.StepDownOnRemoval && r.trk.progress[r.id] == nil && len(r.trk.config.Voters[0]) > 0
+	return r.cfg.StepDownOnRemoval && r.wasRemoved && r.trk.progress[r.id] == nil
 }
 
 func (r *raft) hasUnappliedConfChanges() bool {
@@ -773,9 +783,11 @@ func (r *raft) switchToConfig(cfg TrackerConfig, prs map[uint64]*Progress) {
 			pr.LastHeard = r.ticks
 		}
 	}
+	_, was := r.trk.progress[r.id]
 	r.trk.setConfig(cfg, prs)
 	pr, ok := r.trk.progress[r.id]
 	r.isLearner = ok && pr.IsLearner
+	r.wasRemoved = was && !ok || r.wasRemoved && !ok
 	if (!ok || r.isLearner) && r.state == StateLeader {
 		// Removed or demoted: the leader managed the cluster until its
 		// removal committed (it has); now it hands over, if asked to

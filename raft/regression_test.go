@@ -495,3 +495,37 @@ func TestRestartReplaysOnlyChangesAfterTheSnapshot(t *testing.T) {
 	require.Equal(t, want.Voters, got.Voters)
 	require.Equal(t, want.VotersOutgoing, got.VotersOutgoing, "changes before the snapshot were replayed on top of it")
 }
+
+// TestJoiningMemberDoesNotCampaign: a member joining a cluster applies the
+// configurations before its own addition, which leave it out; it is not a
+// removed member (which still campaigns, to hand over), and must not poll
+// for elections while it catches up: each poll forgets its leader.
+func TestJoiningMemberDoesNotCampaign(t *testing.T) {
+	founders := NewMemoryStorage()
+	n, err := NewNode(Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: founders,
+		Rand: rand.New(rand.NewPCG(1, 1)), MaxInflightMsgs: 4})
+	require.NoError(t, err)
+	require.NoError(t, n.Bootstrap([]uint64{1, 2, 3}))
+	s := NewMemoryStorage()
+	require.NoError(t, s.Append(n.Ready().Entries))
+	require.NoError(t, s.SetHardState(HardState{Term: 2, Commit: 3}))
+	joiner := newTestCluster(t, 1, func(cfg *Config) { cfg.PreVote, cfg.CheckQuorum = true, true })
+	cfg := joiner.config(4, s)
+	cfg.StepDownOnRemoval = true
+	j, err := NewNode(cfg)
+	require.NoError(t, err)
+	rd := j.Ready()
+	for _, e := range rd.CommittedEntries { // the founders' configuration
+		var cc ConfChange
+		require.NoError(t, cc.UnmarshalBinary(e.Data))
+		_, err := j.ApplyConfChange(cc)
+		require.NoError(t, err)
+	}
+	j.Advance(rd)
+	require.Equal(t, []uint64{1, 2, 3}, j.Status().Config.Voters)
+	for range 5 * cfg.ElectionTick {
+		j.Tick()
+	}
+	require.Equal(t, StateFollower, j.Status().State, "a joining member polled for an election")
+	require.Empty(t, j.TakeMessages())
+}

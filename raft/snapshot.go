@@ -218,5 +218,6 @@ func (r *raft) restore(s Snapshot) bool {
 	}
 	pr := r.trk.progress[r.id]
 	r.isLearner = pr != nil && pr.IsLearner
+	r.wasRemoved = false // the snapshot names it
 	return true
 }

@@ -68,8 +68,11 @@ type Member struct {
 
 	// expiryPending says an expiry proposal is in flight (until this tick).
 	expiryPendingUntil uint64
-	// publishedInfo says this incarnation's member info was proposed.
-	publishedInfo bool
+	// infoCheckAt is the tick from which the member checks that the
+	// cluster knows its name and URLs, and proposes them if not; infoKnown
+	// says it does (for this incarnation).
+	infoCheckAt uint64
+	infoKnown   bool
 	// confChangeUntil is the tick until which a membership change this
 	// member proposed may still be in flight (0: none).
 	confChangeUntil uint64
@@ -296,6 +299,7 @@ func (m *Member) Tick(now time.Time) {
 	m.reads.retry(m)
 	m.maybeProposeExpiry()
 	m.maybePromoteLearners()
+	m.maybePublishInfo()
 }
 
 // maxCatchUpTicks bounds the ticks catchUp gives raft at once.
@@ -717,20 +721,24 @@ func (m *Member) maybeProposeExpiry() {
 	m.expiryPendingUntil = m.ticks + uint64(m.cfg.RequestTimeoutTicks)
 }
 
-// maybePublishInfo proposes this member's name and URLs once per
-// incarnation, when they differ from what the cluster knows.
+// maybePublishInfo proposes this member's name and URLs, when they differ
+// from what the cluster knows, until the cluster knows them: a proposal
+// forwarded to a leader may be dropped without a word (a transfer under
+// way, the bound on uncommitted bytes), so it checks again a request
+// timeout later. Applying the same information twice changes nothing.
 func (m *Member) maybePublishInfo() {
-	if m.publishedInfo || m.cfg.Joining && m.applied == 0 {
+	if m.infoKnown || m.ticks < m.infoCheckAt || m.cfg.Joining && m.applied == 0 {
 		return
 	}
 	if _, ss, _ := m.node.BasicStatus(); ss.Lead == raft.None {
 		return
 	}
-	m.publishedInfo = true
 	self := m.selfInfo()
 	if cur, ok := m.cluster.members[m.cfg.ID]; ok && sameInfo(*cur, self) {
+		m.infoKnown = true
 		return
 	}
+	m.infoCheckAt = m.ticks + uint64(m.cfg.RequestTimeoutTicks)
 	m.nextRequestID++
 	m.queue(appendProposal(nil, proposal{
 		kind: kindMemberInfo, proposer: m.cfg.ID, incarnation: m.incarnation,

@@ -158,3 +158,32 @@ func TestMembershipNewMemberAfterCompaction(t *testing.T) {
 	assert.Equal(t, "t", valueOf(t, c.do(4, get("/k"))))
 	c.requireConverged()
 }
+
+// TestJoinerPublishesItsInfoUntilKnown: a member publishes its name and
+// URLs through a proposal forwarded to the leader, which may drop it
+// without a word (a transfer under way, the bound on uncommitted bytes);
+// it proposes them again until the cluster knows them.
+func TestJoinerPublishesItsInfoUntilKnown(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	r := c.do(lead, membership(MemberAdd, MemberInfo{ID: 4, PeerURLs: []string{"http://127.0.0.1:2384"}}))
+	require.NoError(t, r.Err)
+	dropped := 0
+	c.drop = func(m raft.Message) bool {
+		if m.Type == raft.MsgProp && m.From == 4 && dropped < 2 {
+			dropped++
+			return true
+		}
+		return false
+	}
+	c.join(4)
+	c.tick(300)
+	require.Equal(t, 2, dropped, "the joiner did not propose its information again after losing it")
+	var name string
+	for _, info := range c.members[lead].Members() {
+		if info.ID == 4 {
+			name = info.Name
+		}
+	}
+	assert.Equal(t, "m4", name, "the cluster never learned the joiner's name")
+}
