@@ -634,6 +634,21 @@ func (c *checker) crashed(idx int) {
 	v.ss = raft.SoftState{}
 }
 
+// lateOverwrite reports whether log v diverges from the committed prefix,
+// at or before index upTo, at an entry whose term is below the term in
+// which the committed entry there committed: a late append of an old leader
+// replaced it, on a member that never saw the later term (see
+// observeEntries), in a write the checker saw only once recovered (the
+// crash tore it).
+func (c *checker) lateOverwrite(v *memberView, upTo uint64) bool {
+	for k := v.known + 1; k <= min(upTo, v.last); k++ {
+		if h := c.committed[k]; h != 0 && v.chain[k] != h {
+			return v.terms[k] < c.commitTerms[k]
+		}
+	}
+	return false
+}
+
 // restarted checks a restarted member's recovered log against what it had
 // synced, and takes the recovered log as its view.
 func (c *checker) restarted(idx int, s raft.Storage, applied uint64) {
@@ -681,7 +696,7 @@ func (c *checker) restarted(idx int, s raft.Storage, applied uint64) {
 	// have replaced a synced suffix (a new leader's entries): what must
 	// survive is the synced part of the committed prefix.
 	i := min(old.last, uint64(len(c.committed))-1)
-	if h := c.committed[i]; i > c.bootstrap && i >= old.known && h != 0 && old.chain[i] == h && !nv.holds(i, h) {
+	if h := c.committed[i]; i > c.bootstrap && i >= old.known && h != 0 && old.chain[i] == h && !nv.holds(i, h) && !c.lateOverwrite(&nv, i) {
 		c.failf(InvDurability, "member %d held committed entry %d but restarted without it (log [%d, %d], terms before %v, after %v)", v.id, i, nv.known+1, nv.last, old.terms[old.known:old.last+1], nv.terms[nv.known:nv.last+1])
 		return
 	}

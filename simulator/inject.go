@@ -364,6 +364,7 @@ func (s *Simulation) resume(i int) {
 func (s *Simulation) healAll() {
 	s.phase = phaseLiveness
 	s.livenessBy = s.now + s.cfg.LivenessTimeout
+	s.livenessCap = s.now + livenessCapFactor*s.cfg.LivenessTimeout
 	s.armed = armed{}
 	s.trace(trPhase, 0, "heal: liveness phase")
 	s.logf("fault phase over: healing everything")
@@ -404,11 +405,33 @@ func (s *Simulation) checkLiveness() {
 		s.phase = phaseDone
 		return
 	}
+	if least := s.leastAppliedIndex(); least > s.leastApplied {
+		// Catching up, however slowly (a long backlog replicated an
+		// entry per round trip): not stuck.
+		s.leastApplied = least
+		s.livenessBy = min(max(s.livenessBy, s.now+s.cfg.LivenessTimeout), s.livenessCap)
+	}
 	if s.now >= s.livenessBy {
-		s.fail(FailLiveness, "liveness", fmt.Sprintf("no convergence %v after healing: %s", s.cfg.LivenessTimeout, s.describeMembers()))
+		s.fail(FailLiveness, "liveness", fmt.Sprintf("no convergence, nor progress for %v, after healing: %s", s.cfg.LivenessTimeout, s.describeMembers()))
 		return
 	}
 	s.q.push(event{at: s.now + s.p.Tick, kind: evLiveness})
+}
+
+// livenessCapFactor bounds the liveness phase at that many liveness
+// timeouts, progress or not.
+const livenessCapFactor = 4
+
+// leastAppliedIndex returns the least applied index among the members
+// that should converge.
+func (s *Simulation) leastAppliedIndex() uint64 {
+	least := ^uint64(0)
+	for i, sm := range s.members {
+		if !sm.failed && !sm.dormant && !sm.removed {
+			least = min(least, s.check.views[i].applied)
+		}
+	}
+	return least
 }
 
 // converged reports whether one leader leads every live member and all of

@@ -172,6 +172,8 @@ var foundSeeds = []struct {
 	{732003750, "log", "all", "a member with a torn hard state after a snapshot refused to start", 0, false},
 	{732007140, "log", "all", "the operator stopped a member a joint configuration still counted", 0, false},
 	{732019139, "log", "all", "the operator damaged a disk while a removal could still commit", 0, false},
+	{738007573, "log", "all", "a long catch-up, still progressing, failed a fixed liveness bound", 0, false},
+	{739010148, "kv", "all", "a late append of an old leader, torn by a crash, taken for lost durability", 0, false},
 }
 
 func TestFoundSeeds(t *testing.T) {
