@@ -161,12 +161,12 @@ type Simulation struct {
 	inProcess int
 	responses []int
 
-	phase      phase
+	phase phase
 	// livenessBy is when the liveness phase fails if the cluster has not
 	// converged; it moves on while the cluster makes progress (the least
 	// applied index rises), up to livenessCap. leastApplied is that index.
 	livenessBy, livenessCap time.Duration
-	leastApplied           uint64
+	leastApplied            uint64
 	// linkFault and clogFault say a partition-like or clog fault is on.
 	linkFault, clogFault bool
 	// armed are the targeted faults waiting for their moment.
