@@ -64,5 +64,17 @@
 // that may leave at once and those that must wait for the write, so a
 // leader writes its log in parallel with its followers; CheckQuorum and
 // leases are measured in ticks since each member was last heard from;
-// snapshots travel in acknowledged chunks.
+// snapshots travel in acknowledged chunks.//
+// # A known limit
+//
+// A configuration takes effect where it is applied, as in etcd, not where
+// it is appended as in §6 of the paper. So a member learns that it was
+// promoted, or that a member joined, only from a leader's commit index.
+// If the leader that committed a change fails for good before any other
+// member learned of the commit, and the survivors are a majority only of
+// the new configuration, no one can be elected: the promoted learner does
+// not know it votes, the others still count the lost leader. etcd shares
+// this limit (its operators recover with --force-new-cluster); the
+// simulator's operator therefore fails a disk for good only while every
+// member's own configuration keeps a working majority.
 package raft

@@ -152,10 +152,24 @@ func (s *Simulation) removalVictim(cs raft.ConfState) uint64 {
 
 // quorumSurvives reports whether, in the newest configuration without
 // member remove (0: none) and with one more disk failed if oneMoreFails,
-// the voters with working disks are still a majority: the condition for
-// the cluster to recover once the faults heal.
+// the voters with working disks are still a majority — and so in the
+// configuration each member still working has applied, which may be an
+// older one it has yet to leave: the condition for the cluster to recover
+// once the faults heal.
 func (s *Simulation) quorumSurvives(remove uint64, oneMoreFails bool) bool {
-	conf := s.check.conf
+	if !s.quorumSurvivesIn(s.check.conf, remove, oneMoreFails) {
+		return false
+	}
+	for i, sm := range s.members {
+		if !sm.dormant && !sm.failed && !sm.doomed && !sm.removed && !s.quorumSurvivesIn(s.check.views[i].conf, 0, oneMoreFails) {
+			return false
+		}
+	}
+	return true
+}
+
+// quorumSurvivesIn is quorumSurvives for one configuration.
+func (s *Simulation) quorumSurvivesIn(conf raft.ConfState, remove uint64, oneMoreFails bool) bool {
 	for _, voters := range [][]uint64{conf.Voters, conf.VotersOutgoing} {
 		if len(voters) == 0 {
 			continue

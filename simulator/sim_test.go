@@ -174,6 +174,8 @@ var foundSeeds = []struct {
 	{732019139, "log", "all", "the operator damaged a disk while a removal could still commit", 0, false},
 	{738007573, "log", "all", "a long catch-up, still progressing, failed a fixed liveness bound", 0, false},
 	{739010148, "kv", "all", "a late append of an old leader, torn by a crash, taken for lost durability", 0, false},
+	{740005995, "log", "all", "the operator failed a disk a member's older joint configuration still needed", 0, false},
+	{741003532, "kv", "all", "the operator failed the disk of a leader before the others learned a promotion committed", 0, false},
 }
 
 func TestFoundSeeds(t *testing.T) {
