@@ -434,6 +434,10 @@ func (n *Node) HoldsLease() bool { return n.r.state == StateLeader && n.r.leaseV
 // a leadership transfer.
 func (n *Node) Promising() bool { return n.r.promising() }
 
+// LastEntry returns the index and term of the last entry in the member's
+// log, written or not yet: the log its votes are decided on (§5.4.1).
+func (n *Node) LastEntry() (index, term uint64) { return n.r.log.lastIndex(), n.r.log.lastTerm() }
+
 // BasicStatus returns the member's state without the per-member progress
 // (cheap enough to call on every step).
 func (n *Node) BasicStatus() (HardState, SoftState, uint64) {

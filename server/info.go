@@ -56,6 +56,10 @@ func (m *Member) HoldsLease() bool { return m.node.HoldsLease() }
 // leader (see raft.Node.Promising).
 func (m *Member) Promising() bool { return m.node.Promising() }
 
+// LastEntry returns the index and term of the last entry in raft's log,
+// written or not yet (see raft.Node.LastEntry).
+func (m *Member) LastEntry() (index, term uint64) { return m.node.LastEntry() }
+
 // Applied returns the index the key space reflects.
 func (m *Member) Applied() uint64 { return m.applied }
 

@@ -126,7 +126,7 @@ type memberView struct {
 
 // voteRequest sums up the deliveries of vote requests with one key: the
 // most up to date last entry a candidate named, and the least up to date
-// last entry the voter's log (as written) had at a delivery. A request may
+// last entry the voter's log had at a delivery. A request may
 // arrive several times (duplicates; pre-votes repeat their term), and a
 // grant answers one of them: the check flags it only if it could answer
 // none.
@@ -506,29 +506,31 @@ func (c *checker) confPending() bool {
 }
 
 // observeDelivery records what the rules need of a message delivered to
-// member idx.
-func (c *checker) observeDelivery(idx int, m *raft.Message) {
+// member idx, which is about to receive it.
+func (c *checker) observeDelivery(idx int, m *raft.Message, to Member) {
 	switch m.Type {
 	case raft.MsgVote, raft.MsgPreVote:
-		c.observeVoteRequest(idx, m)
+		last, term := to.LastEntry()
+		c.observeVoteRequest(idx, m, last, term)
 	case raft.MsgAppResp:
 		c.observeAck(idx, m)
 	}
 }
 
 // observeVoteRequest records a vote request (or pre-vote) delivered to
-// member idx, with its log as written (which the log it decides on is at
-// least as up to date as: appends only make a log more up to date, and a
-// log truncates only for entries of a later term).
-func (c *checker) observeVoteRequest(idx int, m *raft.Message) {
+// member idx, whose raft log ends at voterLast/voterTerm. That is the log
+// in memory, not the one written, which may run ahead of it: an append of
+// a new leader can replace a suffix with older entries (a less up to date
+// log) before the member writes the replacement.
+func (c *checker) observeVoteRequest(idx int, m *raft.Message, voterLast, voterTerm uint64) {
 	v := &c.views[idx]
 	key := [4]uint64{v.id, m.From, m.Term, uint64(m.Type)}
 	req, seen := c.voteRequests[key]
 	if !seen || upToDate(m.LogTerm, m.Index, req.logTerm, req.index) {
 		req.logTerm, req.index = m.LogTerm, m.Index
 	}
-	if !seen || upToDate(req.voterTerm, req.voterLast, v.terms[v.last], v.last) {
-		req.voterTerm, req.voterLast = v.terms[v.last], v.last
+	if !seen || upToDate(req.voterTerm, req.voterLast, voterTerm, voterLast) {
+		req.voterTerm, req.voterLast = voterTerm, voterLast
 	}
 	c.voteRequests[key] = req
 }

@@ -347,7 +347,7 @@ func (s *Simulation) resume(i int) {
 	sm.backlog, sm.submissions = nil, nil
 	for _, slot := range backlog {
 		env := &s.nw.envs[slot]
-		s.check.observeDelivery(i, &env.msg)
+		s.check.observeDelivery(i, &env.msg, sm.m)
 		sm.m.Receive(env.msg)
 		s.stats.Delivered++
 		s.nw.release(slot)

@@ -57,6 +57,9 @@ type Member interface {
 	// whether it is bound by its promise to a leader (it grants no vote).
 	HoldsLease() bool
 	Promising() bool
+	// LastEntry is the index and term of the last entry in the member's
+	// raft log, written or not yet: the log it decides votes on.
+	LastEntry() (index, term uint64)
 	// ConfState is the configuration the member applied last.
 	ConfState() raft.ConfState
 }

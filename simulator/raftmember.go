@@ -147,13 +147,14 @@ func (m *raftMember) catchUp() {
 // maxCatchUpTicks bounds the ticks a resumed member catches up at once.
 const maxCatchUpTicks = 1000
 
-func (m *raftMember) Receive(msg raft.Message)  { m.catchUp(); _ = m.node.Step(msg) }
-func (m *raftMember) Storage() raft.Storage     { return m.disk.current }
-func (m *raftMember) Applied() uint64           { return m.sm.applied }
-func (m *raftMember) HoldsLease() bool          { return m.node.HoldsLease() }
-func (m *raftMember) Promising() bool           { return m.node.Promising() }
-func (m *raftMember) ConfState() raft.ConfState { return m.confState }
-func (m *raftMember) HasWork() bool             { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
+func (m *raftMember) Receive(msg raft.Message)    { m.catchUp(); _ = m.node.Step(msg) }
+func (m *raftMember) Storage() raft.Storage       { return m.disk.current }
+func (m *raftMember) Applied() uint64             { return m.sm.applied }
+func (m *raftMember) HoldsLease() bool            { return m.node.HoldsLease() }
+func (m *raftMember) Promising() bool             { return m.node.Promising() }
+func (m *raftMember) LastEntry() (uint64, uint64) { return m.node.LastEntry() }
+func (m *raftMember) ConfState() raft.ConfState   { return m.confState }
+func (m *raftMember) HasWork() bool               { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
 
 // RecoveredTornWrite implements tornRecoverer: the crash before this start
 // kept only part of the last write of entries it kept.

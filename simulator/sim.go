@@ -648,7 +648,7 @@ func (s *Simulation) deliver(slot int32) {
 	s.emit()
 	s.stats.Delivered++
 	toIdx := env.to
-	s.check.observeDelivery(toIdx, m)
+	s.check.observeDelivery(toIdx, m, to.m)
 	to.m.Receive(*m)
 	s.nw.release(slot)
 	s.scheduleProcess(toIdx)

@@ -176,6 +176,8 @@ var foundSeeds = []struct {
 	{739010148, "kv", "all", "a late append of an old leader, torn by a crash, taken for lost durability", 0, false},
 	{740005995, "log", "all", "the operator failed a disk a member's older joint configuration still needed", 0, false},
 	{741003532, "kv", "all", "the operator failed the disk of a leader before the others learned a promotion committed", 0, false},
+	{742007295, "log", "all", "the checker judged a pre-vote against a written suffix a new leader had already replaced", 0, false},
+	{742013593, "log", "all", "the checker judged a pre-vote against a written suffix a new leader had already replaced", 0, false},
 }
 
 func TestFoundSeeds(t *testing.T) {
