@@ -178,6 +178,7 @@ var foundSeeds = []struct {
 	{741003532, "kv", "all", "the operator failed the disk of a leader before the others learned a promotion committed", 0, false},
 	{742007295, "log", "all", "the checker judged a pre-vote against a written suffix a new leader had already replaced", 0, false},
 	{742013593, "log", "all", "the checker judged a pre-vote against a written suffix a new leader had already replaced", 0, false},
+	{745013045, "kv", "all", "the checker took a restarted member's replay of the bootstrap for a smaller configuration", 0, false},
 }
 
 func TestFoundSeeds(t *testing.T) {
