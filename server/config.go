@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raft"
@@ -75,6 +76,10 @@ type Config struct {
 	// TickMillis is the length of a tick in milliseconds, to turn the
 	// defaults above from time into ticks.
 	TickMillis int
+	// TickLength, if set, is the length of a tick by this member's clock,
+	// for counting ticks (see Member.Tick) in place of TickMillis: the
+	// simulator's model of a member whose clock runs fast or slow.
+	TickLength time.Duration
 
 	// OnApplied, if set, is called for every command the key space
 	// applies (duplicates skipped), with the entry's index and the

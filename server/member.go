@@ -35,9 +35,14 @@ type Member struct {
 	incarnation   uint64
 	nextRequestID uint64
 
-	// now is the shell's clock at the last Tick; ticks counts Ticks.
-	now   time.Time
-	ticks uint64
+	// ticks is the member's tick count, a function of the shell's clock:
+	// the whole ticks since clockStart (see advanceClock). now is the
+	// clock as last read; expiryDue the tick of the next check for
+	// expired keys.
+	clockStart time.Time
+	now        time.Time
+	ticks      uint64
+	expiryDue  uint64
 
 	// applied is the index the key space reflects.
 	applied uint64
@@ -286,15 +291,17 @@ func (m *Member) Close() error {
 // ID returns the member's raft ID.
 func (m *Member) ID() uint64 { return m.cfg.ID }
 
-// Tick advances the member's clock: now is the shell's wall clock (or the
-// simulator's virtual one).
+// Tick advances the member's clock — now is the shell's clock (or the
+// simulator's virtual one), which the shell reads once a tick — and does
+// the member's periodic work.
 func (m *Member) Tick(now time.Time) {
-	m.catchUp(now)
-	m.ticks++
-	m.now = now
+	if m.clockStart.IsZero() {
+		// The first Tick is tick 1.
+		m.clockStart = now.Add(-m.tickLength())
+	}
+	m.advanceClock(now)
 	m.stalled = false
 	m.proposalsBlocked = false
-	m.node.Tick()
 	m.expireRequests()
 	m.reads.retry(m)
 	m.maybeProposeExpiry()
@@ -302,28 +309,42 @@ func (m *Member) Tick(now time.Time) {
 	m.maybePublishInfo()
 }
 
-// maxCatchUpTicks bounds the ticks catchUp gives raft at once.
+// maxCatchUpTicks bounds the ticks advanceClock gives raft at once.
 const maxCatchUpTicks = 1000
 
-// catchUp gives raft the ticks the member missed, by the shell's clock,
-// before any input: a member that stood still (a long GC pause, a stopped
-// process, a blocked event loop) must not resume with a clock that stood
-// still too, or a leader would trust a lease — and CheckQuorum a quorum —
-// that ran out meanwhile, and a follower would make promises on a clock
-// about to jump. Ticks late by less than one tick (clock drift, a busy
-// loop) are left alone.
-func (m *Member) catchUp(now time.Time) {
-	if m.now.IsZero() {
-		return
+func (m *Member) tickLength() time.Duration {
+	if m.cfg.TickLength > 0 {
+		return m.cfg.TickLength
 	}
-	tick := time.Duration(m.cfg.TickMillis) * time.Millisecond
-	missed := int(min(now.Sub(m.now)/tick, maxCatchUpTicks)) - 1
-	for range missed {
+	return time.Duration(m.cfg.TickMillis) * time.Millisecond
+}
+
+// advanceClock gives raft every tick due by the shell's clock, before any
+// input. The tick count is a function of the clock — the whole ticks since
+// the first Tick — not of how often the shell calls: a member that stood
+// still (a long GC pause, a stopped process, a blocked event loop) resumes
+// with every tick it missed, before it takes a message or a request, and
+// a tick the shell delivers late, once that time is counted, adds nothing.
+// The lease rests on it (raft's Config.MaxClockDrift): a follower's
+// promise must run out no sooner than an election timeout by its clock
+// from when it acknowledged a heartbeat, and a leader's lease no later
+// than its own clock says; a count that lagged the clock and then caught
+// up in a burst would break either.
+func (m *Member) advanceClock(now time.Time) {
+	if m.clockStart.IsZero() || now.Before(m.now) {
+		return // not started; or a clock that went back, which counts nothing
+	}
+	m.now = now
+	tick := m.tickLength()
+	due := uint64(now.Sub(m.clockStart) / tick)
+	if due > m.ticks+maxCatchUpTicks {
+		// Beyond the bound, the missed ticks are dropped for good.
+		m.clockStart = m.clockStart.Add(time.Duration(due-m.ticks-maxCatchUpTicks) * tick)
+		due = m.ticks + maxCatchUpTicks
+	}
+	for m.ticks < due {
 		m.ticks++
 		m.node.Tick()
-	}
-	if missed > 0 {
-		m.now = m.now.Add(time.Duration(missed) * tick)
 	}
 }
 
@@ -333,7 +354,7 @@ func (m *Member) catchUp(now time.Time) {
 // election timeout (acknowledging a heartbeat, on which leases rest) on a
 // clock that is about to jump forward.
 func (m *Member) Receive(msg raft.Message, now time.Time) {
-	m.catchUp(now)
+	m.advanceClock(now)
 	// Errors are for messages raft ignores (a stray response); nothing to do.
 	_ = m.node.Step(msg)
 }
@@ -346,7 +367,7 @@ func (m *Member) ReportUnreachable(id uint64) { m.node.ReportUnreachable(id) }
 func (m *Member) Submit(req Request, done func(Response)) {
 	// A request from after a pause must not be served on the clock from
 	// before it (a lease read, above all).
-	m.catchUp(req.Now)
+	m.advanceClock(req.Now)
 	switch req.Kind {
 	case RequestWrite:
 		m.submitWrite(req, done)
@@ -701,9 +722,10 @@ func (m *Member) expireRequests() {
 // carrying its clock: every member then expires the same keys at the same
 // log index (spec §9).
 func (m *Member) maybeProposeExpiry() {
-	if m.ticks%uint64(m.cfg.ExpiryTicks) != 0 || m.ticks < m.expiryPendingUntil {
+	if m.ticks < m.expiryDue || m.ticks < m.expiryPendingUntil {
 		return
 	}
+	m.expiryDue = m.ticks + uint64(m.cfg.ExpiryTicks)
 	if _, ss, _ := m.node.BasicStatus(); ss.State != raft.StateLeader {
 		return
 	}

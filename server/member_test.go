@@ -303,6 +303,38 @@ func TestMemberCatchesUpTicksItMissed(t *testing.T) {
 	}
 }
 
+// TestLateTickAddsNothingAfterCatchUp: a follower that resumes from a
+// pause catches up by its clock as it takes a heartbeat, then gets the tick
+// its shell held back during the pause (Go's ticker keeps one) and, soon
+// after, the next on the ticker's phase. Those ticks must not count the
+// same time twice: the promise made with the heartbeat lasts an election
+// timeout by the follower's clock, less the part of a tick already begun,
+// on which the leader's lease rests.
+func TestLateTickAddsNothingAfterCatchUp(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.LeaseReads = true })
+	lead := c.leader()
+	var follower uint64
+	for _, id := range c.ids {
+		if id != lead {
+			follower = id
+			break
+		}
+	}
+	// Ticks are 100 ms, the election timeout 10 ticks; the follower last
+	// ticked at c.now and resumes 5.05 s later.
+	resumed := c.now.Add(5050 * time.Millisecond)
+	st := c.members[lead].RaftStatus()
+	c.members[follower].Receive(raft.Message{Type: raft.MsgHeartbeat, From: lead, To: follower,
+		Term: st.Term, Commit: st.Commit}, resumed)
+	c.members[follower].Tick(resumed) // the tick held back during the pause
+	for at := resumed.Add(50 * time.Millisecond); !at.After(resumed.Add(850 * time.Millisecond)); at = at.Add(100 * time.Millisecond) {
+		c.members[follower].Tick(at)
+	}
+	assert.True(t, c.members[follower].Promising(), "the promise ran out 850 ms after the heartbeat, less than 9 ticks")
+	c.members[follower].Tick(resumed.Add(1050 * time.Millisecond))
+	assert.False(t, c.members[follower].Promising(), "the promise outlived an election timeout and a tick")
+}
+
 // TestFollowerCatchesUpBeforeItPromises: a follower that stood still and
 // resumes with messages waiting must catch up the ticks it missed before
 // it takes them. Acknowledging a heartbeat promises the leader an election

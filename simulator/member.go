@@ -167,8 +167,10 @@ type MemberConfig struct {
 	// Now is the virtual clock, for members that read the time of day
 	// (TTLs): it is the simulation's clock as a time.Time.
 	Now func() time.Time
-	// Tick is the length of a tick.
-	Tick time.Duration
+	// Tick is the length of a tick; ClockTick its length by this member's
+	// clock, which may run fast or slow (drift): the member is ticked
+	// every ClockTick of virtual time and counts its ticks by it.
+	Tick, ClockTick time.Duration
 	// SlowDisk makes a full member's disk slower than its CPU: a write
 	// waits up to two ticks while the member goes on working (Buggify).
 	SlowDisk bool

@@ -52,8 +52,10 @@ type raftMember struct {
 	// handed out.
 	commit, commitTerm uint64
 	readyCommit        [2]uint64
-	// lastTick is the clock at the last Tick.
-	lastTick time.Time
+	// ticks is raft's tick count: the whole ClockTicks since clockStart
+	// (see advanceClock).
+	clockStart time.Time
+	ticks      uint64
 }
 
 // NewRaftMember is the Factory of today's member. A disk must be a *MemDisk.
@@ -121,33 +123,38 @@ func NewRaftMember(cfg MemberConfig, d Disk) (Member, error) {
 
 // Tick implements Member.
 func (m *raftMember) Tick() {
-	m.catchUp()
-	m.lastTick = m.cfg.Now()
-	m.node.Tick()
+	if m.clockStart.IsZero() {
+		// The first Tick is tick 1.
+		m.clockStart = m.cfg.Now().Add(-m.cfg.ClockTick)
+	}
+	m.advanceClock()
 }
 
-// catchUp, like server.Member's, gives raft the ticks it missed by the
-// clock (a pause) before any input: a leader that resumed with its clock
-// stood still would trust a lease that ran out meanwhile, and a follower
-// would make promises on a clock about to jump.
-func (m *raftMember) catchUp() {
-	now := m.cfg.Now()
-	if m.lastTick.IsZero() {
+// advanceClock, like server.Member's, gives raft every tick due by the
+// member's clock before any input, so that its tick count is a function
+// of the clock: a member that resumes from a pause takes no message on the
+// clock from before it (a leader would trust a lease that ran out, a
+// follower promise an election timeout on a clock about to jump), and a
+// late tick adds nothing once its time is counted.
+func (m *raftMember) advanceClock() {
+	if m.clockStart.IsZero() {
 		return
 	}
-	missed := int(min(now.Sub(m.lastTick)/m.cfg.Tick, maxCatchUpTicks)) - 1
-	for range missed {
-		m.node.Tick()
+	due := uint64(m.cfg.Now().Sub(m.clockStart) / m.cfg.ClockTick)
+	if due > m.ticks+maxCatchUpTicks {
+		m.clockStart = m.clockStart.Add(time.Duration(due-m.ticks-maxCatchUpTicks) * m.cfg.ClockTick)
+		due = m.ticks + maxCatchUpTicks
 	}
-	if missed > 0 {
-		m.lastTick = m.lastTick.Add(time.Duration(missed) * m.cfg.Tick)
+	for m.ticks < due {
+		m.ticks++
+		m.node.Tick()
 	}
 }
 
 // maxCatchUpTicks bounds the ticks a resumed member catches up at once.
 const maxCatchUpTicks = 1000
 
-func (m *raftMember) Receive(msg raft.Message)    { m.catchUp(); _ = m.node.Step(msg) }
+func (m *raftMember) Receive(msg raft.Message)    { m.advanceClock(); _ = m.node.Step(msg) }
 func (m *raftMember) Storage() raft.Storage       { return m.disk.current }
 func (m *raftMember) Applied() uint64             { return m.sm.applied }
 func (m *raftMember) HoldsLease() bool            { return m.node.HoldsLease() }
@@ -162,7 +169,7 @@ func (m *raftMember) RecoveredTornWrite() bool { return m.disk.tornAtCrash }
 
 // Submit implements Member.
 func (m *raftMember) Submit(op Op, done func(Reply)) {
-	m.catchUp()
+	m.advanceClock()
 	if op.ConfChange != nil {
 		cc := *op.ConfChange
 		cc.Context = binary.LittleEndian.AppendUint64(nil, op.ID)

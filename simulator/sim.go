@@ -305,7 +305,7 @@ func (s *Simulation) memberConfig(sm *simMember) MemberConfig {
 	}
 	return MemberConfig{
 		ID: sm.id, Peers: peers, Joining: sm.idx >= s.p.Members, Rand: sm.rng, Bug: s.cfg.Bug,
-		Now: func() time.Time { return simEpoch.Add(s.now) }, Tick: s.p.Tick,
+		Now: func() time.Time { return simEpoch.Add(s.now) }, Tick: s.p.Tick, ClockTick: sm.tick,
 		OnApplied: s.kvObserveApply, SlowDisk: s.p.SlowDisk,
 		SnapshotEvery: s.p.SnapshotEvery, SnapshotKeep: s.p.SnapshotKeep, SnapshotTail: s.p.SnapshotTail,
 		Raft: raft.Config{

@@ -179,6 +179,7 @@ var foundSeeds = []struct {
 	{742007295, "log", "all", "the checker judged a pre-vote against a written suffix a new leader had already replaced", 0, false},
 	{742013593, "log", "all", "the checker judged a pre-vote against a written suffix a new leader had already replaced", 0, false},
 	{745013045, "kv", "all", "the checker took a restarted member's replay of the bootstrap for a smaller configuration", 0, false},
+	{746010273, "kv", "all", "a follower resumed from a pause counted a tick twice and its promise ran out before the lease", 0, false},
 }
 
 func TestFoundSeeds(t *testing.T) {
