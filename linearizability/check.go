@@ -47,6 +47,10 @@ type Options struct {
 	// Log receives one line naming the visualisation file when one is
 	// written. Nil means os.Stderr.
 	Log io.Writer
+	// Timeout bounds the time spent checking each independent part; a part
+	// not decided within it is named in Result.Undecided. Zero means no
+	// limit, so that the verdict depends only on the history.
+	Timeout time.Duration
 }
 
 // Result is the verdict of Check.
@@ -59,8 +63,10 @@ type Result struct {
 	// Partitions is the number of independent parts checked (see partition).
 	Partitions int
 	// Illegal names the parts that are not linearizable by their top-level
-	// key ("/a"), or "/" when the history was checked as one part.
-	Illegal []string
+	// key ("/a"), or "/" when the history was checked as one part;
+	// Undecided those whose check ran out of Options.Timeout (the history
+	// is then neither found linearizable nor found not to be).
+	Illegal, Undecided []string
 	// IndexOrder is a violation of the etcd index's order across keys.
 	IndexOrder *IndexViolation
 	// Visualization is the path of the HTML file written, if any, and
@@ -81,6 +87,9 @@ func (r Result) String() string {
 	if len(r.Illegal) > 0 {
 		why = append(why, "not linearizable under "+strings.Join(r.Illegal, ", "))
 	}
+	if len(r.Undecided) > 0 {
+		why = append(why, "undecided within the time limit under "+strings.Join(r.Undecided, ", "))
+	}
 	if r.IndexOrder != nil {
 		why = append(why, "index order: "+r.IndexOrder.Reason)
 	}
@@ -95,8 +104,8 @@ func (r Result) String() string {
 }
 
 // Check checks a history for linearizability against the model of the key
-// space, with no time limit, so that the verdict depends only on the
-// history. A failing check writes the visualisation (see Options) and
+// space, with no time limit unless Options.Timeout sets one (without, the
+// verdict depends only on the history). A failing check writes the visualisation (see Options) and
 // names it in the result and on Options.Log.
 func Check(h History, opts Options) Result {
 	h.Operations = slices.DeleteFunc(slices.Clone(h.Operations), func(op Operation) bool { return op.NoEffect })
@@ -104,7 +113,7 @@ func Check(h History, opts Options) Result {
 	parts := partition(ops)
 	res := Result{Operations: len(ops), Partitions: len(parts)}
 	plain := model(false)
-	verdicts := make([]bool, len(parts))
+	verdicts := make([]porcupine.CheckResult, len(parts))
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i, part := range parts {
@@ -112,24 +121,29 @@ func Check(h History, opts Options) Result {
 		slots <- struct{}{}
 		go func() {
 			defer wg.Done()
-			verdicts[i] = porcupine.CheckOperations(plain, part)
+			verdicts[i] = porcupine.CheckOperationsTimeout(plain, part, opts.Timeout)
 			<-slots
 		}()
 	}
 	wg.Wait()
 	whole := hasRootOp(ops)
-	for i, ok := range verdicts {
-		if !ok {
-			name := "/"
-			if !whole {
-				name = topLevel(parts[i][0].Input.(*call).in.Key)
-			}
+	for i, v := range verdicts {
+		name := "/"
+		if !whole {
+			name = topLevel(parts[i][0].Input.(*call).in.Key)
+		}
+		switch v {
+		case porcupine.Illegal:
 			res.Illegal = append(res.Illegal, name)
+		case porcupine.Unknown:
+			res.Undecided = append(res.Undecided, name)
 		}
 	}
 	res.IndexOrder = checkIndexOrder(h.Operations)
-	res.Ok = len(res.Illegal) == 0 && res.IndexOrder == nil
-	if !res.Ok || opts.AlwaysVisualize {
+	res.Ok = len(res.Illegal) == 0 && len(res.Undecided) == 0 && res.IndexOrder == nil
+	// An undecided part alone is not drawn: linearizing it again for the
+	// page would run out of time as well.
+	if len(res.Illegal) > 0 || res.IndexOrder != nil || opts.AlwaysVisualize {
 		visualize(&res, shown(ops, parts, verdicts, res), annotations(h, opts, res.IndexOrder, end), opts)
 	}
 	return res
@@ -140,13 +154,13 @@ func Check(h History, opts Options) Result {
 // them for a linearizable history. Linearizing a part again for the
 // visualisation costs as much as checking it did, and parts that pass only
 // crowd the page.
-func shown(ops []porcupine.Operation, parts [][]porcupine.Operation, verdicts []bool, res Result) []porcupine.Operation {
+func shown(ops []porcupine.Operation, parts [][]porcupine.Operation, verdicts []porcupine.CheckResult, res Result) []porcupine.Operation {
 	if res.Ok {
 		return ops
 	}
 	var out []porcupine.Operation
 	for i, part := range parts {
-		keep := !verdicts[i]
+		keep := verdicts[i] == porcupine.Illegal
 		if v := res.IndexOrder; v != nil && len(res.Illegal) == 0 {
 			for _, op := range part {
 				id := op.Metadata.(int)

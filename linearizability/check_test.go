@@ -2,10 +2,12 @@ package linearizability
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/stretchr/testify/assert"
@@ -110,6 +112,27 @@ func TestResultNamesTheFailingPart(t *testing.T) {
 	assert.Equal(t, 3, res.Operations)
 	assert.Equal(t, []string{"/b"}, res.Illegal)
 	assert.Contains(t, res.String(), "not linearizable under /b")
+}
+
+// TestTimeoutLeavesAPartUndecided: with Options.Timeout, a part whose
+// check runs out of time is named undecided — neither linearizable nor
+// not — while the others get their verdict. Proving that no order of 24
+// writes of unknown outcome explains a read of a value nobody wrote takes
+// porcupine far longer than a millisecond.
+func TestTimeoutLeavesAPartUndecided(t *testing.T) {
+	b := newBuilder().op(0, set("/a", "1"), wrote(1), 0, 10)
+	for i := range 24 {
+		b.unknown(i+1, set("/x", fmt.Sprintf("v%d", i)), 20)
+	}
+	b.op(25, get("/x"), read(file("/x", "nobody", 30), 30), 40, 50)
+	opts := quiet(t)
+	opts.Timeout = time.Millisecond
+	res := Check(b.history(), opts)
+	assert.False(t, res.Ok)
+	assert.Empty(t, res.Illegal)
+	assert.Equal(t, []string{"/x"}, res.Undecided)
+	assert.Contains(t, res.String(), "undecided within the time limit under /x")
+	assert.Empty(t, res.Visualization, "an undecided part is not drawn")
 }
 
 func TestOutputOf(t *testing.T) {

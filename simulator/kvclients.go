@@ -114,13 +114,20 @@ func (s *Simulation) checkKVHistory() {
 		ClockSkew:   s.p.Tick,
 		Annotations: s.annotations,
 		Log:         io.Discard, // the failure names the visualisation
+		Timeout:     historyCheckTimeout,
 	}
 	if s.cfg.VisualizationDir != "" {
 		opts.VisualizationPath = filepath.Join(s.cfg.VisualizationDir, fmt.Sprintf("seed-%d.html", s.cfg.Seed))
 	}
 	res := linearizability.Check(h, opts)
-	if res.Ok {
+	switch {
+	case res.Ok:
 		s.stats.Linearizability = "ok"
+		return
+	case len(res.Illegal) == 0 && res.IndexOrder == nil:
+		// Rare histories (many deletes of unknown outcome, which the log
+		// cannot tell apart, among TTLs) take porcupine exponential time.
+		s.stats.Linearizability = "unknown"
 		return
 	}
 	s.stats.Linearizability = "illegal"
