@@ -311,21 +311,8 @@ func TestMemberCatchesUpTicksItMissed(t *testing.T) {
 // timeout by the follower's clock, less the part of a tick already begun,
 // on which the leader's lease rests.
 func TestLateTickAddsNothingAfterCatchUp(t *testing.T) {
-	c := newTestCluster(t, 3, func(cfg *Config) { cfg.LeaseReads = true })
-	lead := c.leader()
-	var follower uint64
-	for _, id := range c.ids {
-		if id != lead {
-			follower = id
-			break
-		}
-	}
-	// Ticks are 100 ms, the election timeout 10 ticks; the follower last
-	// ticked at c.now and resumes 5.05 s later.
-	resumed := c.now.Add(5050 * time.Millisecond)
-	st := c.members[lead].RaftStatus()
-	c.members[follower].Receive(raft.Message{Type: raft.MsgHeartbeat, From: lead, To: follower,
-		Term: st.Term, Commit: st.Commit}, resumed)
+	// Ticks are 100 ms, the election timeout 10 ticks.
+	c, follower, resumed := heartbeatAfterPause(t, 5050*time.Millisecond)
 	c.members[follower].Tick(resumed) // the tick held back during the pause
 	for at := resumed.Add(50 * time.Millisecond); !at.After(resumed.Add(850 * time.Millisecond)); at = at.Add(100 * time.Millisecond) {
 		c.members[follower].Tick(at)
@@ -342,21 +329,27 @@ func TestLateTickAddsNothingAfterCatchUp(t *testing.T) {
 // rests; made on the clock from before the pause, the promise would run
 // out at the follower's next tick, when that clock jumps forward.
 func TestFollowerCatchesUpBeforeItPromises(t *testing.T) {
-	c := newTestCluster(t, 3, func(cfg *Config) { cfg.LeaseReads = true })
+	// Five election timeouts later (ElectionTicks 10 × 100 ms).
+	c, follower, later := heartbeatAfterPause(t, 5*time.Second)
+	c.members[follower].Tick(later.Add(100 * time.Millisecond))
+	assert.True(t, c.members[follower].Promising(), "the promise made on resuming ran out at the next tick")
+}
+
+// heartbeatAfterPause starts a cluster of three with lease reads and hands
+// a follower, resuming pause after its last tick, the leader's heartbeat
+// before anything else. It returns the follower and when it resumed.
+func heartbeatAfterPause(t *testing.T, pause time.Duration) (c *testCluster, follower uint64, resumed time.Time) {
+	c = newTestCluster(t, 3, func(cfg *Config) { cfg.LeaseReads = true })
 	lead := c.leader()
-	var follower uint64
 	for _, id := range c.ids {
 		if id != lead {
 			follower = id
 			break
 		}
 	}
-	// Five election timeouts later (ElectionTicks 10 × 100 ms), the
-	// follower resumes and takes a heartbeat first.
-	later := c.now.Add(5 * time.Second)
+	resumed = c.now.Add(pause)
 	st := c.members[lead].RaftStatus()
 	c.members[follower].Receive(raft.Message{Type: raft.MsgHeartbeat, From: lead, To: follower,
-		Term: st.Term, Commit: st.Commit}, later)
-	c.members[follower].Tick(later.Add(100 * time.Millisecond))
-	assert.True(t, c.members[follower].Promising(), "the promise made on resuming ran out at the next tick")
+		Term: st.Term, Commit: st.Commit}, resumed)
+	return c, follower, resumed
 }
