@@ -113,4 +113,70 @@
 // into [Result.Coverage], from what the simulator observes anyway, without
 // touching the trace. A campaign's summary prints, per state, the runs that
 // reached it and its occurrences, and flags the states no run reached.
+//
+// # The trace
+//
+// [Config.Trace] receives the run as JSON lines, one object per line, from
+// which the state of every member at every event can be rebuilt
+// ([Rebuild] does it in Go, the viewer in the page). The first line is a
+// header:
+//
+//	{"kind":"header","format":"raftkv-trace","version":2,"seed":7,"members":3,"slots":4,
+//	 "member_kind":"kv","tick_us":10000,"election_tick":10,"heartbeat_tick":1,
+//	 "duration_us":10000000,"replay":"raftkv sim --seed 7 ..."}
+//
+// slots counts the member IDs that may appear (1..slots: the founders, then
+// members a membership change may add). Every other line carries n, the
+// number of the event it belongs to (the one a failure names; several lines
+// may share it), t_us, its virtual time in microseconds, and kind. Fields
+// that do not apply, or are 0, false or empty, are left out. The kinds:
+//
+//   - member: one member's whole state after it changed: member, status (up,
+//     down, paused, failed: its disk is corrupt and it stays down, removed),
+//     role (follower, candidate, precandidate, leader), term, vote, lead,
+//     commit (raft's), applied. A member's first line is a member line.
+//   - log: the member's log changed (the log as written: what a crash
+//     keeps). first, when present, drops the entries before it (compaction
+//     or a snapshot); snap_index and snap_term name the snapshot the log
+//     starts after. from, when present, drops the entries from that index
+//     on and appends runs, a list of [term, count, type] (type "n" normal,
+//     "e" empty, the leader's first entry of its term, "c" a configuration
+//     change): count entries of that term and type, from index from on. A
+//     log line with first == from replaces the whole log (a restart, a
+//     snapshot installed).
+//   - conf: the configuration member applied: voters, learners, outgoing
+//     (the old voters while joint).
+//   - send: a message leaves: id (unique in the run), from, to, msg (raft's
+//     type, such as MsgApp), term, log_term and index (of the entry before
+//     the entries), entries (how many), commit, reject, hint (the
+//     rejection's hint), granted (a vote given), snap_index and snap_term (a
+//     snapshot chunk's), chunk and chunks, dup (a second copy made by the
+//     network). Every send is followed, later, by exactly one deliver or
+//     drop line with its id.
+//   - deliver: message id arrives at its receiver (from, to and msg
+//     repeated for readers).
+//   - drop: message id is lost: why is cut (a partitioned link), loss
+//     (random), down (the receiver was down), stale (its sender crashed
+//     before it left), lost (dropped by the buggify point or a crash of a
+//     paused receiver) or end (the run ended with it in flight).
+//   - commit: the cluster's commit index (the highest any member applied
+//     as committed) rose to commit.
+//   - call, return, timeout: a client operation: id, client, member (where
+//     it was sent), op (readable, such as "set /k/1 v17" or "append 42");
+//     return has result (readable) and outcome (ok, failed: it certainly did
+//     not take effect, unknown); timeout means the client gave up (the
+//     outcome stays unknown).
+//   - fault, heal: class (crash, partition, ...), member (its target, if
+//     one), detail (readable), cut (on the lines of link faults and their
+//     heal: every directed link cut after it, as [from, to] pairs, written
+//     even when empty); heal ends the fault of class on member.
+//   - crash, restart: member goes down (why) or comes back (a member line
+//     and a log line follow).
+//   - action: a lab or tour action was carried out (do, member, members,
+//     key, value), see [Script].
+//   - phase: the run moved on (detail): the liveness phase after the
+//     faults heal, the end.
+//
+// The trace is written only when Config.Trace is set: with it off, the
+// simulator builds none of these lines.
 package simulator

@@ -29,9 +29,15 @@ import (
 // add over its founders.
 const spareMemberSlots = 2
 
+// maxAdded is how many members a Script may add.
+const maxAdded = spareMemberSlots
+
 // spareSlots returns the run's dormant member slots (one more when
 // learners are to pile up).
 func (s *Simulation) spareSlots() int {
+	if slices.ContainsFunc(s.cfg.Actions, func(a Action) bool { return a.Do == "add" }) {
+		return maxAdded
+	}
 	if !s.p.Faults.Has(FaultMembership) {
 		return 0
 	}

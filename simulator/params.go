@@ -61,9 +61,32 @@ type Config struct {
 	// WAL on a faulty file system; the default) or raft members with a
 	// log-appending state machine and memory storage (raft alone, faster).
 	Kind MemberKind
+	// NoClients runs no background clients (a Script's actions bring
+	// their own operations).
+	NoClients bool
+	// PreVote, CheckQuorum and Lease override what the seed draws.
+	PreVote, CheckQuorum, Lease Switch
+	// Actions are carried out at their times (a lab run or a tour; see
+	// Script).
+	Actions []Action
 	// VisualizationDir, if set, is where a failed linearizability check
 	// writes its HTML visualisation (default: the system's temp dir).
 	VisualizationDir string
+}
+
+// Switch overrides a setting the seed draws: Drawn leaves it to the seed.
+type Switch uint8
+
+const (
+	Drawn Switch = iota
+	On
+	Off
+)
+
+func (sw Switch) apply(b *bool) {
+	if sw != Drawn {
+		*b = sw == On
+	}
 }
 
 // MemberKind names the kind of member a run simulates.
@@ -250,6 +273,15 @@ func drawParams(cfg Config) Params {
 	}
 	if cfg.OpInterval > 0 {
 		p.OpInterval = cfg.OpInterval
+	}
+	if cfg.NoClients {
+		p.Clients = 0
+	}
+	cfg.PreVote.apply(&p.PreVote)
+	cfg.CheckQuorum.apply(&p.CheckQuorum)
+	cfg.Lease.apply(&p.LeaseReads)
+	if p.LeaseReads && !p.CheckQuorum {
+		p.LeaseReads = false // a lease rests on CheckQuorum
 	}
 	return p
 }
