@@ -359,6 +359,15 @@ func (m *Member) Receive(msg raft.Message, now time.Time) {
 	_ = m.node.Step(msg)
 }
 
+// Campaign makes the member start an election now, as if its election
+// timeout had fired (§5.2); the teaching lab uses it. A member that may
+// not campaign (a learner, a removed member) ignores it, as raft does.
+func (m *Member) Campaign() { m.node.Campaign() }
+
+// TransferLeadership asks the member, if it leads, to hand leadership to
+// member to (§3.10 of the thesis).
+func (m *Member) TransferLeadership(to uint64) { m.node.TransferLeadership(to) }
+
 // ReportUnreachable tells raft that messages to peer id were lost.
 func (m *Member) ReportUnreachable(id uint64) { m.node.ReportUnreachable(id) }
 

@@ -3,6 +3,7 @@ package simulator
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/raftkv/raftkv/kvstore"
@@ -19,6 +20,9 @@ type client struct {
 	op int
 	// reads is how many of the next operations are reads (see chase).
 	reads int
+	// manual is the lab's client: it issues a Script's writes and reads,
+	// when told, and nothing else.
+	manual bool
 }
 
 type opStatus uint8
@@ -56,6 +60,9 @@ func (s *Simulation) startClients() {
 		s.clients[c] = client{target: s.rngClients.IntN(len(s.members)), op: -1}
 		s.q.push(event{at: time.Duration(s.rngClients.Int64N(int64(s.p.OpInterval))), kind: evClient, member: c})
 	}
+	if slices.ContainsFunc(s.cfg.Actions, func(a Action) bool { return a.Do == "write" || a.Do == "read" }) {
+		s.clients = append(s.clients, client{op: -1, manual: true})
+	}
 }
 
 // clientNext issues client c's next operation.
@@ -78,6 +85,13 @@ func (s *Simulation) clientNext(c int) {
 	} else {
 		op = Op{ID: uint64(c)<<32 | uint64(cl.seq), Read: s.takeRead(cl) || s.rngClients.IntN(100) < s.p.ReadPercent}
 	}
+	s.issue(c, op, rec)
+}
+
+// issue sends client c's operation op to its target member and records it
+// in the history (rec carries what the key-space history needs).
+func (s *Simulation) issue(c int, op Op, rec opRecord) {
+	cl := &s.clients[c]
 	idx := len(s.history)
 	rec.client, rec.id, rec.read, rec.call = c, op.ID, op.Read, s.now
 	rec.committedAtCall = uint64(len(s.check.committed)) - 1
@@ -86,6 +100,9 @@ func (s *Simulation) clientNext(c int) {
 	cl.op = idx
 	s.rec = traceRecord{kind: trCall, member: uint64(cl.target + 1), index: op.ID, count: boolToUint(op.Read)}
 	s.emit()
+	if s.viewing() {
+		s.endLine(s.line("call").num("id", op.ID).num("client", uint64(c+1)).num("member", uint64(cl.target+1)).str("op", describeOp(&op)))
+	}
 	sm := s.members[cl.target]
 	done := func(r Reply) { s.answer(idx, r) }
 	switch {
@@ -161,6 +178,10 @@ func (s *Simulation) clientReturn(idx int) {
 	}
 	s.rec = traceRecord{kind: trReturn, index: rec.id, count: rec.length, commit: uint64(rec.status)}
 	s.emit()
+	if s.viewing() {
+		outcome := map[opStatus]string{opOK: "ok", opRefused: "failed", opUnknown: "unknown"}[rec.status]
+		s.endLine(s.line("return").num("id", rec.id).str("result", describeReply(r)).str("outcome", outcome))
+	}
 	s.clientDone(rec, rec.status != opOK)
 }
 
@@ -176,6 +197,9 @@ func (s *Simulation) clientTimeout(idx int) {
 	}
 	s.rec = traceRecord{kind: trTimeout, index: rec.id}
 	s.emit()
+	if s.viewing() {
+		s.endLine(s.line("timeout").num("id", rec.id))
+	}
 	s.clientDone(rec, true)
 }
 
@@ -184,6 +208,9 @@ func (s *Simulation) clientTimeout(idx int) {
 func (s *Simulation) clientDone(rec *opRecord, moveOn bool) {
 	cl := &s.clients[rec.client]
 	cl.op = -1
+	if cl.manual {
+		return
+	}
 	if moveOn {
 		cl.target = s.rngClients.IntN(len(s.members))
 	}

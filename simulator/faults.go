@@ -150,3 +150,13 @@ func ParseFaults(text string) (FaultSet, error) {
 	}
 	return s, nil
 }
+
+// cutsLinks reports whether faults of class c cut links (and their heal
+// restores every link).
+func (c FaultClass) cutsLinks() bool {
+	switch c {
+	case FaultPartition, FaultIsolate, FaultRing, FaultOneWay, FaultStrand, FaultChurn:
+		return true
+	}
+	return false
+}

@@ -254,6 +254,7 @@ func (s *Simulation) inject(c FaultClass) bool {
 		}
 		s.members[i].paused = true
 		s.faultTrace(c, uint64(i+1), "pause")
+		s.traceMember(i)
 		heal(i, s.members[i].incarnation)
 	case FaultSlow:
 		i := s.pickMember(rng, 0.3, func(sm *simMember) bool { return sm.slow == 1 })
@@ -294,6 +295,13 @@ func (s *Simulation) scheduleRestart(c FaultClass, i int) {
 func (s *Simulation) faultTrace(c FaultClass, member uint64, what string) {
 	s.rec = traceRecord{kind: trFault, member: member, detail: c.String() + ": " + what}
 	s.emit()
+	if s.viewing() {
+		if c.cutsLinks() {
+			s.traceLinks("fault", c, member, what)
+		} else {
+			s.endLine(s.line("fault").str("class", c.String()).num("member", member).str("detail", what))
+		}
+	}
 	s.logf("fault %s: %s", c, what)
 	point := c == FaultTorn || c == FaultCorrupt || c == FaultMembership
 	s.annotateStart(annotationKey(c, member), member, fmt.Sprintf("%s: %s", c, what), point)
@@ -322,6 +330,13 @@ func (s *Simulation) heal(c FaultClass, target int, incarnation uint64) {
 	}
 	s.rec = traceRecord{kind: trHeal, member: sm.id, detail: c.String()}
 	s.emit()
+	if s.viewing() {
+		if c.cutsLinks() {
+			s.traceLinks("heal", c, 0, "links restored")
+		} else {
+			s.endLine(s.line("heal").str("class", c.String()).num("member", sm.id))
+		}
+	}
 	s.logf("heal %s", c)
 	s.annotateEnd(annotationKey(c, sm.id))
 }
@@ -347,11 +362,13 @@ func (s *Simulation) resume(i int) {
 	sm.backlog, sm.submissions = nil, nil
 	for _, slot := range backlog {
 		env := &s.nw.envs[slot]
+		s.traceDeliver(env.id, &env.msg)
 		s.check.observeDelivery(i, &env.msg, sm.m)
 		sm.m.Receive(env.msg)
 		s.stats.Delivered++
 		s.nw.release(slot)
 	}
+	s.traceMember(i)
 	sm.m.Tick()
 	for _, sub := range submissions {
 		sm.m.Submit(sub.op, sub.done)
@@ -376,6 +393,7 @@ func (s *Simulation) healAll() {
 	s.nw.healLinks()
 	s.linkFault = false
 	s.unclog()
+	s.traceLinks("heal", FaultPartition, 0, "every fault healed")
 	for i, sm := range s.members {
 		sm.slow = 1
 		sm.disk.SetFull(false)

@@ -97,14 +97,16 @@ func snapshotEvery(n uint64) uint64 {
 	return n
 }
 
-func (k *kvMember) Tick()                       { k.m.Tick(k.cfg.Now()) }
-func (k *kvMember) Receive(msg raft.Message)    { k.m.Receive(msg, k.cfg.Now()) }
-func (k *kvMember) Storage() raft.Storage       { return k.m.Storage() }
-func (k *kvMember) Applied() uint64             { return k.m.Applied() }
-func (k *kvMember) HoldsLease() bool            { return k.m.HoldsLease() }
-func (k *kvMember) Promising() bool             { return k.m.Promising() }
-func (k *kvMember) LastEntry() (uint64, uint64) { return k.m.LastEntry() }
-func (k *kvMember) HasWork() bool               { return k.jobDue() || k.m.HasWork() }
+func (k *kvMember) Tick()                        { k.m.Tick(k.cfg.Now()) }
+func (k *kvMember) Campaign()                    { k.m.Campaign() }
+func (k *kvMember) TransferLeadership(to uint64) { k.m.TransferLeadership(to) }
+func (k *kvMember) Receive(msg raft.Message)     { k.m.Receive(msg, k.cfg.Now()) }
+func (k *kvMember) Storage() raft.Storage        { return k.m.Storage() }
+func (k *kvMember) Applied() uint64              { return k.m.Applied() }
+func (k *kvMember) HoldsLease() bool             { return k.m.HoldsLease() }
+func (k *kvMember) Promising() bool              { return k.m.Promising() }
+func (k *kvMember) LastEntry() (uint64, uint64)  { return k.m.LastEntry() }
+func (k *kvMember) HasWork() bool                { return k.jobDue() || k.m.HasWork() }
 
 // jobDue reports whether disk work waits and may run now.
 func (k *kvMember) jobDue() bool { return k.job != nil && !k.cfg.Now().Before(k.jobAt) }

@@ -62,6 +62,11 @@ type Member interface {
 	LastEntry() (index, term uint64)
 	// ConfState is the configuration the member applied last.
 	ConfState() raft.ConfState
+	// Campaign fires the member's election timeout now; TransferLeadership
+	// asks it, if it leads, to hand leadership to member to. The lab and
+	// tours use them (Script).
+	Campaign()
+	TransferLeadership(to uint64)
 }
 
 // Activity is what one call of Member.Process did.

@@ -362,6 +362,7 @@ func (s *Simulation) shutDown(i int, why string) {
 	}
 	s.crash(i, why)
 	sm.removed, sm.dormant = true, false
+	s.traceMember(i)
 }
 
 // reconcileMembership, after the heal, makes the members the leader's

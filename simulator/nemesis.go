@@ -101,6 +101,9 @@ func (s *Simulation) chase() {
 			continue
 		}
 		for c := range s.clients {
+			if s.clients[c].manual {
+				continue
+			}
 			if rng.IntN(2) == 0 {
 				s.clients[c].target = i
 				s.clients[c].reads = 10 + rng.IntN(10)

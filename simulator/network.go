@@ -20,6 +20,8 @@ type envelope struct {
 	departs     time.Duration
 	// dropped marks a message lost on the way (a strand).
 	dropped bool
+	// id names the message in the trace.
+	id uint64
 }
 
 // network decides what happens to each message: its delay, whether it is
@@ -32,13 +34,18 @@ type network struct {
 	// clogged[from*n+to] holds every message on the link in held.
 	clogged []bool
 	held    []int32
+	// dropNext[from*n+to] loses the next message on the link (a lab
+	// action).
+	dropNext []bool
+	// lastID is the last message id given out.
+	lastID uint64
 	// envs is the slab of messages in flight; free its unused slots.
 	envs []envelope
 	free []int32
 }
 
 func newNetwork(n int, rng *rand.Rand) *network {
-	return &network{rng: rng, n: n, cut: make([]bool, n*n), clogged: make([]bool, n*n)}
+	return &network{rng: rng, n: n, cut: make([]bool, n*n), clogged: make([]bool, n*n), dropNext: make([]bool, n*n)}
 }
 
 func (nw *network) alloc(e envelope) int32 {

@@ -69,6 +69,8 @@ type Config struct {
 	// Actions are carried out at their times (a lab run or a tour; see
 	// Script).
 	Actions []Action
+	// afterEvent, in tests, looks at the run after every event.
+	afterEvent func(s *Simulation)
 	// VisualizationDir, if set, is where a failed linearizability check
 	// writes its HTML visualisation (default: the system's temp dir).
 	VisualizationDir string

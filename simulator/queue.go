@@ -16,6 +16,7 @@ const (
 	evHeal                          // the fault phase ends: heal everything
 	evEnd                           // the run ends
 	evLiveness                      // check whether the healed cluster converged
+	evAction                        // a Script's action
 )
 
 func (k eventKind) String() string {

@@ -154,14 +154,16 @@ func (m *raftMember) advanceClock() {
 // maxCatchUpTicks bounds the ticks a resumed member catches up at once.
 const maxCatchUpTicks = 1000
 
-func (m *raftMember) Receive(msg raft.Message)    { m.advanceClock(); _ = m.node.Step(msg) }
-func (m *raftMember) Storage() raft.Storage       { return m.disk.current }
-func (m *raftMember) Applied() uint64             { return m.sm.applied }
-func (m *raftMember) HoldsLease() bool            { return m.node.HoldsLease() }
-func (m *raftMember) Promising() bool             { return m.node.Promising() }
-func (m *raftMember) LastEntry() (uint64, uint64) { return m.node.LastEntry() }
-func (m *raftMember) ConfState() raft.ConfState   { return m.confState }
-func (m *raftMember) HasWork() bool               { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
+func (m *raftMember) Receive(msg raft.Message)     { m.advanceClock(); _ = m.node.Step(msg) }
+func (m *raftMember) Storage() raft.Storage        { return m.disk.current }
+func (m *raftMember) Campaign()                    { m.node.Campaign() }
+func (m *raftMember) TransferLeadership(to uint64) { m.node.TransferLeadership(to) }
+func (m *raftMember) Applied() uint64              { return m.sm.applied }
+func (m *raftMember) HoldsLease() bool             { return m.node.HoldsLease() }
+func (m *raftMember) Promising() bool              { return m.node.Promising() }
+func (m *raftMember) LastEntry() (uint64, uint64)  { return m.node.LastEntry() }
+func (m *raftMember) ConfState() raft.ConfState    { return m.confState }
+func (m *raftMember) HasWork() bool                { return m.ready != nil || len(m.batch) > 0 || m.node.HasReady() }
 
 // RecoveredTornWrite implements tornRecoverer: the crash before this start
 // kept only part of the last write of entries it kept.

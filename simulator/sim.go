@@ -133,7 +133,9 @@ type Simulation struct {
 	check   *checker
 	tr      *tracer
 	rec     traceRecord
-	hashes  []uint64
+	// traced is what the trace last said of each member (viewtrace.go).
+	traced []tracedMember
+	hashes []uint64
 
 	rngClients *rand.Rand
 	rngDisk    *rand.Rand
@@ -232,11 +234,15 @@ func (s *Simulation) Run() (res Result) {
 		s.now = e.at
 		s.events++
 		s.handle(e)
+		if s.cfg.afterEvent != nil {
+			s.cfg.afterEvent(s)
+		}
 		if s.cfg.RecordHashes {
 			s.hashes = append(s.hashes, s.tr.hash)
 		}
 	}
 	s.loopWall = time.Since(start)
+	s.traceEnd()
 	if s.failure == nil && !s.cfg.NoLinearizability {
 		if s.kvRec != nil {
 			s.checkKVHistory()
@@ -284,6 +290,7 @@ func (s *Simulation) start() {
 		sm.dormant = i >= s.p.Members
 		s.members[i] = sm
 	}
+	s.writeHeader()
 	for i := range s.p.Members {
 		if !s.startMember(i) {
 			return
@@ -291,6 +298,7 @@ func (s *Simulation) start() {
 	}
 	s.startClients()
 	s.startFaults()
+	s.scheduleActions()
 	if s.cfg.NoLiveness {
 		s.q.push(event{at: s.cfg.Duration, kind: evEnd})
 	} else {
@@ -334,6 +342,7 @@ func (s *Simulation) startMember(i int) bool {
 		s.logf("member %d refuses to start: %v", sm.id, err)
 		s.annotateEnd(fmt.Sprintf("down/%d", sm.id))
 		s.annotateStart(fmt.Sprintf("failed/%d", sm.id), sm.id, "refuses to start: "+err.Error(), false)
+		s.traceMember(i)
 		return true
 	}
 	sm.m, sm.up = m, true
@@ -345,6 +354,8 @@ func (s *Simulation) startMember(i int) bool {
 		s.check.restarted(i, m.Storage(), m.Applied())
 		s.check.views[i].down = false
 	}
+	s.traceMember(i)
+	s.traceLog(i, nil)
 	s.q.push(event{at: s.now + time.Duration(sm.rng.Int64N(int64(sm.tick))), kind: evTick, member: i, arg: sm.incarnation})
 	s.scheduleProcess(i)
 	return s.failure == nil
@@ -365,11 +376,13 @@ func (s *Simulation) crash(i int, why string) {
 	sm.incarnation++
 	sm.processScheduled = false
 	for _, slot := range sm.backlog {
+		s.traceDrop(s.nw.envs[slot].id, &s.nw.envs[slot].msg, "lost")
 		s.nw.release(slot)
 	}
 	sm.backlog, sm.submissions = nil, nil
 	sm.disk.Crash(s.rngDisk)
 	s.check.crashed(i)
+	s.traceMember(i)
 }
 
 // handle carries out one event.
@@ -395,6 +408,8 @@ func (s *Simulation) handle(e event) {
 		s.phase = phaseDone
 	case evLiveness:
 		s.checkLiveness()
+	case evAction:
+		s.act(int(e.arg))
 	}
 }
 
@@ -446,6 +461,10 @@ func (s *Simulation) process(i int, incarnation uint64) {
 	if !act.Crashed {
 		// Checked first: what the messages vouch for must be durable.
 		s.observe(i, &act)
+		if sm.up {
+			s.traceLog(i, &act)
+			s.traceMember(i)
+		}
 		if s.failure != nil || !sm.up {
 			return // a failure, or a churn crashed it as it was elected
 		}
@@ -574,12 +593,25 @@ func (s *Simulation) send(from int, m *raft.Message, departs time.Duration) {
 	nw, p := s.nw, &s.p
 	link := from*nw.n + to
 	faulty := s.phase == phaseFaults
-	if faulty && nw.cut[link] {
+	lost := func(why string) {
 		s.stats.Dropped++
+		if s.viewing() {
+			nw.lastID++
+			s.traceSend(nw.lastID, m, false)
+			s.traceDrop(nw.lastID, m, why)
+		}
+	}
+	if faulty && nw.cut[link] {
+		lost("cut")
+		return
+	}
+	if nw.dropNext[link] {
+		nw.dropNext[link] = false
+		lost("lab")
 		return
 	}
 	if faulty && p.Faults.Has(FaultDrop) && nw.rng.Float64() < p.DropRate {
-		s.stats.Dropped++
+		lost("loss")
 		return
 	}
 	copies := 1
@@ -592,8 +624,12 @@ func (s *Simulation) send(from int, m *raft.Message, departs time.Duration) {
 		return
 	}
 	sm := s.members[from]
-	for range copies {
-		slot := nw.alloc(envelope{msg: *m, from: from, to: to, incarnation: sm.incarnation, departs: departs})
+	for k := range copies {
+		nw.lastID++
+		if s.viewing() {
+			s.traceSend(nw.lastID, m, k == 1)
+		}
+		slot := nw.alloc(envelope{msg: *m, from: from, to: to, incarnation: sm.incarnation, departs: departs, id: nw.lastID})
 		s.sent = append(s.sent, slot)
 		if faulty && nw.clogged[link] {
 			nw.held = append(nw.held, slot)
@@ -624,17 +660,20 @@ func (s *Simulation) deliver(slot int32) {
 	from, to := s.members[env.from], s.members[env.to]
 	if env.dropped {
 		s.stats.Dropped++
+		s.traceDrop(env.id, &env.msg, "lost")
 		s.nw.release(slot)
 		return
 	}
 	if env.incarnation != from.incarnation && from.crashAt[env.incarnation] < env.departs {
 		// The sender crashed before the message left.
+		s.traceDrop(env.id, &env.msg, "stale")
 		s.nw.release(slot)
 		return
 	}
 	if !to.up {
 		s.rec = traceRecord{kind: trDrop, from: env.msg.From, to: env.msg.To, msg: env.msg.Type, term: env.msg.Term}
 		s.emit()
+		s.traceDrop(env.id, &env.msg, "down")
 		s.stats.Dropped++
 		s.nw.release(slot)
 		return
@@ -646,6 +685,7 @@ func (s *Simulation) deliver(slot int32) {
 	m := &env.msg
 	s.rec = traceRecord{kind: trDeliver, from: m.From, to: m.To, msg: m.Type, term: m.Term, index: m.Index, commit: m.Commit, count: uint64(len(m.Entries))}
 	s.emit()
+	s.traceDeliver(env.id, m)
 	s.stats.Delivered++
 	toIdx := env.to
 	s.check.observeDelivery(toIdx, m, to.m)

@@ -20,6 +20,8 @@ type tracer struct {
 	hash uint64
 	w    *bufio.Writer
 	buf  []byte
+	// lb builds the lines of viewtrace.go.
+	lb lineBuilder
 }
 
 func newTracer(w io.Writer) *tracer {
@@ -53,6 +55,10 @@ const (
 
 var traceNames = [...]string{"?", "deliver", "drop", "dup", "tick", "process", "state", "commit", "fault", "heal", "crash", "restart", "call", "return", "timeout", "phase"}
 
+// written are the kinds add writes; the rest are hashed only, and the
+// lines of viewtrace.go say them for a reader.
+var written = [...]bool{trCommit: true, trCrash: true, trRestart: true, trPhase: true}
+
 // traceRecord is one line; zero fields are not written.
 type traceRecord struct {
 	n      uint64
@@ -82,8 +88,8 @@ func (t *tracer) add(r *traceRecord) {
 		h = hashBytes(h, []byte(r.detail))
 	}
 	t.hash = h
-	if t.w == nil || r.kind == trTick {
-		return
+	if t.w == nil || !written[r.kind] {
+		return // the other kinds are written as the lines of viewtrace.go
 	}
 	b := t.buf[:0]
 	b = append(b, `{"n":`...)
