@@ -94,7 +94,7 @@ func (s *Simulation) act(k int) {
 			s.members[lead].m.TransferLeadership(a.Member)
 			s.scheduleProcess(lead)
 		}
-	case "write", "read":
+	case "write", "read", "read-local":
 		s.labOperation(i, a)
 	case "add":
 		lead, _, ok := s.leaderConf()
@@ -103,7 +103,7 @@ func (s *Simulation) act(k int) {
 		}
 		for slot, sm := range s.members {
 			if sm.dormant {
-				s.addMember(lead, slot)
+				s.addMemberAs(lead, slot, false, false)
 				return
 			}
 		}
@@ -123,7 +123,7 @@ func (s *Simulation) labOperation(i int, a Action) {
 	}
 	cl.seq++
 	cl.target = i
-	op := Op{ID: uint64(c)<<32 | uint64(cl.seq), Read: a.Do == "read"}
+	op := Op{ID: uint64(c)<<32 | uint64(cl.seq), Read: a.Do != "write"}
 	var rec opRecord
 	if s.cfg.Kind == KindKV {
 		if s.kvRec == nil {
@@ -141,7 +141,7 @@ func (s *Simulation) labOperation(i int, a Action) {
 		}
 		var in linearizability.Input
 		if op.Read {
-			op.Request = &server.Request{Kind: server.RequestRead, Path: key}
+			op.Request = &server.Request{Kind: server.RequestRead, Path: key, Serializable: a.Do == "read-local"}
 			in = linearizability.Read(key, false)
 		} else {
 			// Values are unique in a history (see writtenValue): a value

@@ -150,15 +150,16 @@
 //     type, such as MsgApp), term, log_term and index (of the entry before
 //     the entries), entries (how many), commit, reject, hint (the
 //     rejection's hint), granted (a vote given), snap_index and snap_term (a
-//     snapshot chunk's), chunk and chunks, dup (a second copy made by the
-//     network). Every send is followed, later, by exactly one deliver or
+//     snapshot chunk's), offset and total (the chunk's bytes in the
+//     snapshot), dup (a second copy made by the network). Every send is followed, later, by exactly one deliver or
 //     drop line with its id.
 //   - deliver: message id arrives at its receiver (from, to and msg
 //     repeated for readers).
 //   - drop: message id is lost: why is cut (a partitioned link), loss
 //     (random), down (the receiver was down), stale (its sender crashed
 //     before it left), lost (dropped by the buggify point or a crash of a
-//     paused receiver) or end (the run ended with it in flight).
+//     paused receiver), lab (a drop-next action) or end (the run ended
+//     with it in flight).
 //   - commit: the cluster's commit index (the highest any member applied
 //     as committed) rose to commit.
 //   - call, return, timeout: a client operation: id, client, member (where
@@ -170,10 +171,10 @@
 //     one), detail (readable), cut (on the lines of link faults and their
 //     heal: every directed link cut after it, as [from, to] pairs, written
 //     even when empty); heal ends the fault of class on member.
-//   - crash, restart: member goes down (why) or comes back (a member line
-//     and a log line follow).
-//   - action: a lab or tour action was carried out (do, member, members,
-//     key, value), see [Script].
+//   - crash, restart: member goes down or comes back (detail says why;
+//     member and log lines follow).
+//   - action: a lab or tour action was carried out (do, member, to,
+//     groups, key, value), see [Script].
 //   - phase: the run moved on (detail): the liveness phase after the
 //     faults heal, the end.
 //

@@ -119,6 +119,9 @@ func (s *Simulation) checkKVHistory() {
 	if s.cfg.VisualizationDir != "" {
 		opts.VisualizationPath = filepath.Join(s.cfg.VisualizationDir, fmt.Sprintf("seed-%d.html", s.cfg.Seed))
 	}
+	if s.cfg.HistoryVisualization != "" {
+		opts.VisualizationPath, opts.AlwaysVisualize = s.cfg.HistoryVisualization, true
+	}
 	res := linearizability.Check(h, opts)
 	switch {
 	case res.Ok:

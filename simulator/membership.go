@@ -205,16 +205,30 @@ func (s *Simulation) quorumSurvivesIn(conf raft.ConfState, remove uint64, oneMor
 // as a learner left so (until a promotion fault).
 func (s *Simulation) addMember(lead, i int) {
 	rng := s.rngFaults[FaultMembership]
+	switch r := rng.IntN(6); {
+	case r == 0:
+		s.addMemberAs(lead, i, true, false)
+	case r == 1 || s.p.LearnerHeavy && r < 5:
+		s.addMemberAs(lead, i, false, true)
+	default:
+		s.addMemberAs(lead, i, false, false)
+	}
+}
+
+// addMemberAs asks the leader to add member slot i: as a voter at once, or
+// as a learner that the leader promotes once it has caught up (unless
+// noPromote).
+func (s *Simulation) addMemberAs(lead, i int, voter, noPromote bool) {
 	sm := s.members[i]
 	ch := server.MembershipChange{Op: server.MemberAdd, Member: server.MemberInfo{
 		ID: sm.id, Name: fmt.Sprintf("m%d", sm.id), PeerURLs: []string{fmt.Sprintf("sim://%d", sm.id)},
-	}}
+	}, Voter: voter, NoPromote: noPromote}
 	what := fmt.Sprintf("add member %d as a learner", sm.id)
-	switch r := rng.IntN(6); {
-	case r == 0:
-		ch.Voter, what = true, fmt.Sprintf("add member %d as a voter", sm.id)
-	case r == 1 || s.p.LearnerHeavy && r < 5:
-		ch.NoPromote, what = true, fmt.Sprintf("add member %d as a learner, not promoted", sm.id)
+	switch {
+	case voter:
+		what = fmt.Sprintf("add member %d as a voter", sm.id)
+	case noPromote:
+		what = fmt.Sprintf("add member %d as a learner, not promoted", sm.id)
 	}
 	op := Op{Request: &server.Request{Kind: server.RequestMembership, Membership: &ch}}
 	if s.cfg.Kind == KindLog {

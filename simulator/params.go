@@ -64,11 +64,18 @@ type Config struct {
 	// NoClients runs no background clients (a Script's actions bring
 	// their own operations).
 	NoClients bool
-	// PreVote, CheckQuorum and Lease override what the seed draws.
+	// PreVote, CheckQuorum and Lease override what the seed draws; so do
+	// MaxSizePerMsg and MaxInflightMsgs when not 0.
 	PreVote, CheckQuorum, Lease Switch
+	MaxSizePerMsg               uint64
+	MaxInflightMsgs             int
 	// Actions are carried out at their times (a lab run or a tour; see
 	// Script).
 	Actions []Action
+	// HistoryVisualization, if set, is where the key-space history's
+	// porcupine visualisation is written, whatever the check's verdict
+	// (the viewer links to it).
+	HistoryVisualization string
 	// afterEvent, in tests, looks at the run after every event.
 	afterEvent func(s *Simulation)
 	// VisualizationDir, if set, is where a failed linearizability check
@@ -282,6 +289,12 @@ func drawParams(cfg Config) Params {
 	cfg.PreVote.apply(&p.PreVote)
 	cfg.CheckQuorum.apply(&p.CheckQuorum)
 	cfg.Lease.apply(&p.LeaseReads)
+	if cfg.MaxSizePerMsg > 0 {
+		p.MaxSizePerMsg = cfg.MaxSizePerMsg
+	}
+	if cfg.MaxInflightMsgs > 0 {
+		p.MaxInflightMsgs = cfg.MaxInflightMsgs
+	}
 	if p.LeaseReads && !p.CheckQuorum {
 		p.LeaseReads = false // a lease rests on CheckQuorum
 	}

@@ -45,6 +45,11 @@ type Script struct {
 	PreVote     string `json:"prevote,omitempty"`
 	CheckQuorum string `json:"checkquorum,omitempty"`
 	Lease       string `json:"lease,omitempty"`
+	// MaxMsgBytes and MaxInflight, when set, override raft's
+	// MaxSizePerMsg and MaxInflightMsgs (1 and 1 send one entry at a time,
+	// each after the last was acknowledged: slow motion).
+	MaxMsgBytes uint64 `json:"max_msg_bytes,omitempty"`
+	MaxInflight int    `json:"max_inflight,omitempty"`
 	// Actions, in time order.
 	Actions []Action `json:"actions,omitempty"`
 	// Captions are a tour's words, shown from their time on.
@@ -64,6 +69,7 @@ type Script struct {
 //	timeout M               M's election timeout fires now (it campaigns)
 //	write M KEY VALUE       a client sends a write to M (set KEY, or append VALUE)
 //	read M KEY              a client sends a linearizable read to M
+//	read-local M KEY        a client reads M's own copy (serializable: may be stale)
 //	add, remove M           the leader adds a new member / removes M
 //	transfer M              the leader hands leadership to M
 type Action struct {
@@ -86,7 +92,7 @@ type Caption struct {
 
 // actionNames are the actions a Script may use.
 var actionNames = []string{"crash", "restart", "pause", "resume", "isolate", "partition", "cut", "heal",
-	"drop-next", "timeout", "write", "read", "add", "remove", "transfer"}
+	"drop-next", "timeout", "write", "read", "read-local", "add", "remove", "transfer"}
 
 // ParseScript reads a Script from JSON and checks it.
 func ParseScript(data []byte) (Script, error) {
@@ -166,6 +172,10 @@ func (sc Script) Config() (Config, error) {
 		}
 		last = a.AtUs
 	}
+	if sc.MaxInflight < 0 {
+		return Config{}, fmt.Errorf("script: max_inflight %d: must be positive", sc.MaxInflight)
+	}
+	cfg.MaxSizePerMsg, cfg.MaxInflightMsgs = sc.MaxMsgBytes, sc.MaxInflight
 	cfg.Actions = sc.Actions
 	return cfg, nil
 }
@@ -212,11 +222,18 @@ func (a Action) check(members int, slots uint64) error {
 
 // RunScript runs sc, writing its trace to trace (if not nil).
 func RunScript(sc Script, trace io.Writer) (Result, error) {
+	return RunScriptWithHistory(sc, trace, "")
+}
+
+// RunScriptWithHistory runs sc as RunScript does and, for key-space
+// members, writes porcupine's visualisation of the clients' history to the
+// file historyPath (if not empty).
+func RunScriptWithHistory(sc Script, trace io.Writer, historyPath string) (Result, error) {
 	cfg, err := sc.Config()
 	if err != nil {
 		return Result{}, err
 	}
-	cfg.Trace = trace
+	cfg.Trace, cfg.HistoryVisualization = trace, historyPath
 	return Run(cfg), nil
 }
 
