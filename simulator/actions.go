@@ -94,8 +94,10 @@ func (s *Simulation) act(k int) {
 			s.members[lead].m.TransferLeadership(a.Member)
 			s.scheduleProcess(lead)
 		}
-	case "write", "read", "read-local":
+	case "write", "read":
 		s.labOperation(i, a)
+	case "read-local":
+		s.labLocalRead(i, a)
 	case "add":
 		lead, _, ok := s.leaderConf()
 		if !ok {
@@ -114,15 +116,14 @@ func (s *Simulation) act(k int) {
 	}
 }
 
-// labOperation has the lab's client send a write or a read to member i.
+// labOperation has member i's lab client send it a write or a read.
 func (s *Simulation) labOperation(i int, a Action) {
-	c := len(s.clients) - 1
+	c := len(s.clients) - len(s.members) + i
 	cl := &s.clients[c]
 	if !cl.manual || cl.op >= 0 {
 		return // one operation at a time, as every client
 	}
 	cl.seq++
-	cl.target = i
 	op := Op{ID: uint64(c)<<32 | uint64(cl.seq), Read: a.Do != "write"}
 	var rec opRecord
 	if s.cfg.Kind == KindKV {
@@ -141,12 +142,12 @@ func (s *Simulation) labOperation(i int, a Action) {
 		}
 		var in linearizability.Input
 		if op.Read {
-			op.Request = &server.Request{Kind: server.RequestRead, Path: key, Serializable: a.Do == "read-local"}
+			op.Request = &server.Request{Kind: server.RequestRead, Path: key}
 			in = linearizability.Read(key, false)
 		} else {
-			// Values are unique in a history (see writtenValue): a value
-			// written before gets the operation's number.
-			cmd := kvstore.Command{Op: kvstore.OpSet, Path: key, Value: fmt.Sprintf("%s#%d", a.Value, cl.seq)}
+			// Values are unique in a history (see writtenValue): each
+			// gets the operation's number.
+			cmd := kvstore.Command{Op: kvstore.OpSet, Path: key, Value: fmt.Sprintf("%s#%d", a.Value, len(s.history)+1)}
 			op.Request = &server.Request{Kind: server.RequestWrite, Command: cmd}
 			in = linearizability.Write(cmd)
 		}
@@ -154,6 +155,45 @@ func (s *Simulation) labOperation(i int, a Action) {
 		s.kvValues = append(s.kvValues, writtenValue(op.Request))
 	}
 	s.issue(c, op, rec)
+}
+
+// labLocalRead has member i answer a serializable read from its own copy
+// of the key space. Such a read may be stale by design (etcd's plain GET,
+// quorum=false), so it stays out of the history that is checked for
+// linearizability; the trace shows its call and answer.
+func (s *Simulation) labLocalRead(i int, a Action) {
+	sm := s.members[i]
+	if s.cfg.Kind != KindKV {
+		return // a log member has no local read
+	}
+	s.localReads++
+	id := 1<<62 | s.localReads
+	key := a.Key
+	if key == "" {
+		key = "/lab"
+	}
+	op := Op{ID: id, Read: true, Request: &server.Request{Kind: server.RequestRead, Path: key, Serializable: true}}
+	if s.viewing() {
+		s.endLine(s.line("call").num("id", id).num("client", uint64(len(s.clients)-len(s.members)+i+1)).num("member", sm.id).str("op", describeOp(&op)))
+	}
+	done := func(r Reply) {
+		if s.viewing() {
+			outcome := "ok"
+			if r.Err != nil {
+				outcome = "failed"
+			}
+			s.endLine(s.line("return").num("id", id).str("result", describeReply(r)).str("outcome", outcome))
+		}
+	}
+	switch {
+	case !sm.up:
+		done(Reply{Err: ErrRefused})
+	case sm.paused:
+		sm.submissions = append(sm.submissions, submission{op, done})
+	default:
+		sm.m.Submit(op, done)
+		s.scheduleProcess(i)
+	}
 }
 
 // groupsJSON renders partition groups as JSON.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/raftkv/raftkv/kvstore"
@@ -20,8 +21,8 @@ type client struct {
 	op int
 	// reads is how many of the next operations are reads (see chase).
 	reads int
-	// manual is the lab's client: it issues a Script's writes and reads,
-	// when told, and nothing else.
+	// manual is a lab's client: it issues a Script's writes and reads to
+	// its member, when told, and nothing else.
 	manual bool
 }
 
@@ -60,8 +61,11 @@ func (s *Simulation) startClients() {
 		s.clients[c] = client{target: s.rngClients.IntN(len(s.members)), op: -1}
 		s.q.push(event{at: time.Duration(s.rngClients.Int64N(int64(s.p.OpInterval))), kind: evClient, member: c})
 	}
-	if slices.ContainsFunc(s.cfg.Actions, func(a Action) bool { return a.Do == "write" || a.Do == "read" }) {
-		s.clients = append(s.clients, client{op: -1, manual: true})
+	if slices.ContainsFunc(s.cfg.Actions, func(a Action) bool { return a.Do == "write" || strings.HasPrefix(a.Do, "read") }) {
+		// The lab's clients: one for each member, after the others.
+		for i := range s.members {
+			s.clients = append(s.clients, client{target: i, op: -1, manual: true})
+		}
 	}
 }
 

@@ -321,6 +321,9 @@ func (s *Simulation) changeMembership(lead int, op Op, subject uint64, what stri
 // during its hand-over, of a survivor of a shrink to one voter that
 // crashes as it applies it, of a learner that restarts as it is promoted.
 func (s *Simulation) maybeCrashDuringChange(lead int, subject uint64) {
+	if !s.p.Faults.Has(FaultMembership) {
+		return // a change asked by hand (Script): no crash unless faults are on
+	}
 	rng := s.rngFaults[FaultMembership]
 	if rng.IntN(3) != 0 {
 		return

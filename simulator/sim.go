@@ -186,6 +186,8 @@ type Simulation struct {
 	lastLog time.Duration
 	// loopWall is the real time the event loop took.
 	loopWall time.Duration
+	// localReads counts the lab's serializable reads.
+	localReads uint64
 	// cover counts the interesting states the run reaches (coverage.go).
 	cover coverageTracker
 }
