@@ -56,6 +56,11 @@ type TraceLine struct {
 	Why      string     `json:"why"`
 	Cut      [][]uint64 `json:"cut"`
 	Detail   string     `json:"detail"`
+	Class    string     `json:"class"`
+	Op       string     `json:"op"`
+	Result   string     `json:"result"`
+	Outcome  string     `json:"outcome"`
+	Do       string     `json:"do"`
 }
 
 // MemberState is one member's state as a trace tells it, after some event.
