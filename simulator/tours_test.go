@@ -93,8 +93,12 @@ func TestToursTeachWhatTheySay(t *testing.T) {
 			})
 			require.GreaterOrEqual(t, k, 0, "no split vote")
 			split := r.states[k].Members[0].Term
-			require.Equal(t, -1, r.find(0, func(l TraceLine, _ ClusterState) bool { return l.Kind == "member" && l.Role == "leader" && l.Term == split }))
-			require.Positive(t, r.find(0, func(l TraceLine, _ ClusterState) bool { return l.Kind == "member" && l.Role == "leader" && l.Term > split }))
+			require.Equal(t, -1, r.find(0, func(l TraceLine, _ ClusterState) bool {
+				return l.Kind == "member" && l.Role == "leader" && l.Term == split
+			}))
+			require.Positive(t, r.find(0, func(l TraceLine, _ ClusterState) bool {
+				return l.Kind == "member" && l.Role == "leader" && l.Term > split
+			}))
 		},
 		"replication": func(t *testing.T, r tourRun) {
 			k := r.find(900000, func(l TraceLine, st ClusterState) bool { return l.Kind == "commit" })
@@ -144,7 +148,9 @@ func TestToursTeachWhatTheySay(t *testing.T) {
 			}), "an isolated member with PreVote raised its term")
 			k := r.find(1400000, func(_ TraceLine, _ ClusterState) bool { return true })
 			require.Equal(t, "leader", r.states[k].Members[1].Role)
-			k = r.find(1600000, func(l TraceLine, _ ClusterState) bool { return l.Kind == "member" && l.Member == 2 && l.Role == "follower" })
+			k = r.find(1600000, func(l TraceLine, _ ClusterState) bool {
+				return l.Kind == "member" && l.Member == 2 && l.Role == "follower"
+			})
 			require.GreaterOrEqual(t, k, 0)
 			require.Less(t, r.lines[k].AtUs, int64(2700000), "the cut-off leader stepped down only at the heal")
 		},
