@@ -78,3 +78,29 @@ func BenchmarkStandardLoadFaultsRaftAlone(b *testing.B) { benchmarkLoad(b, KindL
 func BenchmarkStandardLoadNoFaultsRaftAlone(b *testing.B) {
 	benchmarkLoad(b, KindLog, false)
 }
+
+// countingWriter counts what is written to it.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+// BenchmarkTraceWriting runs the standard fault-free load of full members
+// with the version-2 trace written (to a counter): what a viewer's trace
+// costs, beside BenchmarkStandardLoadNoFaults without one.
+func BenchmarkTraceWriting(b *testing.B) {
+	var events uint64
+	var loop time.Duration
+	var w countingWriter
+	for i := 0; b.Loop(); i++ {
+		cfg := Config{Seed: uint64(i + 1), Members: 5, Clients: 10, OpInterval: 10 * time.Millisecond, Duration: 10 * time.Second,
+			NoFaults: true, NoLinearizability: true, Trace: &w}
+		res := Run(cfg)
+		if res.Failure != nil {
+			b.Fatalf("seed %d: %v", cfg.Seed, res.Failure)
+		}
+		events += res.Events
+		loop += res.LoopWall
+	}
+	b.ReportMetric(float64(events)/loop.Seconds(), "events/s")
+	b.ReportMetric(float64(w.n)/float64(events), "trace-bytes/event")
+}
