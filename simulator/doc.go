@@ -114,6 +114,20 @@
 // touching the trace. A campaign's summary prints, per state, the runs that
 // reached it and its occurrences, and flags the states no run reached.
 //
+// # The lock recipe under faults
+//
+// With [Config.LockRecipe] (raftkv sim --lock-recipe), lock clients run
+// the lock recipe of client/recipe against the key space (recipes.go):
+// in-order keys with a TTL under one directory, the lowest holds the lock,
+// the holder refreshes its key and counts on it only until the earliest
+// expiry any of its refreshes may have set. At the end of the run
+// [CheckLockSections] requires that no two holders overlap and that
+// fencing tokens grow; [RecipeBugs] are planted deviations it must catch
+// (TestRecipeBugsCaught). One such run found that a refresh whose answer
+// never came may apply late and set an earlier expiry than a later
+// refresh did: a holder must count from the first refresh of unknown
+// outcome.
+//
 // # The trace
 //
 // [Config.Trace] receives the run as JSON lines, one object per line, from
@@ -177,6 +191,8 @@
 //     groups, key, value), see [Script].
 //   - phase: the run moved on (detail): the liveness phase after the
 //     faults heal, the end.
+//   - recipe: a lock client (client) acquired, released or lost the lock
+//     (detail), with its fencing token.
 //
 // The trace is written only when Config.Trace is set: with it off, the
 // simulator builds none of these lines.

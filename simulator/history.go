@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -140,6 +141,9 @@ func replayFlags(cfg Config, dash string) string {
 	}
 	if cfg.Bug != NoBug {
 		out += fmt.Sprintf(" %sbug=%s", dash, cfg.Bug)
+	}
+	if cfg.LockRecipe && !slices.Contains(RecipeBugs(), cfg.Bug) {
+		out += " " + dash + "lock-recipe"
 	}
 	if cfg.withDefaults().Kind != KindKV && cfg.Bug != BugForgetVote {
 		out += fmt.Sprintf(" %skind=%s", dash, cfg.Kind)

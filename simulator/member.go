@@ -199,12 +199,19 @@ const (
 	// BugStaleRead makes a full member that is not the leader answer a
 	// linearizable read from its own copy, which may be stale.
 	BugStaleRead
+	// BugLockNoTTL makes the lock recipe's holder forget its TTL: it goes
+	// on believing it holds the lock after its session may have expired.
+	BugLockNoTTL
+	// BugLockAliveFromAnswer makes the holder count its session from a
+	// refresh's answer instead of its send: the key expires earlier than
+	// the holder thinks when the answer was slow.
+	BugLockAliveFromAnswer
 
 	// bugRaft + b plants raft.PlantedBug b in every member's raft.
 	bugRaft PlantedBug = 32
 )
 
-var bugNames = []string{"none", "forget-vote", "stale-read"}
+var bugNames = []string{"none", "forget-vote", "stale-read", "lock-no-ttl", "lock-alive-from-answer"}
 
 // RaftBug returns the planted bug that is raft's bug b.
 func RaftBug(b raft.PlantedBug) PlantedBug { return bugRaft + PlantedBug(b) }
@@ -236,6 +243,10 @@ func PlantedBugs() []PlantedBug {
 	return bugs
 }
 
+// RecipeBugs returns the planted bugs of the lock recipe the simulator runs
+// (recipes.go), which TestRecipeBugsCaught requires its lock check to find.
+func RecipeBugs() []PlantedBug { return []PlantedBug{BugLockNoTTL, BugLockAliveFromAnswer} }
+
 // ParseBug reads a planted bug's name.
 func ParseBug(name string) (PlantedBug, error) {
 	for i, n := range bugNames {
@@ -247,7 +258,7 @@ func ParseBug(name string) (PlantedBug, error) {
 		return RaftBug(b), nil
 	}
 	var names []string
-	for _, b := range append([]PlantedBug{NoBug}, PlantedBugs()...) {
+	for _, b := range append(append([]PlantedBug{NoBug}, PlantedBugs()...), RecipeBugs()...) {
 		names = append(names, b.String())
 	}
 	return 0, fmt.Errorf("unknown planted bug %q (known: %s)", name, strings.Join(names, ", "))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,8 @@ type Config struct {
 	// WAL on a faulty file system; the default) or raft members with a
 	// log-appending state machine and memory storage (raft alone, faster).
 	Kind MemberKind
+	// LockRecipe adds lock clients (recipes.go) to a key-space run.
+	LockRecipe bool
 	// NoClients runs no background clients (a Script's actions bring
 	// their own operations).
 	NoClients bool
@@ -130,6 +133,9 @@ func ParseKind(name string) (MemberKind, error) {
 func (c Config) withDefaults() Config {
 	if c.Bug == BugForgetVote {
 		c.Kind = KindLog
+	}
+	if slices.Contains(RecipeBugs(), c.Bug) {
+		c.Kind, c.LockRecipe = KindKV, true
 	}
 	if c.Duration == 0 {
 		c.Duration = 10 * time.Second
@@ -338,5 +344,6 @@ const (
 	streamDisk
 	streamMembers // + member index
 	streamParamsLater
-	streamFaults = 1000 // + fault class
+	streamFaults  = 1000 // + fault class
+	streamRecipes = 2000 // and 2001
 )

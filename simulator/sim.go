@@ -186,6 +186,15 @@ type Simulation struct {
 	lastLog time.Duration
 	// loopWall is the real time the event loop took.
 	loopWall time.Duration
+	// lock, lockClients and lockSections are the lock recipe's workload
+	// (recipes.go); deferred are answers waiting for their member's disk
+	// work, replies the slab of those scheduled.
+	lock         lockParams
+	lockRng      *rand.Rand
+	lockClients  []lockClient
+	lockSections []LockSection
+	deferred     []func()
+	replies      []func()
 	// localReads counts the lab's serializable reads.
 	localReads uint64
 	// cover counts the interesting states the run reaches (coverage.go).
@@ -245,6 +254,9 @@ func (s *Simulation) Run() (res Result) {
 	}
 	s.loopWall = time.Since(start)
 	s.traceEnd()
+	if s.failure == nil && len(s.lockClients) > 0 {
+		s.checkLockSections()
+	}
 	if s.failure == nil && !s.cfg.NoLinearizability {
 		if s.kvRec != nil {
 			s.checkKVHistory()
@@ -299,6 +311,7 @@ func (s *Simulation) start() {
 		}
 	}
 	s.startClients()
+	s.startLockClients()
 	s.startFaults()
 	s.scheduleActions()
 	if s.cfg.NoLiveness {
@@ -412,6 +425,14 @@ func (s *Simulation) handle(e event) {
 		s.checkLiveness()
 	case evAction:
 		s.act(int(e.arg))
+	case evLock:
+		s.lockStep(e.member)
+	case evLockTimeout:
+		s.lockTimeout(e.member, e.arg)
+	case evDeferred:
+		fn := s.replies[e.arg]
+		s.replies[e.arg] = nil
+		fn()
 	}
 }
 
@@ -453,7 +474,7 @@ func (s *Simulation) process(i int, incarnation uint64) {
 	if sm.paused {
 		return // resume schedules the work
 	}
-	s.inProcess, s.responses = i, s.responses[:0]
+	s.inProcess, s.responses, s.deferred = i, s.responses[:0], s.deferred[:0]
 	act := sm.m.Process()
 	s.inProcess = -1
 	writes, syncs := sm.disk.Elapsed()
@@ -494,6 +515,11 @@ func (s *Simulation) process(i int, incarnation uint64) {
 	for _, op := range s.responses {
 		s.q.push(event{at: done, kind: evReturn, arg: uint64(op)})
 	}
+	for _, fn := range s.deferred {
+		s.q.push(event{at: done, kind: evDeferred, arg: uint64(len(s.replies))})
+		s.replies = append(s.replies, fn)
+	}
+	s.deferred = s.deferred[:0]
 	if act.Stalled {
 		// A full disk: try again a little later.
 		sm.processScheduled = true

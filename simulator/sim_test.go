@@ -26,6 +26,7 @@ var (
 	flagBug        = flag.String("bug", "none", "plant a bug (forget-vote, stale-read)")
 	flagKind       = flag.String("kind", "kv", "members: kv (full members) or log (raft with a log-appending state machine)")
 	flagKnown      = flag.Bool("known", false, "also run the seeds listed as known failures")
+	flagLock       = flag.Bool("lock-recipe", false, "add lock clients (the lock recipe) to key-space runs")
 	flagTrace      = flag.String("trace-file", "", "with -seed: write the trace to this file")
 	flagVerbose    = flag.Bool("verbose", false, "with -seed: log leader changes, commits and faults")
 )
@@ -45,6 +46,7 @@ func configFromFlags(t testing.TB) Config {
 	return Config{Kind: kind,
 		Duration: *flagDuration, Members: *flagMembers, Clients: *flagClients, OpInterval: *flagOpInterval,
 		Faults: faults, NoFaults: faults == 0, NoSwarm: *flagNoSwarm, NoLiveness: *flagNoLiveness, Bug: bug,
+		LockRecipe: *flagLock,
 	}
 }
 
