@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/raftkv/raftkv/client/recipe/recipecheck"
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/server"
 )
@@ -354,31 +354,24 @@ func (s *Simulation) checkLockSections() {
 	}
 }
 
-// CheckLockSections checks a lock's critical sections: no two overlap
-// (the first must have left, or been told it lost the lock, before the
-// second entered) and fencing tokens grow with each acquisition.
+// CheckLockSections checks a lock's critical sections with the recipes'
+// own checker (recipecheck.CheckLock): no two overlap (the first must have
+// left, or been told it lost the lock, before the second entered) and
+// fencing tokens grow with each acquisition.
 func CheckLockSections(sections []LockSection) error {
-	sorted := slices.Clone(sections)
-	slices.SortStableFunc(sorted, func(a, b LockSection) int { return int(a.Enter - b.Enter) })
-	var errs []string
-	for k := 1; k < len(sorted); k++ {
-		prev, next := sorted[k-1], sorted[k]
-		if next.Enter < prev.Exit {
-			errs = append(errs, fmt.Sprintf("client %d entered at %v with token %d while client %d (token %d, entered %v) held the lock until %v",
-				next.Client, next.Enter, next.Token, prev.Client, prev.Token, prev.Enter, prev.Exit))
+	var out []recipecheck.Section
+	for _, sec := range sections {
+		// Virtual times as times near the Unix epoch: the checker prints
+		// them as offsets.
+		rs := recipecheck.Section{Holder: fmt.Sprintf("lock client %d", sec.Client), Token: sec.Token, Enter: time.Unix(0, int64(sec.Enter))}
+		if sec.Lost {
+			rs.Lost = time.Unix(0, int64(sec.Exit))
+		} else {
+			rs.Exit = time.Unix(0, int64(sec.Exit))
 		}
-		if next.Token <= prev.Token {
-			errs = append(errs, fmt.Sprintf("fencing token %d of client %d (entered %v) does not exceed token %d of the acquisition before it",
-				next.Token, next.Client, next.Enter, prev.Token))
-		}
-		if len(errs) >= 3 {
-			break
-		}
+		out = append(out, rs)
 	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
+	return recipecheck.CheckLock(out)
 }
 
 func isCode(err error, code int) bool {

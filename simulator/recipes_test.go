@@ -60,6 +60,6 @@ func TestRecipeBugsCaught(t *testing.T) {
 func TestCheckLockSections(t *testing.T) {
 	ms := time.Millisecond
 	require.NoError(t, CheckLockSections([]LockSection{{Client: 1, Token: 5, Enter: 0, Exit: 10 * ms, Lost: true}, {Client: 2, Token: 7, Enter: 10 * ms, Exit: 20 * ms}}))
-	require.ErrorContains(t, CheckLockSections([]LockSection{{Client: 1, Token: 5, Enter: 0, Exit: 10 * ms}, {Client: 2, Token: 7, Enter: 9 * ms, Exit: 20 * ms}}), "while client 1")
-	require.ErrorContains(t, CheckLockSections([]LockSection{{Client: 1, Token: 7, Enter: 0, Exit: 10 * ms}, {Client: 2, Token: 5, Enter: 11 * ms, Exit: 20 * ms}}), "does not exceed")
+	require.ErrorContains(t, CheckLockSections([]LockSection{{Client: 1, Token: 5, Enter: 0, Exit: 10 * ms}, {Client: 2, Token: 7, Enter: 9 * ms, Exit: 20 * ms}}), "both held the lock")
+	require.ErrorContains(t, CheckLockSections([]LockSection{{Client: 1, Token: 7, Enter: 0, Exit: 10 * ms}, {Client: 2, Token: 5, Enter: 11 * ms, Exit: 20 * ms}}), "is not above")
 }
