@@ -58,9 +58,12 @@ func closeSession(s *recipe.Session) {
 	_ = s.Close(ctx)
 }
 
-// lostError is the failure of a command whose session was lost.
-func lostError(what string, s *recipe.Session) error {
-	return &exitError{code: recipeExitLost, msg: fmt.Sprintf("%s: %v", what, s.Err())}
+// lostError prints and returns the failure of a command whose session
+// was lost (exit code 3).
+func lostError(stderr io.Writer, what string, s *recipe.Session) error {
+	msg := fmt.Sprintf("%s: %v", what, s.Err())
+	fmt.Fprintln(stderr, "Error: ", msg)
+	return &ctlPrinted{code: recipeExitLost, msg: msg}
 }
 
 func recipeLockCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
@@ -118,7 +121,7 @@ func runLock(ctx context.Context, cmd *cobra.Command, c *client.Client, out io.W
 		case <-ctx.Done():
 			return m.Unlock(context.Background())
 		case <-m.Lost():
-			return lostError("lock "+name+" lost", s)
+			return lostError(cmd.ErrOrStderr(), "lock "+name+" lost", s)
 		}
 	}
 	run := exec.Command(command[0], command[1:]...)
@@ -141,7 +144,7 @@ func runLock(ctx context.Context, cmd *cobra.Command, c *client.Client, out io.W
 	case <-m.Lost():
 		_ = syscall.Kill(-run.Process.Pid, syscall.SIGKILL)
 		<-waited
-		return lostError(fmt.Sprintf("lock %s lost while %s ran (killed it)", name, command[0]), s)
+		return lostError(cmd.ErrOrStderr(), fmt.Sprintf("lock %s lost while %s ran (killed it)", name, command[0]), s)
 	}
 	unlockErr := m.Unlock(context.Background())
 	var exit *exec.ExitError
@@ -186,7 +189,7 @@ expired), raftkv exits with code 3.`,
 				if len(args) < 2 {
 					return badArgsf("a proposal is required to campaign (or --listen to observe)")
 				}
-				return runElectionCampaign(ctx, c, out, args[0], args[1], ttl)
+				return runElectionCampaign(ctx, c, out, cmd.ErrOrStderr(), args[0], args[1], ttl)
 			})
 		},
 	}
@@ -195,7 +198,7 @@ expired), raftkv exits with code 3.`,
 	return cmd
 }
 
-func runElectionCampaign(ctx context.Context, c *client.Client, out io.Writer, name, proposal string, ttl int) error {
+func runElectionCampaign(ctx context.Context, c *client.Client, out, stderr io.Writer, name, proposal string, ttl int) error {
 	s, err := newRecipeSession(c, ttl)
 	if err != nil {
 		return err
@@ -217,7 +220,7 @@ func runElectionCampaign(ctx context.Context, c *client.Client, out io.Writer, n
 	case <-ctx.Done():
 		return e.Resign(context.Background())
 	case <-e.Lost():
-		return lostError("leadership of "+name+" lost", s)
+		return lostError(stderr, "leadership of "+name+" lost", s)
 	}
 }
 
