@@ -37,6 +37,7 @@ const (
 	InvReadFresh      = "read-fresh"          // a linearizable read reflects every entry committed before it was issued (§6.4 of the thesis)
 	InvLeaseExclusive = "lease-exclusive"     // a leader trusts its lease only while a quorum is bound by its promise (§6.4.1 of the thesis)
 	InvLockExclusive  = "lock-exclusive"      // the lock recipe: one holder at a time, fencing tokens grow (recipes.go)
+	InvQueueOnce      = "queue-once"          // the queue recipe: each item to one consumer, none lost, in order (recipes_queue.go)
 )
 
 // checker keeps what it needs to check Raft's safety properties

@@ -114,16 +114,19 @@
 // touching the trace. A campaign's summary prints, per state, the runs that
 // reached it and its occurrences, and flags the states no run reached.
 //
-// # The lock recipe under faults
+// # The lock and queue recipes under faults
 //
 // With [Config.LockRecipe] (raftkv sim --lock-recipe), lock clients run
-// the lock recipe of client/recipe against the key space (recipes.go):
+// the lock recipe of client/recipe against the key space, and producers and
+// consumers its queue (recipes.go, recipes_queue.go). The lock:
 // in-order keys with a TTL under one directory, the lowest holds the lock,
 // the holder refreshes its key and counts on it only until the earliest
-// expiry any of its refreshes may have set. At the end of the run
-// [CheckLockSections] requires that no two holders overlap and that
-// fencing tokens grow; [RecipeBugs] are planted deviations it must catch
-// (TestRecipeBugsCaught). One such run found that a refresh whose answer
+// expiry any of its refreshes may have set. The queue: in-order keys
+// taken by compare-and-delete of the head. At the end of the run the
+// recipes' own checkers (client/recipe/recipecheck) require that no two
+// holders overlap, fencing tokens grow, and every item went to one
+// consumer, none lost, in each producer's order; [RecipeBugs] are planted
+// deviations they must catch (TestRecipeBugsCaught). One such run found that a refresh whose answer
 // never came may apply late and set an earlier expiry than a later
 // refresh did: a holder must count from the first refresh of unknown
 // outcome.

@@ -150,6 +150,7 @@ func writtenValue(req *server.Request) string {
 // space gave to each write (all members give the same: state agreement is
 // checked apart).
 func (s *Simulation) kvObserveApply(index uint64, cmd *kvstore.Command, res kvstore.Result) {
+	s.queueObserveApply(index, cmd, res)
 	if cmd.Value == "" || cmd.Op == kvstore.OpDelete || cmd.Op == kvstore.OpExpire {
 		return
 	}

@@ -206,12 +206,15 @@ const (
 	// refresh's answer instead of its send: the key expires earlier than
 	// the holder thinks when the answer was slow.
 	BugLockAliveFromAnswer
+	// BugQueueNoCompare makes the queue recipe's consumer take the head it
+	// read without a compare-and-delete: two consumers can get one item.
+	BugQueueNoCompare
 
 	// bugRaft + b plants raft.PlantedBug b in every member's raft.
 	bugRaft PlantedBug = 32
 )
 
-var bugNames = []string{"none", "forget-vote", "stale-read", "lock-no-ttl", "lock-alive-from-answer"}
+var bugNames = []string{"none", "forget-vote", "stale-read", "lock-no-ttl", "lock-alive-from-answer", "queue-no-compare"}
 
 // RaftBug returns the planted bug that is raft's bug b.
 func RaftBug(b raft.PlantedBug) PlantedBug { return bugRaft + PlantedBug(b) }
@@ -243,9 +246,12 @@ func PlantedBugs() []PlantedBug {
 	return bugs
 }
 
-// RecipeBugs returns the planted bugs of the lock recipe the simulator runs
-// (recipes.go), which TestRecipeBugsCaught requires its lock check to find.
-func RecipeBugs() []PlantedBug { return []PlantedBug{BugLockNoTTL, BugLockAliveFromAnswer} }
+// RecipeBugs returns the planted bugs of the lock and queue recipes the
+// simulator runs (recipes.go, recipes_queue.go), which TestRecipeBugsCaught
+// requires their checks to find.
+func RecipeBugs() []PlantedBug {
+	return []PlantedBug{BugLockNoTTL, BugLockAliveFromAnswer, BugQueueNoCompare}
+}
 
 // ParseBug reads a planted bug's name.
 func ParseBug(name string) (PlantedBug, error) {

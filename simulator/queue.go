@@ -6,20 +6,20 @@ import "time"
 type eventKind uint8
 
 const (
-	evDeliver     eventKind = iota + 1 // a message reaches its recipient
-	evTick                             // a member's clock ticks
-	evProcess                          // a member does its pending work
-	evClient                           // a client issues its next operation
-	evTimeout                          // a client gives up on an operation
-	evReturn                           // a member's answer reaches a client
-	evFault                            // a fault driver injects or heals a fault
-	evHeal                             // the fault phase ends: heal everything
-	evEnd                              // the run ends
-	evLiveness                         // check whether the healed cluster converged
-	evAction                           // a Script's action
-	evLock                             // a lock client's next step
-	evLockTimeout                      // a lock client gives up on an operation
-	evDeferred                         // an answer leaves a member after its disk work
+	evDeliver       eventKind = iota + 1 // a message reaches its recipient
+	evTick                               // a member's clock ticks
+	evProcess                            // a member does its pending work
+	evClient                             // a client issues its next operation
+	evTimeout                            // a client gives up on an operation
+	evReturn                             // a member's answer reaches a client
+	evFault                              // a fault driver injects or heals a fault
+	evHeal                               // the fault phase ends: heal everything
+	evEnd                                // the run ends
+	evLiveness                           // check whether the healed cluster converged
+	evAction                             // a Script's action
+	evRecipe                             // a recipe client's next step
+	evRecipeTimeout                      // a recipe client gives up on an operation
+	evDeferred                           // an answer leaves a member after its disk work
 )
 
 func (k eventKind) String() string {

@@ -22,7 +22,9 @@ import (
 // watches its predecessor; what is checked is the same: no two holders at
 // once unless the first was told it lost the lock before the second
 // entered, and fencing tokens (the key's createdIndex) that grow with each
-// acquisition.
+// acquisition. Now and then a holder's link stalls with a refresh out (the
+// answer comes late): its watchdog must tell it it lost the lock at the
+// earliest moment the key may expire.
 
 // lockDir is the directory the lock clients queue in.
 const lockDir = "/recipe/lock"
@@ -30,9 +32,9 @@ const lockDir = "/recipe/lock"
 // maxDuration stands for "no time".
 const maxDuration = time.Duration(1<<63 - 1)
 
-// lockOpTimeout bounds how long a lock client waits for an answer before
-// it tries another member.
-const lockOpTimeout = 500 * time.Millisecond
+// recipeOpTimeout bounds how long a recipe client waits for an answer
+// before it tries another member.
+const recipeOpTimeout = 500 * time.Millisecond
 
 // lockState is where a lock client is in its loop.
 type lockState uint8
@@ -43,14 +45,28 @@ const (
 	lockHolding
 )
 
-// lockClient is one contender for the lock.
-type lockClient struct {
+// recipeClient is what every recipe client has: the member it talks to,
+// its one outstanding operation, and its step, which its timers and the
+// answers to its operations wake.
+type recipeClient struct {
+	id     int // its index in Simulation.recipeClients
 	target int
-	state  lockState
 	// busy says an operation is outstanding; op numbers it, so that a late
 	// answer to an operation given up on is ignored.
 	busy bool
 	op   uint64
+	// giveUp ends the outstanding operation without an answer.
+	giveUp func()
+	step   func()
+	// stallUntil holds the answers to the client back until then: its
+	// link to the cluster stalls (the requests already sent go on).
+	stallUntil time.Duration
+}
+
+// lockClient is one contender for the lock.
+type lockClient struct {
+	*recipeClient
+	state lockState
 	// key and token are the client's queue key and its createdIndex;
 	// modified its modifiedIndex (a refresh moves it).
 	key             string
@@ -62,8 +78,6 @@ type lockClient struct {
 	// later one did: the key lives until min(alive, uncertain) + TTL at
 	// least, and no longer than that can the holder count on it.
 	alive, uncertain time.Duration
-	// giveUp ends the outstanding operation without an answer.
-	giveUp func()
 	// section is the open critical section's index in recipeSections, or -1.
 	section int
 	// releaseAt is when the holder lets go; nextRefresh when it refreshes.
@@ -113,9 +127,23 @@ func (s *Simulation) startLockClients() {
 	s.lockRng = rand.New(rand.NewPCG(s.cfg.Seed, streamRecipes+1))
 	s.lock = drawLockParams(s.cfg)
 	for c := range s.lock.clients {
-		s.lockClients = append(s.lockClients, lockClient{target: s.lockRng.IntN(s.p.Members), section: -1})
-		s.q.push(event{at: time.Duration(s.lockRng.Int64N(int64(200 * time.Millisecond))), kind: evLock, member: c})
+		rc := s.newRecipeClient(func() { s.lockStep(c) })
+		s.lockClients = append(s.lockClients, lockClient{recipeClient: rc, section: -1})
 	}
+}
+
+// newRecipeClient adds a recipe client whose step is step, and wakes it
+// within 200ms.
+func (s *Simulation) newRecipeClient(step func()) *recipeClient {
+	rc := &recipeClient{id: len(s.recipeClients), target: s.lockRng.IntN(s.p.Members), step: step}
+	s.recipeClients = append(s.recipeClients, rc)
+	s.wake(rc, time.Duration(s.lockRng.Int64N(int64(200*time.Millisecond))))
+	return rc
+}
+
+// wake runs rc's step after wait.
+func (s *Simulation) wake(rc *recipeClient, wait time.Duration) {
+	s.q.push(event{at: s.now + wait, kind: evRecipe, member: rc.id})
 }
 
 // lockStep moves lock client c on: it is woken by its timers and by the
@@ -151,7 +179,7 @@ func (s *Simulation) lockStep(c int) {
 			if s.cfg.Bug != BugLockNoTTL {
 				wake = min(wake, s.lockDeadline(lc))
 			}
-			s.q.push(event{at: max(wake, s.now+time.Millisecond), kind: evLock, member: c})
+			s.wake(lc.recipeClient, max(wake-s.now, time.Millisecond))
 		}
 	}
 }
@@ -164,28 +192,37 @@ func (s *Simulation) lockDeadline(lc *lockClient) time.Duration {
 	return min(lc.alive, lc.uncertain) + s.lock.ttl
 }
 
-// lockSend submits a request for client c; then runs with the answer
-// (nil for none: the member refused or crashed, or the client gave up;
-// unknown says the request may still take effect) and says how long the
-// client waits before its next step.
+// lockSend sends client c's request.
 func (s *Simulation) lockSend(c int, req server.Request, then func(sent time.Duration, r *server.Response, unknown bool) (wait time.Duration)) {
-	lc := &s.lockClients[c]
-	lc.busy = true
-	lc.op++
-	op, sent := lc.op, s.now
-	sm := s.members[lc.target]
-	finish := func(r *server.Response, unknown bool) {
-		if lc := &s.lockClients[c]; lc.op != op || !lc.busy {
+	s.recipeSend(s.lockClients[c].recipeClient, req, then)
+}
+
+// recipeSend submits rc's request; then runs with the answer (nil for
+// none: the member refused or crashed, or the client gave up; unknown says
+// the request may still take effect) and says how long the client waits
+// before its next step.
+func (s *Simulation) recipeSend(rc *recipeClient, req server.Request, then func(sent time.Duration, r *server.Response, unknown bool) (wait time.Duration)) {
+	rc.busy = true
+	rc.op++
+	op, sent := rc.op, s.now
+	sm := s.members[rc.target]
+	var finish func(r *server.Response, unknown bool)
+	finish = func(r *server.Response, unknown bool) {
+		if rc.op != op || !rc.busy {
 			return // given up on already
 		}
-		s.lockClients[c].busy = false
+		if s.now < rc.stallUntil {
+			s.later(rc.stallUntil, func() { finish(r, unknown) })
+			return
+		}
+		rc.busy = false
 		wait := then(sent, r, unknown)
 		if r == nil || r.Err != nil {
 			// No answer, or an error: try another member, a little later.
-			s.lockClients[c].target = s.lockRng.IntN(s.p.Members)
+			rc.target = s.lockRng.IntN(s.p.Members)
 			wait = max(wait, 10*time.Millisecond)
 		}
-		s.q.push(event{at: s.now + wait, kind: evLock, member: c})
+		s.wake(rc, wait)
 	}
 	done := func(reply Reply) {
 		var r *server.Response
@@ -199,24 +236,31 @@ func (s *Simulation) lockSend(c int, req server.Request, then func(sent time.Dur
 		}
 		finish(r, unknown)
 	}
-	lc.giveUp = func() { finish(nil, true) }
-	s.q.push(event{at: s.now + min(s.p.ClientTimeout, lockOpTimeout), kind: evLockTimeout, member: c, arg: op})
+	rc.giveUp = func() { finish(nil, true) }
+	s.q.push(event{at: s.now + min(s.p.ClientTimeout, recipeOpTimeout), kind: evRecipeTimeout, member: rc.id, arg: op})
+	id := Op{ID: 1<<61 | uint64(rc.id)<<32 | op, Request: &req}
 	switch {
 	case !sm.up || sm.failed:
 		done(Reply{Err: ErrRefused})
 	case sm.paused:
-		sm.submissions = append(sm.submissions, submission{Op{ID: 1<<61 | uint64(c)<<32 | op, Request: &req}, done})
+		sm.submissions = append(sm.submissions, submission{id, done})
 	default:
-		sm.m.Submit(Op{ID: 1<<61 | uint64(c)<<32 | op, Request: &req}, done)
-		s.scheduleProcess(lc.target)
+		sm.m.Submit(id, done)
+		s.scheduleProcess(rc.target)
 	}
 }
 
-// lockTimeout gives up on client c's operation op if it is still out.
-func (s *Simulation) lockTimeout(c int, op uint64) {
-	if lc := &s.lockClients[c]; lc.busy && lc.op == op {
-		lc.giveUp()
+// recipeTimeout gives up on client i's operation op if it is still out.
+func (s *Simulation) recipeTimeout(i int, op uint64) {
+	if rc := s.recipeClients[i]; rc.busy && rc.op == op {
+		rc.giveUp()
 	}
+}
+
+// later runs fn at time at.
+func (s *Simulation) later(at time.Duration, fn func()) {
+	s.q.push(event{at: at, kind: evDeferred, arg: uint64(len(s.replies))})
+	s.replies = append(s.replies, fn)
 }
 
 // deferReply runs fn once the member's round of work is on disk.
@@ -275,6 +319,15 @@ func (s *Simulation) lockPoll(c int) {
 // watcher wakes).
 func (s *Simulation) lockRefresh(c int) {
 	lc := &s.lockClients[c]
+	if lc.state == lockHolding {
+		// The holder's watchdog: told at its deadline, answer or not.
+		s.wake(lc.recipeClient, max(s.lockDeadline(lc)-s.now, 0))
+		if s.lockRng.IntN(4) == 0 {
+			// Now and then the holder's link stalls with its refresh out:
+			// the answer comes late, if the session still lives by then.
+			lc.stallUntil = s.now + time.Duration(s.lockRng.Int64N(int64(3*s.lock.ttl/2)))
+		}
+	}
 	ttl := uint64(s.lock.ttl / time.Second)
 	req := server.Request{Kind: server.RequestWrite, Command: kvstore.Command{Op: kvstore.OpSet, Path: lc.key, PrevExist: kvstore.PrevExistTrue, Refresh: true, HasTTL: true, TTL: ttl}}
 	s.lockSend(c, req, func(sent time.Duration, r *server.Response, unknown bool) time.Duration {

@@ -8,10 +8,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestLockRecipeHolds runs the lock recipe under the swarm's faults, on
-// the campaign's fresh seed range, and checks that it stays exclusive, and
-// that the workload does reach the lock: acquisitions, releases and
-// sessions lost.
+// TestLockRecipeHolds runs the lock and queue recipes under the swarm's
+// faults, on the campaign's fresh seed range, and checks that the lock
+// stays exclusive and the queue hands each item to one consumer, and that
+// the workload does reach them: acquisitions, sessions lost, dequeues.
 func TestLockRecipeHolds(t *testing.T) {
 	seeds := 60
 	if testing.Short() {
@@ -19,11 +19,12 @@ func TestLockRecipeHolds(t *testing.T) {
 	}
 	first := firstSeed(t)
 	t.Logf("seeds %d..%d (replay one: raftkv sim --lock-recipe --duration 5s --seed N)", first, first+uint64(seeds)-1)
-	acquired, lost := 0, 0
+	acquired, lost, dequeued := 0, 0, 0
 	for seed := first; seed < first+uint64(seeds); seed++ {
 		s := New(Config{Seed: seed, LockRecipe: true, Duration: 5 * time.Second})
 		res := s.Run()
 		require.Nil(t, res.Failure, "seed %d: %v", seed, res.Failure)
+		dequeued += len(s.queue.dequeued)
 		for _, sec := range s.lockSections {
 			acquired++
 			if sec.Lost {
@@ -32,6 +33,7 @@ func TestLockRecipeHolds(t *testing.T) {
 		}
 	}
 	t.Logf("%d acquisitions, %d sessions lost while holding", acquired, lost)
+	require.Positive(t, dequeued, "the queue workload dequeued nothing")
 	require.Greater(t, acquired, seeds)
 	require.Positive(t, lost)
 }
@@ -44,7 +46,11 @@ func TestRecipeBugsCaught(t *testing.T) {
 			for seed := uint64(1); seed <= 300; seed++ {
 				res := Run(Config{Seed: seed, LockRecipe: true, Bug: bug, Duration: 5 * time.Second, NoLinearizability: true})
 				if res.Failure != nil {
-					require.Equal(t, InvLockExclusive, res.Failure.Invariant, "seed %d: %v", seed, res.Failure)
+					want := InvLockExclusive
+					if bug == BugQueueNoCompare {
+						want = InvQueueOnce
+					}
+					require.Equal(t, want, res.Failure.Invariant, "seed %d: %v", seed, res.Failure)
 					t.Logf("caught at seed %d: %s", seed, res.Failure.Detail)
 					return
 				}

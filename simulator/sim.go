@@ -189,12 +189,16 @@ type Simulation struct {
 	// lock, lockClients and lockSections are the lock recipe's workload
 	// (recipes.go); deferred are answers waiting for their member's disk
 	// work, replies the slab of those scheduled.
-	lock         lockParams
-	lockRng      *rand.Rand
-	lockClients  []lockClient
-	lockSections []LockSection
-	deferred     []func()
-	replies      []func()
+	lock        lockParams
+	lockRng     *rand.Rand
+	lockClients []lockClient
+	// queue is the queue recipe's history (recipes_queue.go).
+	queue *queueRecords
+	// recipeClients are the lock and queue clients, by id.
+	recipeClients []*recipeClient
+	lockSections  []LockSection
+	deferred      []func()
+	replies       []func()
 	// localReads counts the lab's serializable reads.
 	localReads uint64
 	// cover counts the interesting states the run reaches (coverage.go).
@@ -257,6 +261,9 @@ func (s *Simulation) Run() (res Result) {
 	if s.failure == nil && len(s.lockClients) > 0 {
 		s.checkLockSections()
 	}
+	if s.failure == nil && s.queue != nil {
+		s.checkQueue()
+	}
 	if s.failure == nil && !s.cfg.NoLinearizability {
 		if s.kvRec != nil {
 			s.checkKVHistory()
@@ -312,6 +319,7 @@ func (s *Simulation) start() {
 	}
 	s.startClients()
 	s.startLockClients()
+	s.startQueueClients()
 	s.startFaults()
 	s.scheduleActions()
 	if s.cfg.NoLiveness {
@@ -425,10 +433,10 @@ func (s *Simulation) handle(e event) {
 		s.checkLiveness()
 	case evAction:
 		s.act(int(e.arg))
-	case evLock:
-		s.lockStep(e.member)
-	case evLockTimeout:
-		s.lockTimeout(e.member, e.arg)
+	case evRecipe:
+		s.recipeClients[e.member].step()
+	case evRecipeTimeout:
+		s.recipeTimeout(e.member, e.arg)
 	case evDeferred:
 		fn := s.replies[e.arg]
 		s.replies[e.arg] = nil
