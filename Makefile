@@ -30,6 +30,11 @@ SEEDS ?= 2000
 sim:
 	$(GO) run ./cmd/raftkv sim --seed 1 --seeds $(SEEDS)
 
+## soak-recipes: the coordination recipes' fault tests, each scenario for a minute (SOAK=5m to change)
+SOAK ?= 1m
+soak-recipes:
+	RAFTKV_RECIPE_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 60m -run 'Faults' ./client/recipe/
+
 ## lint: formatting and vet (staticcheck too when it is installed)
 lint:
 	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; exit 1)
