@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: run demo test bench sim lint fmt build
+.PHONY: run demo test bench bench-compare sim lint fmt build
 
 ## run: start a local 3-member cluster on 127.0.0.1 and print how to talk to it (Ctrl-C stops it)
 run:
@@ -24,6 +24,15 @@ test:
 ## bench: every benchmark once, with allocations
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## bench-compare: raftkv and etcd (v2 API) side by side, 3 members each on 127.0.0.1, writes and
+## linearizable reads at 1/16/64/256 clients, and the ratio table (DURATION per run, ROUNDS per pair;
+## ETCD=path picks an etcd binary, else etcd on PATH, else Debian's etcd-server is installed)
+DURATION ?= 5s
+ROUNDS ?= 1
+COMPARE_CLIENTS ?= 1,16,64,256
+bench-compare:
+	$(GO) run ./benchmarks/compare -duration $(DURATION) -rounds $(ROUNDS) -clients $(COMPARE_CLIENTS) $(COMPARE_FLAGS)
 
 ## sim: a longer simulation campaign (SEEDS=N to change its size), with a progress bar and a summary
 SEEDS ?= 2000

@@ -1,0 +1,638 @@
+// Command compare runs raftkv and etcd side by side on this machine: a
+// 3-member cluster of each on 127.0.0.1 (every write fsynced), the same
+// closed-loop load from `raftkv bench` against each, the systems taking
+// turns, for several client counts, writes and linearizable reads. It prints
+// one table of rates, latencies and raftkv/etcd ratios, writes every run's
+// JSON (and an HTML report) to a directory, and stops every process it
+// started, on Ctrl-C and on failure too.
+//
+// Run it with `make bench-compare`, or
+//
+//	go run ./benchmarks/compare -duration 5s -clients 1,16,64,256
+//
+// etcd is the binary named by $ETCD, else `etcd` on PATH, else Debian's
+// etcd-server package, installed with apt-get.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// options are the command's flags.
+type options struct {
+	clients    []int
+	duration   time.Duration
+	warmup     time.Duration
+	rounds     int
+	valueSize  int
+	keySpace   int
+	ops        []string
+	outDir     string
+	raftkvBin  string
+	etcdBin    string
+	profileDir string
+	only       string
+}
+
+func main() {
+	opts, err := parseOptions(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	procs := &processes{}
+	err = run(ctx, opts, procs)
+	procs.stopAll()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+func parseOptions(args []string) (options, error) {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	var o options
+	clients := fs.String("clients", "1,16,64,256", "comma-separated client counts")
+	ops := fs.String("ops", "put,get", "put, get or both")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each run")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before each measured run")
+	fs.IntVar(&o.rounds, "rounds", 1, "how many times each (clients, op) pair is measured on each system")
+	fs.IntVar(&o.valueSize, "value-size", 8, "bytes per value")
+	fs.IntVar(&o.keySpace, "key-space", 10000, "distinct keys")
+	fs.StringVar(&o.outDir, "out", "", "directory for the runs' JSON and the HTML report (default: a new temporary directory)")
+	fs.StringVar(&o.raftkvBin, "raftkv", "", "raftkv binary (default: built from this checkout)")
+	fs.StringVar(&o.etcdBin, "etcd", os.Getenv("ETCD"), "etcd binary (default $ETCD, then etcd on PATH, then apt-get install etcd-server)")
+	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of raftkv's leader during the 64-client (or largest) write runs here")
+	fs.StringVar(&o.only, "only", "", "run one system only: raftkv or etcd")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, s := range strings.Split(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("-clients %q: want positive integers", *clients)
+		}
+		o.clients = append(o.clients, n)
+	}
+	for _, s := range strings.Split(*ops, ",") {
+		if s != "put" && s != "get" {
+			return o, fmt.Errorf("-ops %q: want put and/or get", *ops)
+		}
+		o.ops = append(o.ops, s)
+	}
+	if o.rounds < 1 || o.duration <= 0 {
+		return o, errors.New("-rounds and -duration must be positive")
+	}
+	if o.only != "" && o.only != "raftkv" && o.only != "etcd" {
+		return o, fmt.Errorf("-only %q: want raftkv or etcd", o.only)
+	}
+	return o, nil
+}
+
+// system is one cluster under test.
+type system struct {
+	name      string
+	endpoints []string
+	// getArgs are the bench flags of a linearizable read on it.
+	getArgs []string
+}
+
+func run(ctx context.Context, o options, procs *processes) error {
+	work, err := os.MkdirTemp("", "raftkv-compare-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if o.outDir == "" {
+		o.outDir = filepath.Join(os.TempDir(), "raftkv-compare-"+time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
+		return err
+	}
+	if o.raftkvBin == "" {
+		o.raftkvBin = filepath.Join(work, "raftkv")
+		fmt.Println("building raftkv ...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", o.raftkvBin, "github.com/raftkv/raftkv/cmd/raftkv")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build raftkv: %w", err)
+		}
+	}
+	var systems []*system
+	if o.only != "etcd" {
+		rk, err := startCluster(ctx, procs, work, "raftkv", []string{o.raftkvBin, "serve"})
+		if err != nil {
+			return err
+		}
+		systems = append(systems, rk)
+	}
+	if o.only != "raftkv" {
+		etcdBin, version, err := findEtcd(ctx, o.etcdBin)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("etcd: %s (%s)\n", etcdBin, version)
+		ec, err := startCluster(ctx, procs, work, "etcd", []string{etcdBin, "--enable-v2=true"})
+		if err != nil {
+			return err
+		}
+		ec.getArgs = []string{"--quorum"}
+		systems = append(systems, ec)
+	}
+	printMachine(o)
+	results := map[string][]benchRun{}
+	for _, op := range o.ops {
+		if op == "get" {
+			for _, s := range systems {
+				if err := prefill(ctx, o, s); err != nil {
+					return err
+				}
+			}
+		}
+		for _, c := range o.clients {
+			for round := range o.rounds {
+				// The systems take turns, and which goes first alternates,
+				// so that neither always runs on a machine the other just
+				// warmed (or heated).
+				order := systems
+				if (round+c)%2 == 1 && len(systems) == 2 {
+					order = []*system{systems[1], systems[0]}
+				}
+				for _, s := range order {
+					r, err := benchOnce(ctx, o, s, op, c, systems[0] == s)
+					if err != nil {
+						return err
+					}
+					results[s.name] = append(results[s.name], r)
+					fmt.Printf("  %-6s %-3s %4d clients: %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n",
+						s.name, op, c, r.RatePerS, r.LatencyMs.P50, r.LatencyMs.P99, r.Errors)
+				}
+			}
+		}
+	}
+	printTable(os.Stdout, o, systems, results)
+	if err := writeOutputs(ctx, o, systems, results); err != nil {
+		return err
+	}
+	fmt.Printf("\nevery run's JSON and the HTML report are in %s\n", o.outDir)
+	return nil
+}
+
+// benchRun is the part of `raftkv bench --output json` the table uses.
+type benchRun struct {
+	Op        string  `json:"op"`
+	Clients   int     `json:"clients"`
+	Requests  uint64  `json:"requests"`
+	Errors    uint64  `json:"errors"`
+	RatePerS  float64 `json:"rate_per_s"`
+	LatencyMs struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+	} `json:"latency_ms"`
+	Machine struct {
+		LoadAverage string `json:"load_average"`
+	} `json:"machine"`
+	// raw is the whole JSON, kept for the output directory.
+	raw []byte
+}
+
+// benchOnce runs raftkv bench once against s.
+func benchOnce(ctx context.Context, o options, s *system, op string, clients int, profile bool) (benchRun, error) {
+	args := []string{"bench", "--endpoints", strings.Join(s.endpoints, ","), "--op", op,
+		"--clients", strconv.Itoa(clients), "--duration", o.duration.String(), "--warmup", o.warmup.String(),
+		"--value-size", strconv.Itoa(o.valueSize), "--key-space", strconv.Itoa(o.keySpace), "--output", "json"}
+	if op == "get" {
+		args = append(args, "--no-prefill")
+		args = append(args, s.getArgs...)
+	}
+	var profileDone chan error
+	if profile && o.profileDir != "" && op == "put" && clients == profileClients(o) {
+		profileDone = make(chan error, 1)
+		go func() { profileDone <- profileLeader(ctx, o, s, clients) }()
+	}
+	cmd := exec.CommandContext(ctx, o.raftkvBin, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if profileDone != nil {
+		if perr := <-profileDone; perr != nil {
+			fmt.Fprintln(os.Stderr, "compare: profile:", perr)
+		}
+	}
+	if err != nil {
+		return benchRun{}, fmt.Errorf("%s: raftkv %s: %w", s.name, strings.Join(args, " "), err)
+	}
+	var r benchRun
+	if err := json.Unmarshal(out, &r); err != nil {
+		return benchRun{}, fmt.Errorf("%s: bench output: %w", s.name, err)
+	}
+	r.raw = out
+	return r, nil
+}
+
+// profileClients is the client count whose write run is profiled: 64 if
+// measured, else the largest.
+func profileClients(o options) int {
+	largest := 0
+	for _, c := range o.clients {
+		if c == 64 {
+			return 64
+		}
+		largest = max(largest, c)
+	}
+	return largest
+}
+
+// profileLeader takes a CPU profile of s's leader through the middle of a
+// measured run.
+func profileLeader(ctx context.Context, o options, s *system, clients int) error {
+	leader, err := findLeader(ctx, s)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(o.warmup + o.duration/10):
+	}
+	seconds := max(1, int(o.duration.Seconds()*0.8))
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", leader, seconds))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: pprof: %s", leader, resp.Status)
+	}
+	if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+		return err
+	}
+	file := filepath.Join(o.profileDir, fmt.Sprintf("%s-leader-put-%d.pprof", s.name, clients))
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  (CPU profile of the leader %s: %s)\n", leader, file)
+	return os.WriteFile(file, b, 0o644)
+}
+
+// findLeader is the client URL of the member whose /v2/stats/self says it
+// leads.
+func findLeader(ctx context.Context, s *system) (string, error) {
+	for _, ep := range s.endpoints {
+		var self struct {
+			State string `json:"state"`
+		}
+		if err := getJSON(ctx, ep+"/v2/stats/self", &self); err == nil && self.State == "StateLeader" {
+			return ep, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no member says it leads", s.name)
+}
+
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// prefill writes every key once, so that reads find them: a short GET
+// run with the bench tool's own prefill.
+func prefill(ctx context.Context, o options, s *system) error {
+	args := []string{"bench", "--endpoints", strings.Join(s.endpoints, ","), "--op", "get", "--clients", "64",
+		"--duration", "100ms", "--warmup", "0s", "--value-size", strconv.Itoa(o.valueSize),
+		"--key-space", strconv.Itoa(o.keySpace), "--output", "json"}
+	cmd := exec.CommandContext(ctx, o.raftkvBin, append(args, s.getArgs...)...)
+	cmd.Stderr = os.Stderr
+	if _, err := cmd.Output(); err != nil {
+		return fmt.Errorf("%s: prefill: %w", s.name, err)
+	}
+	return nil
+}
+
+// printMachine says where the comparison runs.
+func printMachine(o options) {
+	model := "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				model = strings.TrimSpace(line[strings.Index(line, ":")+1:])
+				break
+			}
+		}
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("machine: %d CPUs (%s), %s/%s, load average %s\n", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH,
+		strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
+	fmt.Printf("load: closed loop, `raftkv bench`, %d-byte values, keys random over %d, clients spread over the 3 members, "+
+		"%v measured after %v of warm-up, %d round(s)\n", o.valueSize, o.keySpace, o.duration, o.warmup, o.rounds)
+	fmt.Println("reads: raftkv's default GET (linearizable, ReadIndex) against etcd's GET ?quorum=true (linearizable, through raft)")
+	fmt.Println()
+}
+
+// printTable prints one row per (op, clients): each system's median run
+// over the rounds, and the ratio of the rates.
+func printTable(w io.Writer, o options, systems []*system, results map[string][]benchRun) {
+	fmt.Fprintln(w)
+	header := fmt.Sprintf("%-6s %7s", "op", "clients")
+	for _, s := range systems {
+		header += fmt.Sprintf(" | %-6s %9s %8s %8s", s.name, "ops/s", "p50 ms", "p99 ms")
+	}
+	if len(systems) == 2 {
+		header += fmt.Sprintf(" | %s/%s", systems[0].name, systems[1].name)
+	}
+	fmt.Fprintln(w, header)
+	fmt.Fprintln(w, strings.Repeat("-", len(header)))
+	for _, op := range o.ops {
+		label := "writes"
+		if op == "get" {
+			label = "reads"
+		}
+		for _, c := range o.clients {
+			line := fmt.Sprintf("%-6s %7d", label, c)
+			var rates []float64
+			for _, s := range systems {
+				r := medianRun(results[s.name], op, c)
+				line += fmt.Sprintf(" | %-6s %9.0f %8.2f %8.2f", "", r.RatePerS, r.LatencyMs.P50, r.LatencyMs.P99)
+				if r.Errors > 0 {
+					line += fmt.Sprintf(" (%d errors)", r.Errors)
+				}
+				rates = append(rates, r.RatePerS)
+			}
+			if len(rates) == 2 && rates[1] > 0 {
+				line += fmt.Sprintf(" | %.2fx", rates[0]/rates[1])
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// medianRun is the run of median rate among the rounds of (op, clients).
+func medianRun(runs []benchRun, op string, clients int) benchRun {
+	var match []benchRun
+	for _, r := range runs {
+		if r.Op == op && r.Clients == clients {
+			match = append(match, r)
+		}
+	}
+	if len(match) == 0 {
+		return benchRun{}
+	}
+	for i := 1; i < len(match); i++ {
+		for j := i; j > 0 && match[j].RatePerS < match[j-1].RatePerS; j-- {
+			match[j], match[j-1] = match[j-1], match[j]
+		}
+	}
+	return match[len(match)/2]
+}
+
+// writeOutputs writes every run's JSON, one file per system and op as a
+// JSON array (what `raftkv bench --report` reads), and the HTML report.
+func writeOutputs(ctx context.Context, o options, systems []*system, results map[string][]benchRun) error {
+	var files []string
+	for _, s := range systems {
+		for _, op := range o.ops {
+			var raws []json.RawMessage
+			for _, r := range results[s.name] {
+				if r.Op == op {
+					raws = append(raws, r.raw)
+				}
+			}
+			b, err := json.MarshalIndent(raws, "", "  ")
+			if err != nil {
+				return err
+			}
+			file := filepath.Join(o.outDir, fmt.Sprintf("%s-%s.json", s.name, op))
+			if err := os.WriteFile(file, b, 0o644); err != nil {
+				return err
+			}
+			files = append(files, s.name+"-"+op+"="+file)
+		}
+	}
+	args := []string{"bench", "--report", filepath.Join(o.outDir, "report.html")}
+	for _, f := range files {
+		args = append(args, "--from", f)
+	}
+	cmd := exec.CommandContext(ctx, o.raftkvBin, args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "compare: HTML report not written:", err)
+	}
+	return nil
+}
+
+// findEtcd returns an etcd binary and its version: the one named, else
+// etcd on PATH, else Debian's etcd-server installed with apt-get.
+func findEtcd(ctx context.Context, named string) (bin, version string, err error) {
+	bin = named
+	if bin == "" {
+		if p, err := exec.LookPath("etcd"); err == nil {
+			bin = p
+		}
+	}
+	if bin == "" {
+		policy, _ := exec.CommandContext(ctx, "apt-cache", "policy", "etcd-server").CombinedOutput()
+		fmt.Printf("no etcd on PATH and $ETCD unset; apt-cache policy etcd-server:\n%s", policy)
+		install := exec.CommandContext(ctx, "apt-get", "install", "-y", "etcd-server")
+		if os.Geteuid() != 0 {
+			install = exec.CommandContext(ctx, "sudo", "-n", "apt-get", "install", "-y", "etcd-server")
+		}
+		install.Stdout, install.Stderr = os.Stdout, os.Stderr
+		if err := install.Run(); err != nil {
+			return "", "", fmt.Errorf("install etcd-server (or set ETCD to an etcd binary): %w", err)
+		}
+		if bin, err = exec.LookPath("etcd"); err != nil {
+			return "", "", errors.New("etcd-server installed, but no etcd on PATH")
+		}
+	}
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("%s --version: %w", bin, err)
+	}
+	return bin, strings.Join(strings.Fields(strings.ReplaceAll(string(out), "\n", "; ")), " "), nil
+}
+
+// startCluster starts a 3-member cluster of command (raftkv serve and etcd
+// take the same flags) on free loopback ports, data in work, and waits
+// until it answers a quorum read on every member.
+func startCluster(ctx context.Context, procs *processes, work, name string, command []string) (*system, error) {
+	const size = 3
+	ports, err := freePorts(2 * size)
+	if err != nil {
+		return nil, err
+	}
+	var initial []string
+	for i := range size {
+		initial = append(initial, fmt.Sprintf("%s%d=http://127.0.0.1:%d", name, i+1, ports[2*i+1]))
+	}
+	s := &system{name: name}
+	for i := range size {
+		client := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i])
+		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
+		dir := filepath.Join(work, fmt.Sprintf("%s%d", name, i+1))
+		args := append(append([]string{}, command[1:]...),
+			"--name", fmt.Sprintf("%s%d", name, i+1), "--data-dir", dir,
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--initial-cluster-token", name+"-compare", "--enable-pprof")
+		logFile, err := os.Create(dir + ".log")
+		if err != nil {
+			return nil, err
+		}
+		if err := procs.start(command[0], args, logFile); err != nil {
+			return nil, fmt.Errorf("start %s member %d: %w", name, i+1, err)
+		}
+		s.endpoints = append(s.endpoints, client)
+	}
+	if err := waitReady(ctx, s); err != nil {
+		return nil, fmt.Errorf("%s: %w (logs in %s)", name, err, work)
+	}
+	fmt.Printf("%s: 3 members up at %s\n", name, strings.Join(s.endpoints, ", "))
+	return s, nil
+}
+
+// waitReady waits until a write succeeds and every member answers a
+// quorum read.
+func waitReady(ctx context.Context, s *system) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for _, ep := range s.endpoints {
+		for {
+			if err := readyCheck(ctx, ep); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				return fmt.Errorf("not ready after 30s: %w", err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func readyCheck(ctx context.Context, ep string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, ep+"/v2/keys/compare-ready", strings.NewReader("value=1"))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("PUT %s: %s", ep, resp.Status)
+	}
+	var ev struct {
+		Action string `json:"action"`
+	}
+	return getJSON(ctx, ep+"/v2/keys/compare-ready?quorum=true", &ev)
+}
+
+// freePorts finds n free loopback ports.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// processes are the servers this command started; stopAll ends them.
+type processes struct {
+	mu    sync.Mutex
+	procs []process
+}
+
+// process is a started server; done is closed when it has exited.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (p *processes) start(bin string, args []string, log *os.File) error {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	// Their own process group (a Ctrl-C reaches us, and we stop them in
+	// order), and killed by the kernel should this process die first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	done := make(chan struct{})
+	p.procs = append(p.procs, process{cmd, done})
+	go func() {
+		cmd.Wait()
+		log.Close()
+		close(done)
+	}()
+	return nil
+}
+
+// stopAll sends SIGTERM to every process started, then SIGKILL to those
+// still running after 5 s.
+func (p *processes) stopAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.procs {
+		c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	timeout := time.After(5 * time.Second)
+	for _, c := range p.procs {
+		select {
+		case <-c.done:
+			continue
+		case <-timeout:
+		}
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+	p.procs = nil
+}
