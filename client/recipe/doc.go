@@ -17,7 +17,11 @@
 // new value, no event for watchers. The session believes a key alive until
 // the send time of its last successful refresh plus the TTL, less a guard
 // of TTL/10: the server computes the expiry from the time it received the
-// write, which is later. When a refresh finds the key gone (error 100), or
+// write, which is later. A refresh whose answer was lost may still apply,
+// late, with the expiry it was given when it arrived — earlier than a
+// later refresh's — so from the first such refresh on the session counts
+// on the key only until that refresh's send time plus the TTL. When a
+// refresh finds the key gone (error 100), or
 // no refresh succeeds before that deadline (a partition, a cluster without
 // leader, a client paused by the scheduler), the session is lost: Done is
 // closed, Context cancelled and Err says why. The holder of a lock or a

@@ -99,7 +99,12 @@ func (e *Election) Proclaim(ctx context.Context, value string) error {
 	if err := e.s.alive(t.key); err != nil {
 		return fmt.Errorf("proclaim %s: %w", e.name, err)
 	}
+	sent := time.Now()
 	_, err := e.s.client.Update(ctx, t.key, value, &client.SetOptions{TTL: e.s.ttl})
+	if err != nil && !definite(err) {
+		// It gives the key a TTL and may still apply, late.
+		e.s.uncertainWrite(t.key, sent)
+	}
 	if client.IsKeyNotFound(err) {
 		err = fmt.Errorf("%w: the leader's key %s is gone", ErrSessionLost, t.key)
 	}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/raftkv/raftkv/client"
 )
 
 // TestRecipeBasics runs every recipe's plain operations on one cluster.
@@ -21,6 +25,54 @@ func TestRecipeBasics(t *testing.T) {
 	t.Run("Queue", func(t *testing.T) { testQueueBasics(t, c) })
 	t.Run("Registry", func(t *testing.T) { testRegistryBasics(t, c) })
 	t.Run("Session", func(t *testing.T) { testSessionLost(t, c) })
+	t.Run("UncertainRefresh", func(t *testing.T) { testUncertainRefresh(t, c) })
+}
+
+// lossyTransport delivers every request, but when lose is set it throws
+// the answer to the next refresh away: a refresh of unknown outcome that
+// did apply.
+type lossyTransport struct {
+	base http.RoundTripper
+	lose atomic.Bool
+	// lostAt is when the lost refresh was sent (unix ns).
+	lostAt atomic.Int64
+}
+
+func (l *lossyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	sent := time.Now()
+	resp, err := l.base.RoundTrip(r)
+	if err == nil && r.Method == http.MethodPut && l.lose.CompareAndSwap(true, false) {
+		resp.Body.Close()
+		l.lostAt.Store(sent.UnixNano())
+		return nil, errors.New("connection reset (the answer was lost)")
+	}
+	return resp, err
+}
+
+// testUncertainRefresh: after a refresh whose answer was lost, later
+// successful refreshes do not extend the session's belief past that
+// refresh's send time + TTL (it may still apply late with that expiry).
+func testUncertainRefresh(t *testing.T, c *testCluster) {
+	ctx := testCtx(t, 20*time.Second)
+	tr := &lossyTransport{base: client.NewTransport(nil, time.Second, 4)}
+	cl, err := client.New(client.Config{Endpoints: c.endpoints[:1], Transport: tr})
+	require.NoError(t, err)
+	defer cl.Close()
+	s, err := NewSession(cl, &SessionOptions{TTL: 2 * time.Second})
+	require.NoError(t, err)
+	defer s.Close(ctx)
+	m, _ := NewMutex(s, "uncertain")
+	require.NoError(t, m.Lock(ctx))
+	tr.lose.Store(true)
+	select {
+	case <-m.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session kept believing past the uncertain refresh's TTL")
+	}
+	lostAt := time.Unix(0, tr.lostAt.Load())
+	assert.WithinDuration(t, lostAt.Add(1800*time.Millisecond), time.Now(), 200*time.Millisecond,
+		"lost at the uncertain refresh's send time + TTL - guard")
+	assert.Contains(t, s.Err().Error(), "no refresh of")
 }
 
 func testLockBasics(t *testing.T, c *testCluster) {

@@ -80,8 +80,16 @@ type sessionKey struct {
 	// value is what the key holds; Close deletes the key only if it still
 	// holds it. Empty: delete whatever it holds.
 	value string
-	// validUntil is when the session stops believing the key alive.
+	// validUntil is when the session stops believing the key alive:
+	// min(last successful refresh's send time, uncertain) + TTL - guard.
 	validUntil time.Time
+	// uncertain is the send time of the first write that gives the key a
+	// TTL and whose outcome is unknown (zero if none). Such a write may
+	// still apply, late, with the expiry it was given when it was
+	// received, earlier than a later refresh's: from then on the session
+	// cannot count on the key beyond uncertain + TTL, whatever later
+	// refreshes answer.
+	uncertain time.Time
 }
 
 // sessionHooks let tests stand for faults and plant bugs; shipped code
@@ -160,6 +168,24 @@ func (s *Session) keep(key, value string, sent time.Time) error {
 	}
 	s.keys[key] = &sessionKey{value: value, validUntil: sent.Add(s.ttl - s.guard)}
 	return nil
+}
+
+// uncertainWrite records that a write giving key its TTL, sent at sent,
+// has an unknown outcome: it may still apply and set an expiry as early as
+// sent + TTL, so the key is never again believed alive past that.
+func (s *Session) uncertainWrite(key string, sent time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.keys[key]
+	if !ok {
+		return
+	}
+	if v.uncertain.IsZero() || sent.Before(v.uncertain) {
+		v.uncertain = sent
+	}
+	if limit := v.uncertain.Add(s.ttl - s.guard); limit.Before(v.validUntil) {
+		v.validUntil = limit
+	}
 }
 
 // forget stops keeping key alive.
@@ -241,9 +267,15 @@ func (s *Session) refreshAll() {
 		case err == nil:
 			s.mu.Lock()
 			if v, ok := s.keys[k.key]; ok {
-				v.validUntil = sent.Add(s.ttl - s.guard)
+				from := sent
+				if !v.uncertain.IsZero() && v.uncertain.Before(from) {
+					from = v.uncertain
+				}
+				v.validUntil = from.Add(s.ttl - s.guard)
 			}
 			s.mu.Unlock()
+		case !definite(err):
+			s.uncertainWrite(k.key, sent)
 		case client.IsKeyNotFound(err):
 			s.mu.Lock()
 			_, kept := s.keys[k.key]

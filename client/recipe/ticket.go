@@ -42,6 +42,9 @@ func newTicket(ctx context.Context, s *Session, dir, value string, unique bool, 
 		return nil, err
 	}
 	c := s.client
+	// first is the send time of the first create: a key found after a lost
+	// answer may be that one's, whose TTL started then.
+	first := time.Now()
 	for attempt := 0; ; attempt++ {
 		sent := time.Now()
 		resp, err := c.CreateInOrder(ctx, dir, value, &client.CreateInOrderOptions{TTL: s.ttl})
@@ -56,6 +59,7 @@ func newTicket(ctx context.Context, s *Session, dir, value string, unique bool, 
 			if err != nil {
 				return nil, fmt.Errorf("create a key in %s: %w", dir, err)
 			}
+			sent = first
 		}
 		if found != nil {
 			t := &ticket{s: s, dir: dir, key: found.Key, token: found.CreatedIndex, value: value, unique: unique, bugs: bugs}
