@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +22,8 @@ type simFlags struct {
 	members, clients         int
 	duration, opInterval     time.Duration
 	faults, trace, bug, kind string
+	replay, viewAddr         string
+	view, lockRecipe         bool
 	noSwarm, noLiveness      bool
 	shrink, verbose, determi bool
 }
@@ -42,7 +46,9 @@ Examples:
   raftkv sim --seed 42 --trace run.jsonl            # every event as JSON lines
   raftkv sim --seed 7 --bug forget-vote --shrink    # find, replay and shrink a planted bug
   raftkv sim --bug all --seed 1 --seeds 200         # how many seeds each planted bug survives
-  raftkv sim --seed 1 --seeds 1000 --kind log       # raft alone, without the key space and WAL`,
+  raftkv sim --seed 1 --seeds 1000 --kind log       # raft alone, without the key space and WAL
+  raftkv sim --seed 7 --view                        # run, then watch it in a browser
+  raftkv sim --replay lab-run.json --trace run.jsonl # replay a lab run or tour (a Script)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSim(cmd.OutOrStdout(), cmd.ErrOrStderr(), f) },
 	}
@@ -63,6 +69,10 @@ Examples:
 	fl.BoolVar(&f.determi, "check-determinism", false, "run each seed twice and compare the traces event by event")
 	fl.StringVar(&f.bug, "bug", "none", "plant a bug in every member, to see the simulator find it: "+plantedBugNames()+
 		"; all runs the campaign against each in turn and prints how many seeds each took")
+	fl.StringVar(&f.replay, "replay", "", "replay a lab run or tour saved as a Script (JSON): its seed, settings and actions")
+	fl.BoolVar(&f.lockRecipe, "lock-recipe", false, "add lock clients running the lock recipe to key-space runs, and check the lock stays exclusive")
+	fl.BoolVar(&f.view, "view", false, "after the run, serve it to a browser on 127.0.0.1 (see raftkv view)")
+	fl.StringVar(&f.viewAddr, "view-addr", "127.0.0.1:0", "the address --view serves on")
 	fl.StringVar(&f.kind, "kind", "kv", "members: kv (full members: key space, WAL on a faulty disk) or log (raft alone, with a log-appending state machine)")
 	rootCmd.AddCommand(cmd)
 }
@@ -95,6 +105,7 @@ func (f simFlags) config() (simulator.Config, error) {
 	return simulator.Config{Kind: kind,
 		Seed: f.seed, Duration: f.duration, Members: f.members, Clients: f.clients, OpInterval: f.opInterval,
 		Faults: faults, NoFaults: faults == 0, NoSwarm: f.noSwarm, NoLiveness: f.noLiveness, Bug: bug,
+		LockRecipe: f.lockRecipe,
 	}, nil
 }
 
@@ -102,6 +113,24 @@ func runSim(stdout, stderr io.Writer, f simFlags) error {
 	cfg, err := f.config()
 	if err != nil {
 		return err
+	}
+	var script *simulator.Script
+	if f.replay != "" {
+		if f.seeds > 0 || f.bug == "all" {
+			return fmt.Errorf("--replay replays one run: use it without --seeds or --bug all")
+		}
+		data, err := os.ReadFile(f.replay)
+		if err != nil {
+			return fmt.Errorf("read script: %w", err)
+		}
+		sc, err := simulator.ParseScript(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.replay, err)
+		}
+		if cfg, err = sc.Config(); err != nil {
+			return fmt.Errorf("%s: %w", f.replay, err)
+		}
+		script = &sc
 	}
 	if f.bug == "all" {
 		return runCatchTable(stdout, stderr, cfg, f)
@@ -112,6 +141,7 @@ func runSim(stdout, stderr io.Writer, f simFlags) error {
 		}
 		return runCampaign(stdout, stderr, cfg, f)
 	}
+	var traces []io.Writer
 	if f.trace != "" {
 		file, err := os.Create(f.trace)
 		if err != nil {
@@ -120,7 +150,25 @@ func runSim(stdout, stderr io.Writer, f simFlags) error {
 		defer file.Close()
 		w := bufio.NewWriter(file)
 		defer w.Flush()
-		cfg.Trace = w
+		traces = append(traces, w)
+		if cfg.Kind == simulator.KindKV {
+			cfg.HistoryVisualization = historyPathFor(f.trace)
+		}
+	}
+	var viewTrace bytes.Buffer
+	if f.view {
+		traces = append(traces, &viewTrace)
+		if cfg.HistoryVisualization == "" && cfg.Kind == simulator.KindKV {
+			dir, err := os.MkdirTemp("", "raftkv-view-")
+			if err != nil {
+				return fmt.Errorf("temporary directory for the history page: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			cfg.HistoryVisualization = filepath.Join(dir, "history.html")
+		}
+	}
+	if len(traces) > 0 {
+		cfg.Trace = io.MultiWriter(traces...)
 	}
 	if f.verbose {
 		cfg.Log = stdout
@@ -132,6 +180,11 @@ func runSim(stdout, stderr io.Writer, f simFlags) error {
 		}
 	}
 	writeRunSummary(stdout, res)
+	if f.view {
+		if err := viewAfterRun(stdout, f.viewAddr, viewTrace.Bytes(), cfg.HistoryVisualization, script); err != nil {
+			return err
+		}
+	}
 	if res.Failure == nil {
 		return nil
 	}
@@ -243,4 +296,10 @@ func shrinkAndReport(w io.Writer, cfg simulator.Config, failed simulator.Result)
 	s := simulator.Shrink(cfg, failed, w)
 	fmt.Fprintf(w, "smallest failing configuration (%d tries): %s\n", s.Tries, simulator.ReplayCommand(s.Config))
 	fmt.Fprintf(w, "  fails with: %s at event %d (t=%v)\n", s.Result.Failure.Invariant, s.Result.Failure.Event, s.Result.Failure.At)
+}
+
+// historyPathFor names the porcupine page written beside a trace file:
+// run.jsonl → run.history.html.
+func historyPathFor(tracePath string) string {
+	return strings.TrimSuffix(tracePath, filepath.Ext(tracePath)) + ".history.html"
 }
