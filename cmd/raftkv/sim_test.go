@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -91,5 +95,45 @@ func TestSimPlantedBugTable(t *testing.T) {
 	var exit *exitError
 	if err := runSim(&out, &errOut, f); !errors.As(err, &exit) || exit.code != 1 {
 		t.Fatalf("want exit code 1 when bugs go uncaught, got %v", err)
+	}
+}
+
+// TestSimReplayScript replays a tour saved as a file twice, through the
+// command, and gets the same trace bytes and the porcupine page beside
+// them; a bad Script is refused naming the file and the problem.
+func TestSimReplayScript(t *testing.T) {
+	dir := t.TempDir()
+	tour, err := simulator.Tour("conflict")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "lab.json")
+	if err := os.WriteFile(script, tour.Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var traces [2][]byte
+	for k := range traces {
+		trace := filepath.Join(dir, fmt.Sprintf("run%d.jsonl", k))
+		var out, errOut bytes.Buffer
+		if err := runSim(&out, &errOut, simFlags{seed: 1, faults: "all", bug: "none", kind: "kv", replay: script, trace: trace}); err != nil {
+			t.Fatalf("replay: %v\n%s", err, out.String())
+		}
+		if traces[k], err = os.ReadFile(trace); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("run%d.history.html", k))); err != nil {
+			t.Errorf("no history page beside the trace: %v", err)
+		}
+	}
+	if !bytes.Equal(traces[0], traces[1]) || !bytes.Contains(traces[0], []byte(`"kind":"action","do":"isolate"`)) {
+		t.Fatalf("the replays differ, or lack the tour's actions (%d and %d bytes)", len(traces[0]), len(traces[1]))
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"version":1,"seed":1,"duration":"1s","actions":[{"t_us":1,"do":"explode"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = runSim(io.Discard, io.Discard, simFlags{seed: 1, faults: "all", bug: "none", kind: "kv", replay: bad})
+	if err == nil || !strings.Contains(err.Error(), "bad.json") || !strings.Contains(err.Error(), "unknown action") {
+		t.Fatalf("bad script: got %v", err)
 	}
 }
