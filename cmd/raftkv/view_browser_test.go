@@ -474,3 +474,290 @@ func TestViewerReplayMatchesRebuild(t *testing.T) {
 	}
 	b.check(t)
 }
+
+// TestViewerComparisonCatchesAWrongReplay is the test of the test: the
+// page is fed a trace with one line altered (a leader made a follower)
+// while Go rebuilds from the original, and the comparison must report it.
+func TestViewerComparisonCatchesAWrongReplay(t *testing.T) {
+	b := newBrowser(t)
+	trace := recordTrace(t, 7, 3, 3*time.Second)
+	lines := bytes.SplitAfter(trace, []byte("\n"))
+	altered := -1
+	for k := len(lines) / 3; k < len(lines); k++ {
+		if bytes.Contains(lines[k], []byte(`"kind":"member"`)) && bytes.Contains(lines[k], []byte(`"role":"leader"`)) {
+			altered = k
+			break
+		}
+	}
+	if altered < 0 {
+		t.Fatal("the trace has no leader to alter")
+	}
+	var n struct {
+		N uint64 `json:"n"`
+	}
+	if err := json.Unmarshal(lines[altered], &n); err != nil {
+		t.Fatal(err)
+	}
+	wrong := slices.Clone(lines)
+	wrong[altered] = bytes.Replace(lines[altered], []byte(`"role":"leader"`), []byte(`"role":"follower"`), 1)
+	b.open(t, serveViewTest(t, viewSource{Trace: bytes.Join(wrong, nil)}))
+	_, states, err := simulator.RebuildAt(bytes.NewReader(trace), []uint64{n.N})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffs := compareAt(t, b, n.N, states[n.N])
+	var model, shownLeader bool
+	for _, d := range diffs {
+		model = model || strings.Contains(d, "the page's model has member")
+		shownLeader = shownLeader || strings.Contains(d, "the page shows leader")
+	}
+	if !model || !shownLeader {
+		t.Errorf("line %d altered (a leader made a follower): the comparison reported %q; want the model's member and the leader shown", altered+1, diffs)
+	} else {
+		t.Logf("a wrong replay is reported: %s", strings.Join(diffs, "; "))
+	}
+	b.check(t)
+}
+
+// waitLoad waits until the page has loaded a trace after loads of them.
+func waitLoad(t testing.TB, b *browser, loads int) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var now int
+		b.eval(t, "window.raftkvView.loads()", &now)
+		if now > loads {
+			return
+		}
+	}
+	var status string
+	b.eval(t, `document.getElementById("lab-status").textContent + " / " + document.getElementById("load-status").textContent`, &status)
+	t.Fatalf("the page did not reload the run: %s", status)
+}
+
+// labClick carries out a lab action on member through the page's buttons.
+func labClick(t testing.TB, b *browser, action string, member uint64) {
+	t.Helper()
+	var loads int
+	b.eval(t, "window.raftkvView.loads()", &loads)
+	if err := chromedp.Do(b.ctx,
+		chromedp.SetValue(chromedp.ID("lab-member"), fmt.Sprint(member)),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-lab=%q]`, action))),
+	); err != nil {
+		t.Fatalf("lab %s %d: %v", action, member, err)
+	}
+	waitLoad(t, b, loads)
+}
+
+// shownAtEnd moves the page to the end of the run and reads the picture.
+func shownAtEnd(t testing.TB, b *browser) shown {
+	t.Helper()
+	var got shown
+	b.eval(t, fmt.Sprintf("(window.raftkvView.seekTime(1e12), %s)", readShown), &got)
+	return got
+}
+
+func memberShown(s shown, id uint64) (shownMember, shownLog) {
+	var m shownMember
+	var l shownLog
+	for _, x := range s.Members {
+		if x.ID == id {
+			m = x
+		}
+	}
+	for _, x := range s.Logs {
+		if x.ID == id {
+			l = x
+		}
+	}
+	return m, l
+}
+
+func TestViewerLabCrashAndRestartTheLeader(t *testing.T) {
+	b := newBrowser(t)
+	src, err := runScriptSource(simulator.Script{Version: 1, Seed: 11, Members: 3, Duration: "3s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serveViewTest(t, src)
+	b.open(t, url)
+	var before shown
+	b.eval(t, fmt.Sprintf("(window.raftkvView.seekTime(1500000), %s)", readShown), &before)
+	old := before.Leader
+	if old == 0 {
+		t.Fatalf("no leader at 1.5 s: %+v", before)
+	}
+	labClick(t, b, "crash", old)
+	after := shownAtEnd(t, b)
+	if m, _ := memberShown(after, old); m.Status != "down" {
+		t.Errorf("S%d crashed: shown %+v", old, m)
+	}
+	if after.Leader == 0 || after.Leader == old {
+		t.Fatalf("after S%d crashed the page shows leader %d, want a new one", old, after.Leader)
+	}
+	screenshot(t, b, "viewer-lab")
+	// Restart it 1.5 s later: it comes back a follower and catches up.
+	b.eval(t, "window.raftkvView.seekTime(3000000)", nil)
+	labClick(t, b, "restart", old)
+	end := shownAtEnd(t, b)
+	m, l := memberShown(end, old)
+	_, leaderLog := memberShown(end, end.Leader)
+	if m.Status != "up" || m.Role != "follower" || end.Leader == old {
+		t.Errorf("S%d restarted: shown %+v, leader %d", old, m, end.Leader)
+	}
+	if l.Last != leaderLog.Last || l.Commit != leaderLog.Commit || l.Last == 0 {
+		t.Errorf("S%d did not catch up: log to %d commit %d, the leader's to %d commit %d", old, l.Last, l.Commit, leaderLog.Last, leaderLog.Commit)
+	}
+	// Save the lab run as the page's link does, and replay it.
+	var href string
+	b.eval(t, `document.getElementById("lab-save").href`, &href)
+	_, _, saved := get(t, href)
+	sc, err := simulator.ParseScript(saved)
+	if err != nil {
+		t.Fatalf("the saved lab run: %v\n%s", err, saved)
+	}
+	if len(sc.Actions) != 2 || sc.Actions[0].Do != "crash" || sc.Actions[1].Do != "restart" || sc.Actions[0].Member != old {
+		t.Errorf("the saved lab run's actions: %+v", sc.Actions)
+	}
+	_, _, served := get(t, strings.TrimSuffix(url, "/")+"/trace")
+	var replay bytes.Buffer
+	res, err := simulator.RunScript(sc, &replay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(replay.Bytes(), served) {
+		t.Errorf("the saved lab run replays to %d bytes, unlike the %d the page showed", replay.Len(), len(served))
+	}
+	again, _ := simulator.RunScript(sc, nil)
+	if again.TraceHash != res.TraceHash {
+		t.Errorf("the saved lab run's trace hash %x, then %x", res.TraceHash, again.TraceHash)
+	}
+	b.check(t)
+}
+
+func TestViewerOpensEveryTour(t *testing.T) {
+	b := newBrowser(t)
+	b.open(t, serveViewTest(t, viewSource{Trace: recordTrace(t, 5, 3, time.Second)}))
+	for _, tour := range simulator.Tours() {
+		var loads int
+		b.eval(t, "window.raftkvView.loads()", &loads)
+		if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-tour=%q]`, tour.Name)))); err != nil {
+			t.Fatalf("tour %s: %v", tour.Name, err)
+		}
+		waitLoad(t, b, loads)
+		var name string
+		b.eval(t, "window.raftkvView.info().script.name", &name)
+		if name != tour.Name {
+			t.Errorf("opened tour %s, the page shows %q", tour.Name, name)
+		}
+		for k, c := range tour.Captions {
+			var text string
+			b.eval(t, fmt.Sprintf(`(window.raftkvView.seekTime(%d), document.getElementById("caption-text").textContent)`, c.AtUs), &text)
+			if text != c.Text && (k+1 == len(tour.Captions) || tour.Captions[k+1].AtUs != c.AtUs) {
+				t.Errorf("tour %s at %dus shows caption %q, want %q", tour.Name, c.AtUs, text, c.Text)
+			}
+			if k == len(tour.Captions)/2 {
+				screenshot(t, b, "viewer-tour-"+tour.Name)
+			}
+		}
+		b.check(t)
+	}
+}
+
+func TestViewerOutPageWorksOffline(t *testing.T) {
+	b := newBrowser(t)
+	trace := recordTrace(t, 9, 5, 2*time.Second)
+	page, err := standalonePage(viewSource{Trace: trace, Name: "seed9.jsonl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "run.html")
+	if err := os.WriteFile(path, page, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.open(t, "file://"+path)
+	samples := sampleEvents(traceEvents(t, trace), 12)
+	_, states, err := simulator.RebuildAt(bytes.NewReader(trace), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range samples {
+		for _, d := range compareAt(t, b, n, states[n]) {
+			t.Error(d)
+		}
+	}
+	var labHidden bool
+	b.eval(t, `document.getElementById("lab").hidden && document.getElementById("tours").hidden`, &labHidden)
+	if !labHidden {
+		t.Errorf("the --out page shows the lab or the tours, which need the server")
+	}
+	b.check(t)
+}
+
+// largeTrace runs a seed for 155 s of virtual time with five members and
+// no faults: a trace of about a million events (1.1 M lines, 120 MB).
+func largeTrace(t testing.TB) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	simulator.Run(simulator.Config{Seed: 3, Members: 5, Duration: 155 * time.Second, NoFaults: true, Trace: &buf})
+	return buf.Bytes()
+}
+
+// openLarge opens a large trace in the page and returns how long the page
+// took (fetch, index, first picture), its event count and the slowest of a
+// few seeks across it.
+func openLarge(t testing.TB, b *browser, url string) (openMs float64, events int, seekMs float64) {
+	t.Helper()
+	b.open(t, url)
+	b.eval(t, "window.raftkvView.openMs()", &openMs)
+	var r struct {
+		Events int     `json:"events"`
+		SeekMs float64 `json:"seekMs"`
+	}
+	b.eval(t, `(() => {
+	  const v = window.raftkvView, ev = v.events();
+	  let worst = 0;
+	  for (let k = 0; k < 40; k++) {
+	    const n = ev[Math.floor((k * 7919 % 40) / 40 * ev.length)];
+	    const t0 = performance.now();
+	    v.seek(n);
+	    worst = Math.max(worst, performance.now() - t0);
+	  }
+	  return { events: ev.length, seekMs: worst };
+	})()`, &r)
+	return openMs, r.Events, r.SeekMs
+}
+
+func TestViewerOpensAMillionEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a million-event trace takes 15 s to simulate")
+	}
+	b := newBrowser(t)
+	start := time.Now()
+	trace := largeTrace(t)
+	simulated := time.Since(start)
+	url := serveViewTest(t, viewSource{Trace: trace})
+	openMs, events, seekMs := openLarge(t, b, url)
+	t.Logf("a trace of %d events (%d MB, simulated in %v) opens in %.0f ms; the slowest of 40 seeks across it took %.1f ms",
+		events, len(trace)>>20, simulated.Round(time.Second), openMs, seekMs)
+	b.check(t)
+}
+
+// BenchmarkViewerOpen reports how long the page takes to open a trace of
+// about a million events: fetch it, index it (checkpoints every 2048
+// lines) and draw the first picture.
+func BenchmarkViewerOpen(b *testing.B) {
+	br := newBrowser(b)
+	url := serveViewTest(b, viewSource{Trace: largeTrace(b)})
+	var total, worstSeek float64
+	var events int
+	b.ResetTimer()
+	for range b.N {
+		openMs, n, seekMs := openLarge(b, br, url)
+		total += openMs
+		worstSeek = max(worstSeek, seekMs)
+		events = n
+	}
+	b.ReportMetric(total/float64(b.N), "open-ms")
+	b.ReportMetric(worstSeek, "seek-ms")
+	b.ReportMetric(float64(events), "events")
+}

@@ -7,7 +7,7 @@
 
 import { svgEl, termColour, ROLE_COLOURS, shortMsg, clamp } from "./format.js";
 import { KIND } from "./index.js";
-import { leaderOf } from "./model.js";
+import { leaderOf, logEntries, entryTerm } from "./model.js";
 
 const RING = { cx: 230, cy: 225, r: 160, node: 40 };
 const LOG = { x: 480, y: 40, row: 34, box: 17, width: 520 };
@@ -49,7 +49,7 @@ export class ClusterView {
     // until their fade-out is over.
     this.layer = svgEl("g", { class: "picture" }, svg);
     this.ghosts = svgEl("g", { class: "ghosts" }, svg);
-    this.prevLogs = null; // member id -> {first, last, terms} as last drawn
+    this.prevLogs = null; // member id -> {first, last, runs, snap} as last drawn
     this.prevLine = -1;
     this.selected = 0;
   }
@@ -198,15 +198,13 @@ export class ClusterView {
         const upTo = Math.min(m.snap_index, end);
         svgEl("rect", { x: boxX(startIndex), y, width: (upTo - startIndex + 1) * LOG.box - 1, height: 18, class: "log-snap" }, row);
       }
-      for (let k = Math.max(startIndex, m.first); k <= m.last; k++) {
-        const term = m.terms[k - m.first];
-        const type = m.types[k - m.first];
+      logEntries(m, startIndex, m.last, (k, term, type) => {
         svgEl("rect", {
           x: boxX(k), y, width: LOG.box - 2, height: 18, fill: termColour(term),
           class: `entry type-${type}` + (k <= m.commit ? " committed" : ""),
         }, row);
         svgEl("text", { x: boxX(k) + (LOG.box - 2) / 2, y: y + 13, class: "entry-term" }, row).textContent = type === "c" ? "c" : term;
-      }
+      });
       if (m.commit >= startIndex - 1 && m.commit > 0) {
         const x = boxX(m.commit + 1) - 1;
         svgEl("line", { x1: x, y1: y - 3, x2: x, y2: y + 21, class: "commit-mark", "data-commit": m.commit }, row);
@@ -223,16 +221,16 @@ export class ClusterView {
   // end of its log since the last picture (a conflicting suffix it
   // truncated), when the picture moved on by a little.
   noteLeaving(st, line, shown, boxX, rowY, startIndex) {
-    const now = new Map(shown.map((m) => [m.id, { first: m.first, last: m.last, terms: m.terms, snap: m.snap_index }]));
+    const now = new Map(shown.map((m) => [m.id, { id: m.id, first: m.first, last: m.last, runs: m.runs.slice(), snap_index: m.snap_index }]));
     const prev = this.prevLogs;
     const forward = line > this.prevLine && line - this.prevLine < 5000;
     if (prev && forward) {
       for (const [id, p] of prev) {
         const m = now.get(id);
         if (!m || !rowY.has(id)) continue;
-        for (let k = Math.max(p.first, m.snap + 1, startIndex); k <= p.last; k++) {
-          const had = p.terms[k - p.first];
-          const has = k <= m.last && k >= m.first ? m.terms[k - m.first] : 0;
+        for (let k = Math.max(p.first, m.snap_index + 1, startIndex); k <= p.last; k++) {
+          const had = entryTerm(p, k);
+          const has = entryTerm(m, k);
           if (had !== has) {
             const box = svgEl("rect", { x: boxX(k), y: rowY.get(id), width: LOG.box - 2, height: 18, fill: termColour(had), class: "entry leaving" }, this.ghosts);
             setTimeout(() => box.remove(), 1600);
@@ -240,7 +238,7 @@ export class ClusterView {
         }
       }
     }
-    this.prevLogs = new Map([...now].map(([id, m]) => [id, { ...m, terms: m.terms.slice() }]));
+    this.prevLogs = now;
     this.prevLine = line;
   }
 }

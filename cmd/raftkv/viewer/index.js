@@ -50,23 +50,14 @@ const PAT_ID = [44, 34, 105, 100, 34, 58]; // ,"id":
 
 // readHead reads the head of the line at bytes[p..end) into headScan and
 // reports whether it could (false: parse the line as JSON instead). Only
-// send, deliver and drop lines are read this way.
+// send, deliver and drop lines are read this way. (It is the hot loop of
+// opening a trace: no closures, no allocation.)
 function readHead(b, p, end) {
-  function expect(pat) {
-    if (p + pat.length > end) return false;
-    for (let k = 0; k < pat.length; k++) if (b[p + k] !== pat[k]) return false;
-    p += pat.length;
-    return true;
-  }
-  function number() {
-    let v = 0;
-    const start = p;
-    while (p < end && b[p] >= 48 && b[p] <= 57) v = v * 10 + (b[p++] - 48);
-    return p > start ? v : -1;
-  }
-  if (!expect(PAT_N) || (headScan.n = number()) < 0) return false;
-  if (!expect(PAT_T) || (headScan.t = number()) < 0) return false;
-  if (!expect(PAT_KIND)) return false;
+  if ((p = expectAt(b, p, end, PAT_N)) < 0 || (p = numberAt(b, p, end)) < 0) return false;
+  headScan.n = scannedNumber;
+  if ((p = expectAt(b, p, end, PAT_T)) < 0 || (p = numberAt(b, p, end)) < 0) return false;
+  headScan.t = scannedNumber;
+  if ((p = expectAt(b, p, end, PAT_KIND)) < 0) return false;
   // send", deliver", drop" (the byte after the kind's first letter tells
   // them apart from the other kinds starting with s or d).
   const c0 = b[p];
@@ -77,33 +68,143 @@ function readHead(b, p, end) {
   else if (c0 === 100 && c1 === 114 && b[p + 4] === 34) { headScan.kind = KIND.drop; len = 4; }
   else return false;
   p += len + 1;
-  if (!expect(PAT_ID) || (headScan.id = number()) < 0) return false;
+  if ((p = expectAt(b, p, end, PAT_ID)) < 0 || (p = numberAt(b, p, end)) < 0) return false;
+  headScan.id = scannedNumber;
   return true;
 }
 
-// kindByteAt returns the first letter of a line's kind, a cheap test of
-// whether readHead may read it.
-function kindByteAt(b, p, end) {
-  // The kind starts after {"n":N,"t_us":T,"kind":" — find the third
-  // colon's quote without parsing.
-  let colons = 0;
-  for (let q = p; q < end && q < p + 64; q++) {
-    if (b[q] === 58 && ++colons === 3) return b[q + 2];
-  }
-  return 0;
+// expectAt returns the position after pat at b[p], or -1 if pat is not
+// there.
+function expectAt(b, p, end, pat) {
+  if (p + pat.length > end) return -1;
+  for (let k = 0; k < pat.length; k++) if (b[p + k] !== pat[k]) return -1;
+  return p + pat.length;
 }
 
-// openTrace indexes a trace (its bytes). onProgress(fraction) is called
-// now and then during the pass. It throws a TraceError for a trace it
-// cannot show.
-export async function openTrace(bytes, onProgress) {
-  const total = bytes.length;
-  let firstEnd = bytes.indexOf(NEWLINE);
-  if (firstEnd < 0) firstEnd = total;
-  if (firstEnd === 0) throw new TraceError(1, "empty: not a raftkv trace");
+// scannedNumber is the number numberAt read last.
+let scannedNumber = 0;
+
+// numberAt reads the decimal digits at b[p] into scannedNumber and returns
+// the position after them, or -1 if there are none.
+function numberAt(b, p, end) {
+  let v = 0;
+  const start = p;
+  while (p < end && b[p] >= 48 && b[p] <= 57) v = v * 10 + (b[p++] - 48);
+  scannedNumber = v;
+  return p > start ? p : -1;
+}
+
+// TraceReader indexes a trace as its bytes arrive (from the stream of a
+// fetch, so that reading overlaps the download, or all at once): each
+// line as soon as it is whole. push the chunks, then finish.
+//
+// The chunks are kept as they came, not copied into one buffer (copying
+// a hundred megabytes costs as much as indexing them); a line split
+// between two chunks is copied on its own.
+export class TraceReader {
+  // sizeHint is the trace's size if known (Content-Length), else 0.
+  constructor(sizeHint) {
+    this.sizeHint = sizeHint || 0;
+    this.chunks = []; // the bytes, as they came
+    this.chunkStarts = []; // the offset in the trace of each chunk
+    this.total = 0; // bytes received
+    this.carry = null; // the start of a line the next chunk ends
+    this.carryStart = 0;
+    this.ix = null; // the index, once the header is read
+  }
+
+  push(chunk) {
+    const base = this.total;
+    this.total += chunk.length;
+    this.chunks.push(chunk);
+    this.chunkStarts.push(base);
+    let p = 0;
+    if (this.carry) {
+      const e = chunk.indexOf(NEWLINE);
+      const joined = concatBytes(this.carry, e < 0 ? chunk : chunk.subarray(0, e));
+      if (e < 0) {
+        this.carry = joined;
+        return;
+      }
+      this.carry = null;
+      this.lineDone(joined, 0, joined.length, this.carryStart, true);
+      p = e + 1;
+    }
+    while (p < chunk.length) {
+      const e = chunk.indexOf(NEWLINE, p);
+      if (e < 0) {
+        this.carry = chunk.slice(p);
+        this.carryStart = base + p;
+        break;
+      }
+      this.lineDone(chunk, p, e, base + p, false);
+      p = e + 1;
+    }
+  }
+
+  // lineDone takes the line buf[p, end), at offset start of the trace;
+  // spilled says buf is a copy of it alone.
+  lineDone(buf, p, end, start, spilled) {
+    if (!this.ix) {
+      this.ix = readHeader(buf, p, end, this.sizeHint);
+      this.ix.reader = this;
+      return;
+    }
+    if (end === p) return;
+    if (spilled) this.ix.spilled.set(this.ix.count, buf);
+    this.ix.addLine(buf, p, end, start);
+  }
+
+  // finish indexes the last line and returns the index.
+  finish() {
+    if (this.carry) {
+      const line = this.carry;
+      this.carry = null;
+      this.lineDone(line, 0, line.length, this.carryStart, true);
+    }
+    if (!this.ix) throw new TraceError(1, "empty: not a raftkv trace");
+    this.ix.finishBuild(this.total);
+    return this.ix;
+  }
+
+  // locate points lineAt at the bytes of line i of ix.
+  locate(ix, i) {
+    const spilled = ix.spilled.get(i);
+    if (spilled) {
+      lineAt.buf = spilled;
+      lineAt.p = 0;
+      lineAt.end = spilled.length;
+      return;
+    }
+    const start = ix.starts[i];
+    const c = upperBound(this.chunkStarts, this.chunkStarts.length, start) - 1;
+    const chunk = this.chunks[c];
+    lineAt.buf = chunk;
+    lineAt.p = start - this.chunkStarts[c];
+    // A line not spilled ends in its chunk: at a newline, or at the end of
+    // the trace.
+    const nl = chunk.indexOf(NEWLINE, lineAt.p);
+    lineAt.end = nl >= 0 ? nl : chunk.length;
+  }
+}
+
+// lineAt is where TraceReader.locate leaves a line: buf[p, end).
+const lineAt = { buf: null, p: 0, end: 0 };
+
+// concatBytes joins two byte arrays.
+function concatBytes(a, b) {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+// readHeader checks a trace's first line and starts its index.
+function readHeader(bytes, p, end, sizeHint) {
+  if (end === p) throw new TraceError(1, "empty: not a raftkv trace");
   let header;
   try {
-    header = JSON.parse(textDecoder.decode(bytes.subarray(0, firstEnd)));
+    header = JSON.parse(textDecoder.decode(bytes.subarray(p, end)));
   } catch (e) {
     throw new TraceError(1, `not a raftkv trace (${e.message})`);
   }
@@ -112,33 +213,60 @@ export async function openTrace(bytes, onProgress) {
   } catch (e) {
     throw new TraceError(1, e.message);
   }
+  // Trace lines are 60 to 150 bytes long: start with room for lines of
+  // 90, and grow if need be.
+  return new TraceIndex(header, Math.ceil(sizeHint / 90));
+}
 
-  // Count the lines first, to size the arrays.
-  let count = 0;
-  for (let p = firstEnd + 1; p < total;) {
-    let e = bytes.indexOf(NEWLINE, p);
-    if (e < 0) e = total;
-    if (e > p) count++;
-    p = e + 1;
+// openTrace indexes a trace held whole (its bytes), a few megabytes at a
+// time with onProgress(fraction) between them. It throws a TraceError for
+// a trace it cannot show.
+export async function openTrace(bytes, onProgress) {
+  const reader = new TraceReader(bytes.length);
+  const slice = 4 << 20;
+  for (let p = 0; p < bytes.length; p += slice) {
+    reader.push(bytes.subarray(p, p + slice));
+    if (onProgress) {
+      onProgress(Math.min(1, (p + slice) / bytes.length));
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
   }
-  const ix = new TraceIndex(bytes, header, count);
-  await ix.build(firstEnd + 1, onProgress);
-  return ix;
+  return reader.finish();
+}
+
+// fetchTraceIndex fetches a trace and indexes it as it arrives.
+export async function fetchTraceIndex(url, onProgress) {
+  const res = await fetch(url, { cache: "no-store" });
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  const size = Number(res.headers.get("Content-Length")) || 0;
+  const reader = new TraceReader(size);
+  const stream = res.body.getReader();
+  for (;;) {
+    const { done, value } = await stream.read();
+    if (done) break;
+    reader.push(value);
+    if (onProgress && size) onProgress(reader.filled / size);
+  }
+  return reader.finish();
 }
 
 // TraceIndex is an opened trace.
 export class TraceIndex {
-  constructor(bytes, header, count) {
-    this.bytes = bytes;
+  constructor(header, capacity) {
     this.header = header;
-    this.count = count; // lines after the header
-    this.starts = new Float64Array(count + 1); // line i is bytes[starts[i], starts[i+1]-1)
-    this.ns = new Float64Array(count);
-    this.ts = new Float64Array(count);
-    this.kinds = new Uint8Array(count);
+    this.reader = null; // the TraceReader that holds the bytes
+    this.spilled = new Map(); // line -> its bytes, for lines split between chunks
+    this.count = 0; // lines after the header
+    // Per line (grown as lines come): where line i starts in the trace
+    // (it ends before starts[i+1]); its event, time and kind.
+    this.capacity = Math.max(capacity || 0, 1 << 14);
+    this.starts = new Float64Array(this.capacity + 1);
+    this.ns = new Float64Array(this.capacity);
+    this.ts = new Float64Array(this.capacity);
+    this.kinds = new Uint8Array(this.capacity);
     // partner links a send line to its deliver or drop line and back (-1:
     // none, or not a message line).
-    this.partner = new Int32Array(count).fill(-1);
+    this.partner = new Int32Array(this.capacity).fill(-1);
     this.checkpoints = [];
     // What the timeline and the step buttons use (line numbers and spans).
     this.leaderChanges = []; // lines where some member starts or stops leading
@@ -150,86 +278,100 @@ export class TraceIndex {
     this.markers = []; // actions and phases: {t, line, text}
     this.parsed = new Map(); // a small cache of parsed lines
     this.endUs = header.duration_us || 0;
+    // The pass's state: the model as of the last line, what is open.
+    this.st = newClusterState(header);
+    this.openOps = new Map();
+    this.openFaults = new Map(); // "class/member" -> band
+    this.openLeaders = new Map(); // member -> band
+    this.lastN = 0;
   }
 
-  // build is the one pass over the lines.
-  async build(p, onProgress) {
-    const b = this.bytes;
-    const total = b.length;
-    const st = newClusterState(this.header);
-    const openOps = new Map();
-    const openFaults = new Map(); // "class/member" -> band
-    const openLeaders = new Map(); // member -> band
-    let i = 0;
-    let lastN = 0;
-    let nextYield = performance.now() + 100;
-    while (p < total && i < this.count) {
-      let end = b.indexOf(NEWLINE, p);
-      if (end < 0) end = total;
-      if (end === p) { p++; continue; }
-      if (i % CHECKPOINT_EVERY === 0) this.checkpoints.push(cloneState(st));
-      this.starts[i] = p;
-      const c = kindByteAt(b, p, end);
-      // s(end), d(eliver/rop): try the fast path.
-      if ((c === 115 || c === 100) && readHead(b, p, end)) {
-        const { n, t, kind, id } = headScan;
-        if (n < lastN) throw new TraceError(i + 2, `event ${n} after event ${lastN}: events go in order`);
-        lastN = n;
-        this.ns[i] = n;
-        this.ts[i] = t;
-        this.kinds[i] = kind;
-        st.n = n;
-        st.t_us = t;
-        if (kind === KIND.send) {
-          st.inFlight.set(id, i);
-        } else {
-          const sent = st.inFlight.get(id);
-          if (sent === undefined) {
-            throw new TraceError(i + 2, `event ${n}: ${kindNames[kind]} of message ${id}, which is not in flight`);
-          }
-          st.inFlight.delete(id);
-          this.partner[i] = sent;
-          this.partner[sent] = i;
-        }
+  // grow doubles the per-line arrays.
+  grow() {
+    const cap = this.capacity * 2;
+    const grown = (Type, old, size) => {
+      const a = new Type(size);
+      a.set(old);
+      return a;
+    };
+    this.starts = grown(Float64Array, this.starts, cap + 1);
+    this.ns = grown(Float64Array, this.ns, cap);
+    this.ts = grown(Float64Array, this.ts, cap);
+    this.kinds = grown(Uint8Array, this.kinds, cap);
+    const partner = new Int32Array(cap).fill(-1);
+    partner.set(this.partner);
+    this.partner = partner;
+    this.capacity = cap;
+  }
+
+  // addLine indexes the next line, b[p, end), which starts at offset start
+  // of the trace: the model moves on by it, a checkpoint every
+  // CHECKPOINT_EVERY lines.
+  addLine(b, p, end, start) {
+    const st = this.st;
+    const i = this.count;
+    if (i === this.capacity) this.grow();
+    if (i % CHECKPOINT_EVERY === 0) this.checkpoints.push(cloneState(st));
+    this.starts[i] = start;
+    // Message lines (most of them) are read from their head only.
+    if (readHead(b, p, end)) {
+      const { n, t, kind, id } = headScan;
+      if (n < this.lastN) throw new TraceError(i + 2, `event ${n} after event ${this.lastN}: events go in order`);
+      this.lastN = n;
+      this.ns[i] = n;
+      this.ts[i] = t;
+      this.kinds[i] = kind;
+      st.n = n;
+      st.t_us = t;
+      if (kind === KIND.send) {
+        st.inFlight.set(id, i);
       } else {
-        const l = this.parseAt(p, end, i);
-        if (l.n < lastN) throw new TraceError(i + 2, `event ${l.n} after event ${lastN}: events go in order`);
-        lastN = l.n || 0;
-        this.ns[i] = l.n || 0;
-        this.ts[i] = l.t_us || 0;
-        this.kinds[i] = KIND[l.kind] || 0;
-        let leading = 0;
-        const m = l.kind === "member" ? st.members[l.member - 1] : null;
-        if (m) leading = m.role === "leader" && m.status === "up" ? m.term : 0;
-        if ((l.kind === "deliver" || l.kind === "drop") && st.inFlight.has(l.id)) {
-          const sent = st.inFlight.get(l.id);
-          this.partner[i] = sent;
-          this.partner[sent] = i;
+        const sent = st.inFlight.get(id);
+        if (sent === undefined) {
+          throw new TraceError(i + 2, `event ${n}: ${kindNames[kind]} of message ${id}, which is not in flight`);
         }
-        try {
-          applyLine(st, l, i);
-        } catch (e) {
-          throw new TraceError(i + 2, e.message);
-        }
-        if (m) this.noteLeader(m, leading, l, i, openLeaders);
-        this.noteTimeline(l, i, openOps, openFaults);
+        st.inFlight.delete(id);
+        this.partner[i] = sent;
+        this.partner[sent] = i;
       }
-      i++;
-      p = end + 1;
-      if ((i & 8191) === 0 && onProgress && performance.now() > nextYield) {
-        onProgress(p / total);
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        nextYield = performance.now() + 100;
+    } else {
+      const l = parseLine(b, p, end, i);
+      if (l.n < this.lastN) throw new TraceError(i + 2, `event ${l.n} after event ${this.lastN}: events go in order`);
+      this.lastN = l.n || 0;
+      this.ns[i] = l.n || 0;
+      this.ts[i] = l.t_us || 0;
+      this.kinds[i] = KIND[l.kind] || 0;
+      let leading = 0;
+      const m = l.kind === "member" ? st.members[l.member - 1] : null;
+      if (m) leading = m.role === "leader" && m.status === "up" ? m.term : 0;
+      if ((l.kind === "deliver" || l.kind === "drop") && st.inFlight.has(l.id)) {
+        const sent = st.inFlight.get(l.id);
+        this.partner[i] = sent;
+        this.partner[sent] = i;
       }
+      try {
+        applyLine(st, l, i);
+      } catch (e) {
+        throw new TraceError(i + 2, e.message);
+      }
+      if (m) this.noteLeader(m, leading, l, i, this.openLeaders);
+      this.noteTimeline(l, i, this.openOps, this.openFaults);
     }
-    this.count = i;
+    this.count = i + 1;
+  }
+
+  // finishBuild closes what is still open at the end of the run (total:
+  // the trace's size).
+  finishBuild(total) {
+    const i = this.count;
     this.starts[i] = total + 1;
     const lastT = i > 0 ? this.ts[i - 1] : 0;
     this.endUs = Math.max(this.endUs, lastT);
-    for (const band of openLeaders.values()) band.t1 = this.endUs;
-    for (const band of openFaults.values()) band.t1 = this.endUs;
-    for (const op of openOps.values()) op.t1 = this.endUs;
-    this.finalState = st;
+    for (const band of this.openLeaders.values()) band.t1 = this.endUs;
+    for (const band of this.openFaults.values()) band.t1 = this.endUs;
+    for (const op of this.openOps.values()) op.t1 = this.endUs;
+    this.finalState = this.st;
+    this.st = null;
   }
 
   // noteLeader records a member starting or stopping leading (a member
@@ -305,27 +447,13 @@ export class TraceIndex {
     }
   }
 
-  // parseAt parses line i (bytes[p, end)).
-  parseAt(p, end, i) {
-    const text = textDecoder.decode(this.bytes.subarray(p, end));
-    let l;
-    try {
-      l = JSON.parse(text);
-    } catch (e) {
-      throw new TraceError(i + 2, `not JSON (${e.message}): ${text.slice(0, 80)}`);
-    }
-    if (typeof l !== "object" || l === null || typeof l.kind !== "string" || typeof l.n !== "number") {
-      throw new TraceError(i + 2, "a trace line needs n and kind");
-    }
-    return l;
-  }
-
   // line returns line i parsed (cached: the picture asks for the same
   // message lines frame after frame).
   line(i) {
     let l = this.parsed.get(i);
     if (l) return l;
-    l = this.parseAt(this.starts[i], this.starts[i + 1] - 1, i);
+    this.reader.locate(this, i);
+    l = parseLine(lineAt.buf, lineAt.p, lineAt.end, i);
     if (this.parsed.size > 4096) this.parsed.clear();
     this.parsed.set(i, l);
     return l;
@@ -333,7 +461,8 @@ export class TraceIndex {
 
   // text returns line i as written.
   text(i) {
-    return textDecoder.decode(this.bytes.subarray(this.starts[i], this.starts[i + 1] - 1));
+    this.reader.locate(this, i);
+    return textDecoder.decode(lineAt.buf.subarray(lineAt.p, lineAt.end));
   }
 
   // stateAfterLine returns the state after line i (i < 0: before the
@@ -374,8 +503,8 @@ export class TraceIndex {
 
   // messageId reads a message line's id.
   messageId(k) {
-    const p = this.starts[k];
-    if (readHead(this.bytes, p, this.starts[k + 1] - 1)) return headScan.id;
+    this.reader.locate(this, k);
+    if (readHead(lineAt.buf, lineAt.p, lineAt.end)) return headScan.id;
     return this.line(k).id;
   }
 
@@ -397,6 +526,21 @@ export class TraceIndex {
     }
     return out;
   }
+}
+
+// parseLine parses line i, b[p, end).
+function parseLine(b, p, end, i) {
+  const text = textDecoder.decode(b.subarray(p, end));
+  let l;
+  try {
+    l = JSON.parse(text);
+  } catch (e) {
+    throw new TraceError(i + 2, `not JSON (${e.message}): ${text.slice(0, 80)}`);
+  }
+  if (typeof l !== "object" || l === null || typeof l.kind !== "string" || typeof l.n !== "number") {
+    throw new TraceError(i + 2, "a trace line needs n and kind");
+  }
+  return l;
 }
 
 // upperBound is the first k in a[0:count) with a[k] > v (a sorted).

@@ -12,8 +12,8 @@
 // console): see the end of this file.
 
 import { htmlEl, fmtUs, shortMsg, clamp } from "./format.js";
-import { publicState, leaderOf } from "./model.js";
-import { openTrace, KIND, upperBound, actionText } from "./index.js";
+import { publicState, leaderOf, logEntries } from "./model.js";
+import { openTrace, fetchTraceIndex, KIND, upperBound, actionText } from "./index.js";
 import { ClusterView } from "./draw.js";
 import { Timeline } from "./timeline.js";
 
@@ -53,13 +53,12 @@ async function fetchInfo() {
   return res.json();
 }
 
-// fetchTrace gets the trace's bytes.
-async function fetchTrace() {
+// fetchTrace gets the trace and indexes it: from the page, or from the
+// server as it arrives.
+async function fetchTrace(onProgress) {
   const text = embedded("raftkv-trace");
-  if (text !== null) return new TextEncoder().encode(text);
-  const res = await fetch("trace", { cache: "no-store" });
-  if (!res.ok) throw new Error(`trace: ${res.status} ${await res.text()}`);
-  return new Uint8Array(await res.arrayBuffer());
+  if (text !== null) return openTrace(new TextEncoder().encode(text), onProgress);
+  return fetchTraceIndex("trace", onProgress);
 }
 
 // load (re)loads the info and the trace, and moves to time keepT (or to
@@ -67,8 +66,8 @@ async function fetchTrace() {
 async function load(keepT) {
   const started = performance.now();
   setStatus("loading the trace…");
-  const [info, bytes] = await Promise.all([fetchInfo(), fetchTrace()]);
-  const ix = await openTrace(bytes, (f) => setStatus(`reading the trace… ${Math.round(f * 100)}%`));
+  const progress = (f) => setStatus(`reading the trace… ${Math.round(f * 100)}%`);
+  const [info, ix] = await Promise.all([fetchInfo(), fetchTrace(progress)]);
   view.info = info;
   view.ix = ix;
   view.st = null;
@@ -84,6 +83,7 @@ async function load(keepT) {
     // Start after the first event, where the members exist.
     if (ix.count > 0) seekLine(ix.lineAfterEvent(ix.ns[0]));
   }
+  view.openMs = performance.now() - started;
   setStatus(`${ix.count.toLocaleString()} lines, ${countEvents(ix).toLocaleString()} events, opened in ${Math.round(view.openMs)} ms`);
 }
 
@@ -406,11 +406,9 @@ function showMember(id) {
   const from = Math.max(m.first, m.last - 199);
   if (from > m.first) htmlEl("span", { class: "more" }, `… ${from - m.first} older entries`, log);
   const typeNames = { n: "", e: " (empty: the leader's first)", c: " (conf change)" };
-  for (let k = from; k <= m.last; k++) {
-    const term = m.terms[k - m.first];
-    const type = m.types[k - m.first];
+  logEntries(m, from, m.last, (k, term, type) => {
     htmlEl("span", { class: "log-item" + (k <= m.commit ? " committed" : ""), title: `index ${k}, term ${term}${typeNames[type] || ""}` }, `${k}:${term}${type === "n" ? "" : type}`, log);
-  }
+  });
 }
 
 // showMessage shows a message's fields and what became of it.

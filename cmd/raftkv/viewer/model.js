@@ -6,11 +6,17 @@
 // A state is plain data:
 //   { n, t_us, commit, members: [MemberState...], inFlight: Map(id -> line),
 //     cut: [[from, to]...] or null }
-// where a MemberState has the JSON names of the Go struct (id, status,
-// role, term, vote, lead, commit, applied, first, last, snap_index,
-// snap_term, terms, types, voters, learners, outgoing). inFlight maps each
-// message sent and not yet delivered or dropped to the number of its send
-// line, which the picture needs to draw it.
+// where a member has the JSON names of the Go struct (id, status, role,
+// term, vote, lead, commit, applied, first, last, snap_index, snap_term,
+// voters, learners, outgoing) but keeps its log entries first..last as
+// runs, [term, count, type] (as the trace's log lines write them), instead
+// of Go's terms and types of each entry: a log of 12,000 entries is a
+// handful of runs, so a checkpoint of the state costs next to nothing.
+// Runs are never changed in place (a changed run is a new array), so a
+// copy of the list of runs is a copy of the log. publicState writes the
+// Go shape. inFlight maps each message sent and not yet delivered or
+// dropped to the number of its send line, which the picture needs to draw
+// it.
 
 // newClusterState is the state before the first line, for a trace header.
 export function newClusterState(header) {
@@ -18,7 +24,7 @@ export function newClusterState(header) {
   for (let i = 0; i < header.slots; i++) {
     members.push({
       id: i + 1, status: "", role: "", term: 0, vote: 0, lead: 0, commit: 0, applied: 0,
-      first: 1, last: 0, snap_index: 0, snap_term: 0, terms: [], types: "",
+      first: 1, last: 0, snap_index: 0, snap_term: 0, runs: [],
       voters: null, learners: null, outgoing: null,
     });
   }
@@ -92,11 +98,10 @@ export function applyLine(st, l, lineNo) {
 function applyLog(m, l, n) {
   const first = l.first || 0;
   const from = l.from || 0;
+  const count = m.last - m.first + 1;
   if (first !== 0) {
     if (first > m.first) {
-      const drop = Math.min(first - m.first, m.terms.length);
-      m.terms.splice(0, drop);
-      m.types = m.types.slice(drop);
+      m.runs = dropFront(m.runs, Math.min(first - m.first, Math.max(count, 0)));
     }
     if (first !== m.first && from !== first && first > m.last + 1) {
       throw new Error(`event ${n}: member ${m.id}'s log starts at ${first}, after its last entry ${m.last}, without entries`);
@@ -113,19 +118,66 @@ function applyLog(m, l, n) {
   if (from < m.first || from > m.last + 1) {
     throw new Error(`event ${n}: member ${m.id}'s log ${m.first}..${m.last}: entries from ${from} leave a gap`);
   }
-  const keep = from - m.first;
-  m.terms.length = keep;
-  let types = m.types.slice(0, keep);
+  const runs = keepFront(m.runs, from - m.first);
   for (const run of l.runs || []) {
     const [term, count, kind] = run;
     if (typeof term !== "number" || typeof count !== "number" || typeof kind !== "string" || count < 1 || kind.length !== 1) {
       throw new Error(`event ${n}: member ${m.id}: bad log run ${JSON.stringify(run)} (want [term, count, type])`);
     }
-    for (let k = 0; k < count; k++) m.terms.push(term);
-    types += kind.repeat(count);
+    const lastRun = runs[runs.length - 1];
+    if (lastRun && lastRun[0] === term && lastRun[2] === kind) runs[runs.length - 1] = [term, lastRun[1] + count, kind];
+    else runs.push([term, count, kind]);
   }
-  m.types = types;
-  m.last = m.first + m.terms.length - 1;
+  m.runs = runs;
+  m.last = m.first + runsLength(runs) - 1;
+}
+
+// runsLength counts the entries of runs.
+function runsLength(runs) {
+  let total = 0;
+  for (const r of runs) total += r[1];
+  return total;
+}
+
+// dropFront returns runs without their first k entries.
+function dropFront(runs, k) {
+  let i = 0;
+  while (i < runs.length && k >= runs[i][1]) k -= runs[i++][1];
+  const out = runs.slice(i);
+  if (k > 0 && out.length > 0) out[0] = [out[0][0], out[0][1] - k, out[0][2]];
+  return out;
+}
+
+// keepFront returns (a new list of) the first k entries of runs.
+function keepFront(runs, k) {
+  const out = [];
+  for (const r of runs) {
+    if (k <= 0) break;
+    out.push(k >= r[1] ? r : [r[0], k, r[2]]);
+    k -= r[1];
+  }
+  return out;
+}
+
+// logEntries calls fn(index, term, type) for each entry of m's log from
+// index lo to hi (clipped to the log), in order.
+export function logEntries(m, lo, hi, fn) {
+  lo = Math.max(lo, m.first);
+  hi = Math.min(hi, m.last);
+  let index = m.first;
+  for (const [term, count, type] of m.runs) {
+    if (index > hi) return;
+    const end = index + count - 1;
+    for (let k = Math.max(index, lo); k <= Math.min(end, hi); k++) fn(k, term, type);
+    index = end + 1;
+  }
+}
+
+// entryTerm is the term of m's entry at index (0: none).
+export function entryTerm(m, index) {
+  let term = 0;
+  logEntries(m, index, index, (k, t) => { term = t; });
+  return term;
 }
 
 // cloneState copies a state deeply enough that applying lines to the copy
@@ -133,7 +185,7 @@ function applyLog(m, l, n) {
 export function cloneState(st) {
   return {
     n: st.n, t_us: st.t_us, commit: st.commit,
-    members: st.members.map((m) => ({ ...m, terms: m.terms.slice() })),
+    members: st.members.map((m) => ({ ...m, runs: m.runs.slice() })),
     inFlight: new Map(st.inFlight),
     cut: st.cut,
   };
@@ -143,10 +195,23 @@ export function cloneState(st) {
 export function publicState(st) {
   return {
     n: st.n, t_us: st.t_us, commit: st.commit,
-    members: st.members.map((m) => ({ ...m, terms: m.terms.slice() })),
+    members: st.members.map(goMember),
     in_flight: [...st.inFlight.keys()].sort((a, b) => a - b),
     cut: st.cut,
   };
+}
+
+// goMember is a member in the JSON shape of simulator.MemberState: the
+// term and type of each entry instead of runs.
+function goMember(m) {
+  const { runs, ...rest } = m;
+  const terms = [];
+  let types = "";
+  for (const [term, count, type] of runs) {
+    for (let k = 0; k < count; k++) terms.push(term);
+    types += type.repeat(count);
+  }
+  return { ...rest, terms, types };
 }
 
 // leaderOf names the member the picture calls the leader: the one up and
