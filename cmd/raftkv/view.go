@@ -182,7 +182,11 @@ func runScriptSource(sc simulator.Script) (viewSource, error) {
 	if err != nil {
 		return viewSource{}, err
 	}
-	return viewSource{Trace: trace, History: history, Script: &sc, Name: sc.Name}, nil
+	name := sc.Name
+	if name == "" {
+		name = fmt.Sprintf("lab (seed %d)", sc.Seed)
+	}
+	return viewSource{Trace: trace, History: history, Script: &sc, Name: name}, nil
 }
 
 // runViewScript runs sc and returns its trace and, for key-space members,
