@@ -75,19 +75,30 @@ func newBrowser(t testing.TB) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1400, 1000),
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	b := &browser{}
-	ctx, cancelCtx := chromedp.NewContext(allocCtx, chromedp.WithListener(b.event))
-	t.Cleanup(func() {
+	// Chromium now and then fails to start on a loaded machine; try again
+	// before giving up.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		profile := chromedp.UserDataDir(t.TempDir())
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, profile)...)
+		ctx, cancelCtx := chromedp.NewContext(allocCtx, chromedp.WithListener(b.event))
+		// The first Run starts the browser (the network domain is on).
+		if err = chromedp.Do(ctx, chromedp.Navigate("about:blank")); err == nil {
+			t.Cleanup(func() {
+				cancelCtx()
+				cancelAlloc()
+			})
+			b.ctx = ctx
+			break
+		}
 		cancelCtx()
 		cancelAlloc()
-	})
-	b.ctx = ctx
-	// The first Run starts the browser (the network domain is on).
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Logf("start chromium %s (attempt %d): %v", path, attempt, err)
+	}
+	if err != nil {
 		t.Fatalf("start chromium %s: %v", path, err)
 	}
 	return b
