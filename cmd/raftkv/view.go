@@ -332,6 +332,14 @@ func newViewServer(src viewSource) (*viewServer, error) {
 	if err := checkTrace(name, src.Trace); err != nil {
 		return nil, err
 	}
+	if src.Name == "" {
+		// A run handed over by raftkv sim --view: name it by its seed.
+		var h simulator.TraceHeader
+		first, _, _ := bytes.Cut(src.Trace, []byte("\n"))
+		if json.Unmarshal(first, &h) == nil {
+			name = fmt.Sprintf("seed %d", h.Seed)
+		}
+	}
 	assets, err := fs.Sub(viewerFiles, "viewer")
 	if err != nil {
 		panic(err) // embedded at build time

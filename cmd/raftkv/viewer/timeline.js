@@ -66,7 +66,9 @@ export class Timeline {
     this.zoomUs = zoomUs;
   }
 
-  // draw redraws the timeline with the cursor at t.
+  // draw redraws the timeline with the cursor at t. What is under the
+  // cursor is drawn once per window and kept (a long run has tens of
+  // thousands of bars; playing redraws only the cursor).
   draw(t) {
     const ix = this.ix;
     if (!ix) return;
@@ -79,9 +81,6 @@ export class Timeline {
       canvas.height = Math.round(this.height * ratio);
       canvas.style.height = `${this.height}px`;
     }
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, cssW, this.height);
     const end = Math.max(ix.endUs, 1);
     let w0 = 0;
     let w1 = end;
@@ -93,6 +92,34 @@ export class Timeline {
     const plotW = cssW - LABEL_W;
     const x = (us) => LABEL_W + ((us - w0) / (w1 - w0)) * plotW;
     this.x = x;
+    const key = `${w0}/${w1}/${canvas.width}/${canvas.height}`;
+    if (this.backgroundKey !== key || this.backgroundIx !== ix) {
+      this.background = document.createElement("canvas");
+      this.background.width = canvas.width;
+      this.background.height = canvas.height;
+      const bg = this.background.getContext("2d");
+      bg.setTransform(ratio, 0, 0, ratio, 0, 0);
+      this.drawRun(bg, x, w0, w1, plotW);
+      this.backgroundKey = key;
+      this.backgroundIx = ix;
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(this.background, 0, 0);
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.strokeStyle = "#d00000";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.moveTo(x(t), 0);
+    ctx.lineTo(x(t), this.height);
+    ctx.stroke();
+    canvas.dataset.t = t;
+  }
+
+  // drawRun draws the lanes of the run in the window [w0, w1].
+  drawRun(ctx, x, w0, w1, plotW) {
+    const ix = this.ix;
     this.drawLabels(ctx);
     this.drawAxis(ctx, x, w0, w1, plotW);
     for (const band of ix.leaderBands) {
@@ -122,12 +149,6 @@ export class Timeline {
     });
     this.drawOps(ctx, x, w0, w1);
     this.drawMarks(ctx, x, w0, w1);
-    ctx.strokeStyle = "#d00000";
-    ctx.lineWidth = 1.5;
-    ctx.beginPath();
-    ctx.moveTo(x(t), 0);
-    ctx.lineTo(x(t), this.height);
-    ctx.stroke();
   }
 
   drawLabels(ctx) {
