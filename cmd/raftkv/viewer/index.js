@@ -238,14 +238,15 @@ export async function openTrace(bytes, onProgress) {
 export async function fetchTraceIndex(url, onProgress) {
   const res = await fetch(url, { cache: "no-store" });
   if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
-  const size = Number(res.headers.get("Content-Length")) || 0;
+  // The size of the trace itself (the download may be compressed).
+  const size = Number(res.headers.get("X-Trace-Bytes")) || 0;
   const reader = new TraceReader(size);
   const stream = res.body.getReader();
   for (;;) {
     const { done, value } = await stream.read();
     if (done) break;
     reader.push(value);
-    if (onProgress && size) onProgress(reader.filled / size);
+    if (onProgress && size) onProgress(reader.total / size);
   }
   return reader.finish();
 }
