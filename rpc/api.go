@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,6 +125,14 @@ type API struct {
 	allowAllOrigins bool
 	origins         map[string]bool
 
+	// keysHandler is the instrumented /v2/keys handler, which ServeHTTP
+	// calls directly for clean key paths (the router would pick it anyway).
+	keysHandler http.HandlerFunc
+	// clusterIDHeader caches the X-Etcd-Cluster-Id value once the backend
+	// knows the cluster ID (it never changes then). Shared by every answer:
+	// never modified.
+	clusterIDHeader atomic.Pointer[[]string]
+
 	// closing is closed by Close: open watches end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -167,8 +177,9 @@ func NewAPI(backend Backend, opts APIOptions) (*API, error) {
 func (a *API) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", http.NotFound)
-	a.handle(mux, "keys", keysPrefix, a.serveKeys)
-	a.handle(mux, "keys", keysPrefix+"/", a.serveKeys)
+	a.keysHandler = a.metrics.instrument("keys", a.serveKeys)
+	mux.Handle(keysPrefix, a.keysHandler)
+	mux.Handle(keysPrefix+"/", a.keysHandler)
 	a.handle(mux, "members", membersPrefix, a.serveMembers)
 	a.handle(mux, "members", membersPrefix+"/", a.serveMembers)
 	a.handle(mux, "machines", "/v2/machines", a.serveMachines)
@@ -206,7 +217,25 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if isCleanKeyPath(r) {
+		a.keysHandler(w, r)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// isCleanKeyPath says r is for a key (/v2/keys/...) by a path the router
+// would neither redirect nor send elsewhere, so that ServeHTTP may skip
+// the router, whose matching allocates, for the most frequent requests.
+func isCleanKeyPath(r *http.Request) bool {
+	if r.Method == http.MethodConnect || r.URL.RawPath != "" || !strings.HasPrefix(r.URL.Path, keysPrefix+"/") {
+		return false
+	}
+	p := r.URL.Path
+	if strings.HasSuffix(p, "/") {
+		return path.Clean(p) == p[:len(p)-1]
+	}
+	return path.Clean(p) == p
 }
 
 func addCORSHeaders(w http.ResponseWriter, origin string) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/server"
@@ -19,7 +20,7 @@ func (a *API) serveKeys(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, "HEAD", "GET", "PUT", "POST", "DELETE") {
 		return
 	}
-	w.Header().Set("X-Etcd-Cluster-Id", formatID(a.backend.ClusterID()))
+	w.Header()["X-Etcd-Cluster-Id"] = a.clusterIDValue()
 	kr, kerr := parseKeyRequest(w, r, a.opts.MaxBodyBytes)
 	if kerr != nil {
 		writeKeyError(w, kerr)
@@ -52,6 +53,20 @@ func (a *API) serveKeys(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeKeyError(w, toKeyError(errors.New("received response with no Event/Watcher")))
 	}
+}
+
+// clusterIDValue is the X-Etcd-Cluster-Id header's value, cached once the
+// cluster ID is known.
+func (a *API) clusterIDValue() []string {
+	if v := a.clusterIDHeader.Load(); v != nil {
+		return *v
+	}
+	id := a.backend.ClusterID()
+	v := []string{formatID(id)}
+	if id != 0 {
+		a.clusterIDHeader.Store(&v)
+	}
+	return v
 }
 
 // memberRequest dispatches a validated request (spec §6.1). Writes carry the
@@ -105,11 +120,22 @@ func writeKeyEvent(w http.ResponseWriter, resp server.Response, noValueOnSuccess
 	ev := resp.Event
 	// Header keys in their canonical form, set directly: this runs for
 	// every answer.
+	// The three numbers share one string and one slice: two allocations
+	// instead of six.
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
-	h["X-Etcd-Index"] = []string{strconv.FormatUint(ev.EtcdIndex, 10)}
-	h["X-Raft-Index"] = []string{strconv.FormatUint(resp.RaftIndex, 10)}
-	h["X-Raft-Term"] = []string{strconv.FormatUint(resp.RaftTerm, 10)}
+	var digits [3 * 20]byte
+	b := strconv.AppendUint(digits[:0], ev.EtcdIndex, 10)
+	etcdEnd := len(b)
+	b = strconv.AppendUint(b, resp.RaftIndex, 10)
+	raftEnd := len(b)
+	b = strconv.AppendUint(b, resp.RaftTerm, 10)
+	all := string(b)
+	vals := [3]string{all[:etcdEnd], all[etcdEnd:raftEnd], all[raftEnd:]}
+	shared := vals[:]
+	h["X-Etcd-Index"] = shared[0:1:1]
+	h["X-Raft-Index"] = shared[1:2:2]
+	h["X-Raft-Term"] = shared[2:3:3]
 	if ev.IsCreated() {
 		w.WriteHeader(http.StatusCreated)
 	}
@@ -119,8 +145,21 @@ func writeKeyEvent(w http.ResponseWriter, resp server.Response, noValueOnSuccess
 			ev = &kvstore.Event{Action: ev.Action}
 		}
 	}
-	w.Write(eventJSON(ev))
+	buf := eventBuffers.Get().(*[]byte)
+	*buf = append(appendEvent((*buf)[:0], ev), '\n')
+	w.Write(*buf)
+	if cap(*buf) <= maxPooledEventBuffer {
+		eventBuffers.Put(buf)
+	}
 }
+
+// eventBuffers hold encoded answers between the encoding and the write,
+// which copies them.
+var eventBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledEventBuffer keeps large answers (a recursive listing) out of
+// the pool.
+const maxPooledEventBuffer = 16 << 10
 
 // eventJSON is an event's body: its JSON and a newline, as Go's
 // json.Encoder writes it for etcd.

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"net/http"
-	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -49,72 +48,86 @@ type keyRequest struct {
 // an etcd error with index 0. maxBody bounds a form-encoded body; 0 leaves
 // Go's own 10 MiB limit, which answers "http: POST too large" as etcd does.
 func parseKeyRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (keyRequest, *kvstore.Error) {
-	if maxBody > 0 && r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	}
-	// ParseForm reads the body only for PUT, POST and PATCH with a
-	// form-encoded Content-Type, and puts body values before query values:
-	// every parameter below reads the first value, so the body wins.
-	if err := r.ParseForm(); err != nil {
-		return keyRequest{}, requestError(kvstore.CodeInvalidForm, err.Error())
+	var form keyForm
+	if !form.decodeFast(r, maxBody) {
+		if kerr := form.decodeSlow(w, r, maxBody); kerr != nil {
+			return keyRequest{}, kerr
+		}
 	}
 	if !strings.HasPrefix(r.URL.Path, keysPrefix) {
 		return keyRequest{}, requestError(kvstore.CodeInvalidForm, "incorrect key prefix")
 	}
-	form := r.Form
 	kr := keyRequest{
 		method: r.Method,
-		key:    path.Join("/", r.URL.Path[len(keysPrefix):]),
-		value:  form.Get("value"),
+		key:    keyPath(r.URL.Path[len(keysPrefix):]),
+		value:  form.vals[paramValue],
 	}
 	var err *kvstore.Error
-	if kr.prevIndex, err = formUint(form, "prevIndex", kvstore.CodeIndexNaN, `invalid value for "prevIndex"`); err != nil {
+	if kr.prevIndex, err = formUint(&form, paramPrevIndex, kvstore.CodeIndexNaN, `invalid value for "prevIndex"`); err != nil {
 		return keyRequest{}, err
 	}
-	if kr.waitIndex, err = formUint(form, "waitIndex", kvstore.CodeIndexNaN, `invalid value for "waitIndex"`); err != nil {
+	if kr.waitIndex, err = formUint(&form, paramWaitIndex, kvstore.CodeIndexNaN, `invalid value for "waitIndex"`); err != nil {
 		return keyRequest{}, err
 	}
-	for _, b := range []struct {
-		name string
-		dst  *bool
+	for _, b := range [...]struct {
+		param formParam
+		dst   *bool
 	}{
-		{"recursive", &kr.recursive}, {"sorted", &kr.sorted}, {"wait", &kr.wait},
-		{"dir", &kr.dir}, {"quorum", &kr.quorum}, {"stream", &kr.stream},
+		{paramRecursive, &kr.recursive}, {paramSorted, &kr.sorted}, {paramWait, &kr.wait},
+		{paramDir, &kr.dir}, {paramQuorum, &kr.quorum}, {paramStream, &kr.stream},
 	} {
-		if *b.dst, err = formBool(form, b.name, `invalid value for "`+b.name+`"`); err != nil {
+		if *b.dst, err = formBool(&form, b.param, boolCauses[b.param]); err != nil {
 			return keyRequest{}, err
 		}
 	}
 	if kr.wait && r.Method != http.MethodGet {
 		return keyRequest{}, requestError(kvstore.CodeInvalidField, `"wait" can only be used with GET requests`)
 	}
-	if err := kr.parseWriteParams(form); err != nil {
+	if err := kr.parseWriteParams(&form); err != nil {
 		return keyRequest{}, err
 	}
 	return kr, nil
 }
 
+// keyPath is the key named by the URL path after /v2/keys: cleaned, "/"
+// for the root. path.Join("/", p) would do, but allocates even when p is
+// already clean, which it nearly always is.
+func keyPath(p string) string {
+	if strings.HasPrefix(p, "/") {
+		return path.Clean(p)
+	}
+	return path.Join("/", p)
+}
+
+// boolCauses are the causes of the boolean parameters' errors, built once.
+var boolCauses = func() (c [paramCount]string) {
+	for p := range paramCount {
+		c[p] = `invalid value for "` + paramNames[p] + `"`
+	}
+	return c
+}()
+
 // parseWriteParams validates the parameters of writes: checks 12 to 18 of
 // spec §3.3.
-func (kr *keyRequest) parseWriteParams(form url.Values) *kvstore.Error {
-	kr.prevValue = form.Get("prevValue")
-	if _, ok := form["prevValue"]; ok && kr.prevValue == "" {
+func (kr *keyRequest) parseWriteParams(form *keyForm) *kvstore.Error {
+	kr.prevValue = form.vals[paramPrevValue]
+	if form.has[paramPrevValue] && kr.prevValue == "" {
 		return requestError(kvstore.CodePrevValueRequired, `"prevValue" cannot be empty`)
 	}
 	var err *kvstore.Error
-	if kr.noValueOnSuccess, err = formBool(form, "noValueOnSuccess", `invalid value for "noValueOnSuccess"`); err != nil {
+	if kr.noValueOnSuccess, err = formBool(form, paramNoValueOnSuccess, boolCauses[paramNoValueOnSuccess]); err != nil {
 		return err
 	}
 	// An empty ttl is no ttl at all. Only the first value counts, so a
 	// body "ttl=" hides a query "ttl=5".
-	if form.Get("ttl") != "" {
-		if kr.ttl, err = formUint(form, "ttl", kvstore.CodeTTLNaN, `invalid value for "ttl"`); err != nil {
+	if form.vals[paramTTL] != "" {
+		if kr.ttl, err = formUint(form, paramTTL, kvstore.CodeTTLNaN, `invalid value for "ttl"`); err != nil {
 			return err
 		}
 		kr.hasTTL = true
 	}
-	if _, ok := form["prevExist"]; ok {
-		exist, err := formBool(form, "prevExist", "invalid value for prevExist")
+	if form.has[paramPrevExist] {
+		exist, err := formBool(form, paramPrevExist, "invalid value for prevExist")
 		if err != nil {
 			return err
 		}
@@ -123,8 +136,8 @@ func (kr *keyRequest) parseWriteParams(form url.Values) *kvstore.Error {
 			kr.prevExist = kvstore.PrevExistTrue
 		}
 	}
-	if _, ok := form["refresh"]; ok {
-		refresh, err := formBool(form, "refresh", "invalid value for refresh")
+	if form.has[paramRefresh] {
+		refresh, err := formBool(form, paramRefresh, "invalid value for refresh")
 		if err != nil {
 			return err
 		}
@@ -141,12 +154,11 @@ func (kr *keyRequest) parseWriteParams(form url.Values) *kvstore.Error {
 
 // formUint reads an unsigned base-10 integer; absent means 0. Anything
 // strconv.ParseUint refuses, the empty string included, is the error.
-func formUint(form url.Values, name string, code int, cause string) (uint64, *kvstore.Error) {
-	vals, ok := form[name]
-	if !ok {
+func formUint(form *keyForm, p formParam, code int, cause string) (uint64, *kvstore.Error) {
+	if !form.has[p] {
 		return 0, nil
 	}
-	v, err := strconv.ParseUint(vals[0], 10, 64)
+	v, err := strconv.ParseUint(form.vals[p], 10, 64)
 	if err != nil {
 		return 0, requestError(code, cause)
 	}
@@ -155,12 +167,11 @@ func formUint(form url.Values, name string, code int, cause string) (uint64, *kv
 
 // formBool reads a boolean as strconv.ParseBool does; absent means false,
 // and an empty value ("?recursive") is an error.
-func formBool(form url.Values, name, cause string) (bool, *kvstore.Error) {
-	vals, ok := form[name]
-	if !ok {
+func formBool(form *keyForm, p formParam, cause string) (bool, *kvstore.Error) {
+	if !form.has[p] {
 		return false, nil
 	}
-	v, err := strconv.ParseBool(vals[0])
+	v, err := strconv.ParseBool(form.vals[p])
 	if err != nil {
 		return false, requestError(kvstore.CodeInvalidField, cause)
 	}

@@ -3,6 +3,7 @@ package rpc
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,60 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches the counter and the histogram of each (handler,
+	// method, code): looking them up in the vectors hashes the labels and
+	// allocates on every request. Copied on write; never modified once
+	// stored.
+	series atomic.Pointer[map[seriesKey]series]
+	// seriesMu serialises the writers of series.
+	seriesMu sync.Mutex
+}
+
+// seriesKey names the metrics of one kind of answer.
+type seriesKey struct {
+	handler, method string
+	code            int
+}
+
+// series are the metrics of one kind of answer.
+type series struct {
+	requests prometheus.Counter
+	// duration is nil for watches.
+	duration prometheus.Observer
+}
+
+// maxCachedSeries bounds the cache (handlers × methods × codes is small,
+// but codes come from handlers).
+const maxCachedSeries = 512
+
+// seriesOf returns the metrics of (handler, method, code).
+func (m *httpMetrics) seriesOf(handler, method string, code int) series {
+	key := seriesKey{handler, method, code}
+	if cache := m.series.Load(); cache != nil {
+		if s, ok := (*cache)[key]; ok {
+			return s
+		}
+	}
+	s := series{requests: m.requests.WithLabelValues(handler, method, strconv.Itoa(code))}
+	if handler != "watch" { // watches are kept out of the histogram
+		s.duration = m.duration.WithLabelValues(handler, method)
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	old := m.series.Load()
+	if old != nil && len(*old) >= maxCachedSeries {
+		return s
+	}
+	cache := make(map[seriesKey]series, 1)
+	if old != nil {
+		cache = make(map[seriesKey]series, len(*old)+1)
+		for k, v := range *old {
+			cache[k] = v
+		}
+	}
+	cache[key] = s
+	m.series.Store(&cache)
+	return s
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, watchers func() float64) (*httpMetrics, error) {
@@ -78,10 +133,10 @@ func (m *httpMetrics) instrument(handler string, h http.HandlerFunc) http.Handle
 		if sw.watch {
 			name = "watch"
 		}
-		method := methodLabel(r.Method)
-		m.requests.WithLabelValues(name, method, strconv.Itoa(sw.status())).Inc()
+		s := m.seriesOf(name, methodLabel(r.Method), sw.status())
+		s.requests.Inc()
 		if !sw.watch {
-			m.duration.WithLabelValues(name, method).Observe(time.Since(start).Seconds())
+			s.duration.Observe(time.Since(start).Seconds())
 		}
 	}
 }
