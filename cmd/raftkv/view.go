@@ -664,8 +664,9 @@ func (vs *viewServer) replace(trace, history []byte) {
 	vs.generation++
 }
 
-// gzipMinBytes is the size from which the trace is served compressed.
-const gzipMinBytes = 4 << 20
+// gzipMinBytes is the size from which the trace is served compressed (a
+// variable for the tests).
+var gzipMinBytes = 4 << 20
 
 // gzipTrace compresses a long trace (nil for a short one), fast rather
 // than small: traces compress eight to one at level 2.

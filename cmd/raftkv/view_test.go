@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +110,27 @@ func TestViewServesPageTraceAndAssets(t *testing.T) {
 	}
 	if code, _, _ := get(t, srv.URL+"/nothing"); code != http.StatusNotFound {
 		t.Errorf("GET /nothing: %d, want 404", code)
+	}
+}
+
+func TestViewServesALongTraceCompressed(t *testing.T) {
+	defer func(old int) { gzipMinBytes = old }(gzipMinBytes)
+	gzipMinBytes = 0
+	trace := scriptTrace(t, viewTestScript())
+	srv := startView(t, viewSource{Trace: trace})
+	res, err := http.Get(srv.URL + "/trace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Go's client asked for gzip and undid it.
+	if !res.Uncompressed || !bytes.Equal(body, trace) || res.Header.Get("X-Trace-Bytes") != strconv.Itoa(len(trace)) {
+		t.Errorf("GET /trace: uncompressed %v, %d bytes (X-Trace-Bytes %s); want the %d bytes of the trace, gzipped on the wire",
+			res.Uncompressed, len(body), res.Header.Get("X-Trace-Bytes"), len(trace))
 	}
 }
 
