@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,12 @@ type benchFlags struct {
 	seed           uint64
 	output         string
 	cpuProfile     string
+	// sweep, when set, runs the bench once per client count in it
+	// (--clients is then ignored).
+	sweep  string
+	report string
+	name   string
+	from   []string
 }
 
 // Bounds of the bench flags.
@@ -66,9 +73,19 @@ its own keep-alive connection and sends one request at a time; the clients are
 spread over the endpoints in turn (or all sent to the leader, --leader-only).
 Works against raftkv and etcd alike.
 
-A GET run first writes every key of the key space once (--no-prefill skips it).`,
+A GET run first writes every key of the key space once (--no-prefill skips it).
+
+--sweep 1,16,64,256 runs the bench once per client count and prints one table
+(or, with --output json, the runs as {"name", "runs": [...]}). --report out.html
+writes a self-contained HTML report (no script, nothing fetched from the
+network): throughput against clients, latency percentiles, percentile curves
+and histograms, every target side by side. --from name=file.json adds the saved
+JSON of another run or sweep (of raftkv, etcd, ...) to the report as a target;
+with --from and no --endpoints, nothing is run.`,
 		Example: `  raftkv bench --endpoints http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379 --clients 64 --duration 10s
-  raftkv bench --op get --quorum --clients 16 --output json`,
+  raftkv bench --op get --quorum --clients 16 --output json
+  raftkv bench --sweep 1,16,64,256 --name raftkv --output json > raftkv.json
+  raftkv bench --report out.html --from raftkv=raftkv.json --from etcd=etcd.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyBenchEnv(cmd); err != nil {
@@ -80,7 +97,8 @@ A GET run first writes every key of the key space once (--no-prefill skips it).`
 			}
 			ctx, stop := untilInterrupted(ctx)
 			defer stop()
-			return runBench(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
+			run := !cmd.Flags().Changed("from") || cmd.Flags().Changed("endpoints") || os.Getenv("RAFTKV_ENDPOINTS") != ""
+			return runBenchCommand(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), f, run)
 		},
 	}
 	fl := cmd.Flags()
@@ -102,6 +120,10 @@ A GET run first writes every key of the key space once (--no-prefill skips it).`
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the key choice")
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process itself to this file")
+	fl.StringVar(&f.sweep, "sweep", "", "comma-separated client counts: one run each (instead of --clients)")
+	fl.StringVar(&f.report, "report", "", "write an HTML report of the run(s) to this file")
+	fl.StringVar(&f.name, "name", "raftkv", "name of this target in reports and sweep JSON")
+	fl.StringArrayVar(&f.from, "from", nil, "name=file.json: saved bench JSON to add to the report as a target (repeatable)")
 	return cmd
 }
 
@@ -131,31 +153,113 @@ func (f benchFlags) check() error {
 		return fmt.Errorf("--output %q: want text or json", f.output)
 	case !strings.HasPrefix(f.keyPrefix, "/"):
 		return fmt.Errorf("--key-prefix %q must start with /", f.keyPrefix)
+	case len(f.from) >= benchMaxSweeps:
+		return fmt.Errorf("--from: at most %d targets", benchMaxSweeps-1)
 	}
 	return nil
 }
 
-// runBench runs the whole benchmark: targets, prefill, warm-up, measure,
-// report.
-func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
+// runBenchCommand runs a bench or a sweep (unless run is false), and
+// writes the text, JSON and HTML report asked for.
+func runBenchCommand(ctx context.Context, stdout, stderr io.Writer, f benchFlags, run bool) error {
 	if err := f.check(); err != nil {
 		return err
 	}
+	var saved []benchSweep
+	for _, spec := range f.from {
+		s, err := loadSweep(spec)
+		if err != nil {
+			return err
+		}
+		saved = append(saved, s)
+	}
+	if !run {
+		if f.report == "" {
+			return errors.New("--from without --endpoints: want --report")
+		}
+		return writeReport(f.report, saved)
+	}
+	if f.sweep == "" && f.report == "" {
+		return runBench(ctx, stdout, stderr, f)
+	}
+	counts := []int{f.clients}
+	if f.sweep != "" {
+		var err error
+		if counts, err = parseSweep(f.sweep); err != nil {
+			return err
+		}
+	}
+	sweep := benchSweep{Name: f.name}
+	for i, c := range counts {
+		step := f
+		step.clients = c
+		step.noPrefill = f.noPrefill || i > 0 // the keys stay written
+		if f.output == "text" {
+			fmt.Fprintf(stderr, "raftkv bench: %d clients\n", c)
+		}
+		res, err := benchRun(ctx, stderr, step)
+		if err != nil {
+			return err
+		}
+		res.finish()
+		sweep.Runs = append(sweep.Runs, res)
+	}
+	if f.report != "" {
+		if err := writeReport(f.report, append([]benchSweep{sweep}, saved...)); err != nil {
+			return err
+		}
+	}
+	switch {
+	case f.output == "json" && f.sweep != "":
+		b, err := json.MarshalIndent(sweep, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, string(b))
+		return err
+	case f.output == "json":
+		return sweep.Runs[0].writeJSON(stdout)
+	case f.sweep != "":
+		writeSweepText(stdout, sweep)
+	default:
+		sweep.Runs[0].writeText(stdout)
+	}
+	if f.report != "" && f.output == "text" {
+		fmt.Fprintf(stdout, "\nreport: %s\n", f.report)
+	}
+	return nil
+}
+
+// runBench runs one benchmark and prints its result.
+func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
+	res, err := benchRun(ctx, stderr, f)
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		return res.writeJSON(stdout)
+	}
+	res.writeText(stdout)
+	return nil
+}
+
+// benchRun runs the whole benchmark: targets, prefill, warm-up, measure.
+func benchRun(ctx context.Context, stderr io.Writer, f benchFlags) (*benchResult, error) {
 	var tlsConfig *tls.Config
 	if f.cacert != "" || f.cert != "" || f.key != "" {
 		var err error
 		if tlsConfig, err = client.NewTLSConfig(f.cacert, f.cert, f.key); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	targets, err := benchTargets(ctx, f, tlsConfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if f.cpuProfile != "" {
 		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer stop()
 	}
@@ -174,19 +278,15 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 			fmt.Fprintf(stderr, "raftkv bench: writing the %d keys first\n", f.keySpace)
 		}
 		if err := prefill(ctx, workers, plan); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	res := measure(ctx, workers, f)
 	res.Endpoints = targets
 	if ctx.Err() != nil {
-		return errors.New("bench: interrupted")
+		return nil, errors.New("bench: interrupted")
 	}
-	if f.output == "json" {
-		return res.writeJSON(stdout)
-	}
-	res.writeText(stdout)
-	return nil
+	return res, nil
 }
 
 // benchTargets are the endpoints the clients use: the flag's, or the

@@ -34,7 +34,9 @@ type benchResult struct {
 	RatePerS  float64        `json:"rate_per_s"`
 	LatencyMs benchLatencies `json:"latency_ms"`
 	Histogram []histRow      `json:"histogram"`
-	Machine   machineFacts   `json:"machine"`
+	// Percentiles are the latencies at reportPercentiles, for curves.
+	Percentiles []percentilePoint `json:"percentiles"`
+	Machine     machineFacts      `json:"machine"`
 
 	elapsed time.Duration
 	hist    latencyHistogram
@@ -80,6 +82,10 @@ func (r *benchResult) finish() {
 	r.LatencyMs = benchLatencies{
 		Mean: ms(h.mean()), P50: ms(h.quantile(0.50)), P90: ms(h.quantile(0.90)), P99: ms(h.quantile(0.99)),
 		P999: ms(h.quantile(0.999)), Max: ms(h.max), Count: h.total,
+	}
+	r.Percentiles = make([]percentilePoint, 0, len(reportPercentiles))
+	for _, q := range reportPercentiles {
+		r.Percentiles = append(r.Percentiles, percentilePoint{Q: q, Ms: ms(h.quantile(q))})
 	}
 	r.Histogram = h.rows()
 	if r.Histogram == nil {
