@@ -478,6 +478,26 @@ func TestViewerReplayMatchesRebuild(t *testing.T) {
 			break
 		}
 	}
+	// The step buttons: each lands on a later line of its kind.
+	for _, c := range []struct {
+		step  string
+		kinds []string
+	}{{"event", nil}, {"message", []string{"send", "deliver", "drop"}}, {"commit", []string{"commit"}},
+		{"fault", []string{"fault", "heal", "crash", "restart"}}, {"leader", []string{"member"}}} {
+		var from, to struct {
+			Line int `json:"line"`
+		}
+		b.eval(t, fmt.Sprintf("window.raftkvView.seek(%d)", samples[1]), &from)
+		if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-step=%q][data-dir="1"]`, c.step)))); err != nil {
+			t.Fatal(err)
+		}
+		b.eval(t, "window.raftkvView.position()", &to)
+		var kind string
+		b.eval(t, fmt.Sprintf("window.raftkvView.line(%d).kind", to.Line), &kind)
+		if to.Line <= from.Line || (c.kinds != nil && !slices.Contains(c.kinds, kind)) {
+			t.Errorf("step to the next %s: from line %d to line %d (%s)", c.step, from.Line, to.Line, kind)
+		}
+	}
 	var pageEvents []uint64
 	b.eval(t, "window.raftkvView.events()", &pageEvents)
 	if !slices.Equal(pageEvents, events) {

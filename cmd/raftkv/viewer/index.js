@@ -421,7 +421,10 @@ export class TraceIndex {
         const cls = l.kind === "crash" ? "crash" : l.class || "fault";
         const key = `${cls}/${l.member || 0}`;
         if (openFaults.has(key)) break; // already open: the first one's band goes on
-        const band = { cls, member: l.member || 0, detail: l.detail || "", t0: l.t_us, t1: 0, line: i, endLine: -1 };
+        // A link fault (its line says which links are cut) ends when every
+        // link is whole again, whatever the heal's class.
+        const link = Array.isArray(l.cut);
+        const band = { cls, member: l.member || 0, detail: l.detail || "", t0: l.t_us, t1: 0, line: i, endLine: -1, link };
         this.faultBands.push(band);
         openFaults.set(key, band);
         break;
@@ -431,11 +434,13 @@ export class TraceIndex {
         this.faultLines.push(i);
         const cls = l.kind === "restart" ? "crash" : l.class || "fault";
         const close = (key, band) => { band.t1 = l.t_us; band.endLine = i; openFaults.delete(key); };
+        const linksWhole = Array.isArray(l.cut) && l.cut.length === 0;
         if (l.member) {
           const key = `${cls}/${l.member}`;
           if (openFaults.has(key)) close(key, openFaults.get(key));
-        } else {
-          for (const [key, band] of [...openFaults]) if (band.cls === cls) close(key, band);
+        }
+        for (const [key, band] of [...openFaults]) {
+          if ((!l.member && band.cls === cls) || (linksWhole && band.link)) close(key, band);
         }
         break;
       }

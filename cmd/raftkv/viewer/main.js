@@ -476,6 +476,10 @@ window.raftkvView = {
     return this.position();
   },
   step,
+  // line returns line i of the trace (after the header), parsed.
+  line(i) {
+    return view.ix.line(i);
+  },
   position() {
     return { line: view.line, n: view.st.n, t: view.t, loads: view.loads };
   },
