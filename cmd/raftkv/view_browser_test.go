@@ -554,10 +554,16 @@ func TestViewerComparisonCatchesAWrongReplay(t *testing.T) {
 func waitLoad(t testing.TB, b *browser, loads int) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		var now int
-		b.eval(t, "window.raftkvView.loads()", &now)
-		if now > loads {
+		var now struct {
+			Loads  int    `json:"loads"`
+			Status string `json:"status"`
+		}
+		b.eval(t, `({loads: window.raftkvView.loads(), status: document.getElementById("lab-status").textContent})`, &now)
+		if now.Loads > loads {
 			return
+		}
+		if strings.Contains(now.Status, ": ") && !strings.HasSuffix(now.Status, "running…") && !strings.HasSuffix(now.Status, ": done") {
+			t.Fatalf("the lab refused: %s", now.Status)
 		}
 	}
 	var status string
@@ -565,13 +571,15 @@ func waitLoad(t testing.TB, b *browser, loads int) {
 	t.Fatalf("the page did not reload the run: %s", status)
 }
 
-// labClick carries out a lab action on member through the page's buttons.
+// labClick carries out a lab action on member (and to the next member,
+// for the actions on a link) through the page's buttons.
 func labClick(t testing.TB, b *browser, action string, member uint64) {
 	t.Helper()
 	var loads int
 	b.eval(t, "window.raftkvView.loads()", &loads)
 	if err := chromedp.Do(b.ctx,
 		chromedp.SetValue(chromedp.ID("lab-member"), fmt.Sprint(member)),
+		chromedp.SetValue(chromedp.ID("lab-to"), fmt.Sprint(member%3+1)),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-lab=%q]`, action))),
 	); err != nil {
 		t.Fatalf("lab %s %d: %v", action, member, err)
@@ -791,4 +799,48 @@ func BenchmarkViewerOpen(b *testing.B) {
 	b.ReportMetric(total/float64(b.N), "open-ms")
 	b.ReportMetric(worstSeek, "seek-ms")
 	b.ReportMetric(float64(events), "events")
+}
+
+// TestViewerLabButtons presses every lab button once: each must reach the
+// simulator as a valid action and come back as a new run.
+func TestViewerLabButtons(t *testing.T) {
+	b := newBrowser(t)
+	src, err := runScriptSource(simulator.Script{Version: 1, Seed: 11, Members: 3, Duration: "2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serveViewTest(t, src)
+	b.open(t, url)
+	b.eval(t, "window.raftkvView.seekTime(1000000)", nil)
+	var leader uint64
+	b.eval(t, `Number(document.getElementById("cluster").dataset.leader)`, &leader)
+	follower := leader%3 + 1
+	for _, c := range []struct {
+		button string
+		member uint64
+	}{
+		{"write", leader}, {"read", follower}, {"read-local", follower}, {"pause", follower}, {"resume", follower},
+		{"isolate", follower}, {"heal", 0}, {"cut", follower}, {"drop-next", leader}, {"partition", 0}, {"heal", 0},
+		{"timeout", follower}, {"transfer", follower}, {"add", 0}, {"remove", leader},
+	} {
+		labClick(t, b, c.button, max(c.member, 1))
+		var status string
+		b.eval(t, `document.getElementById("lab-status").textContent`, &status)
+		if !strings.HasSuffix(status, ": done") {
+			t.Errorf("lab %s: %s", c.button, status)
+		}
+	}
+	for _, id := range []string{"lab-further", "lab-reset"} {
+		var loads int
+		b.eval(t, "window.raftkvView.loads()", &loads)
+		if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.ID(id))); err != nil {
+			t.Fatal(err)
+		}
+		waitLoad(t, b, loads)
+	}
+	_, _, saved := get(t, strings.TrimSuffix(url, "/")+"/api/lab/script")
+	if sc, err := simulator.ParseScript(saved); err != nil || len(sc.Actions) != 0 {
+		t.Errorf("after a reset the lab run has actions %+v (%v)", sc.Actions, err)
+	}
+	b.check(t)
 }

@@ -183,6 +183,10 @@ async function labAction(what) {
   switch (what) {
     case "cut":
     case "drop-next":
+      if (member === to) {
+        $("lab-status").textContent = `${what}: a link joins two members: pick another "to"`;
+        return;
+      }
       a.member = member;
       a.to = to;
       break;
