@@ -49,6 +49,7 @@ type options struct {
 	etcdBin    string
 	profileDir string
 	only       string
+	httpClient string
 }
 
 func main() {
@@ -83,6 +84,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.etcdBin, "etcd", os.Getenv("ETCD"), "etcd binary (default $ETCD, then etcd on PATH, then apt-get install etcd-server)")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of raftkv's leader during the 64-client (or largest) write runs here")
 	fs.StringVar(&o.only, "only", "", "run one system only: raftkv or etcd")
+	fs.StringVar(&o.httpClient, "http-client", "raw", "the load tool's HTTP client: raw (its own, lean) or net/http")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -219,7 +221,8 @@ type benchRun struct {
 func benchOnce(ctx context.Context, o options, s *system, op string, clients int, profile bool) (benchRun, error) {
 	args := []string{"bench", "--endpoints", strings.Join(s.endpoints, ","), "--op", op,
 		"--clients", strconv.Itoa(clients), "--duration", o.duration.String(), "--warmup", o.warmup.String(),
-		"--value-size", strconv.Itoa(o.valueSize), "--key-space", strconv.Itoa(o.keySpace), "--output", "json"}
+		"--value-size", strconv.Itoa(o.valueSize), "--key-space", strconv.Itoa(o.keySpace), "--output", "json",
+		"--http-client", o.httpClient}
 	if op == "get" {
 		args = append(args, "--no-prefill")
 		args = append(args, s.getArgs...)
@@ -352,8 +355,8 @@ func printMachine(o options) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("machine: %d CPUs (%s), %s/%s, load average %s\n", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH,
 		strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
-	fmt.Printf("load: closed loop, `raftkv bench`, %d-byte values, keys random over %d, clients spread over the 3 members, "+
-		"%v measured after %v of warm-up, %d round(s)\n", o.valueSize, o.keySpace, o.duration, o.warmup, o.rounds)
+	fmt.Printf("load: closed loop, `raftkv bench --http-client %s`, %d-byte values, keys random over %d, clients spread over the 3 members, "+
+		"%v measured after %v of warm-up, %d round(s)\n", o.httpClient, o.valueSize, o.keySpace, o.duration, o.warmup, o.rounds)
 	fmt.Println("reads: raftkv's default GET (linearizable, ReadIndex) against etcd's GET ?quorum=true (linearizable, through raft)")
 	fmt.Println()
 }

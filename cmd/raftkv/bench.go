@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -44,10 +45,11 @@ type benchFlags struct {
 	cpuProfile     string
 	// sweep, when set, runs the bench once per client count in it
 	// (--clients is then ignored).
-	sweep  string
-	report string
-	name   string
-	from   []string
+	httpClient string
+	sweep      string
+	report     string
+	name       string
+	from       []string
 }
 
 // Bounds of the bench flags.
@@ -120,6 +122,7 @@ with --from and no --endpoints, nothing is run.`,
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the key choice")
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process itself to this file")
+	fl.StringVar(&f.httpClient, "http-client", "raw", "raw (the bench's own lean HTTP/1.1 client) or net/http (Go's)")
 	fl.StringVar(&f.sweep, "sweep", "", "comma-separated client counts: one run each (instead of --clients)")
 	fl.StringVar(&f.report, "report", "", "write an HTML report of the run(s) to this file")
 	fl.StringVar(&f.name, "name", "raftkv", "name of this target in reports and sweep JSON")
@@ -149,6 +152,8 @@ func (f benchFlags) check() error {
 		return fmt.Errorf("--key-space %d: want 1 to %d", f.keySpace, benchMaxKeySpace)
 	case f.op != "put" && f.op != "get":
 		return fmt.Errorf("--op %q: want put or get", f.op)
+	case f.httpClient != "raw" && f.httpClient != "net/http":
+		return fmt.Errorf("--http-client %q: want raw or net/http", f.httpClient)
 	case f.output != "text" && f.output != "json":
 		return fmt.Errorf("--output %q: want text or json", f.output)
 	case !strings.HasPrefix(f.keyPrefix, "/"):
@@ -271,6 +276,9 @@ func benchRun(ctx context.Context, stderr io.Writer, f benchFlags) (*benchResult
 	defer func() {
 		for _, w := range workers {
 			w.transport.CloseIdleConnections()
+			if w.raw != nil {
+				w.raw.close()
+			}
 		}
 	}()
 	if f.op == "get" && !f.noPrefill {
@@ -408,6 +416,9 @@ func measure(ctx context.Context, workers []*benchWorker, f benchFlags) *benchRe
 type benchWorker struct {
 	plan      *benchPlan
 	transport *http.Transport
+	// raw, when set, is the connection of the bench's own client, used
+	// instead of transport.
+	raw *rawConn
 	// req is reused: its URL's path and its body are reset per request.
 	req  *http.Request
 	body benchBody
@@ -438,6 +449,20 @@ func newBenchWorker(plan *benchPlan, endpoint string, tlsConfig *tls.Config, f b
 		rng:    rand.New(rand.NewPCG(f.seed, index+1)),
 		buf:    make([]byte, 4096),
 		errors: map[string]uint64{},
+	}
+	if f.httpClient == "raw" {
+		host, rawTLS := u.Host, tlsConfig
+		if u.Scheme == "https" && rawTLS == nil {
+			rawTLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if u.Port() == "" {
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			host = net.JoinHostPort(u.Hostname(), port)
+		}
+		w.raw = newRawConn(host, rawTLS, f.requestTimeout)
 	}
 	w.rewind = w.getBody
 	w.req = &http.Request{
@@ -497,6 +522,9 @@ const benchErrorPause = 10 * time.Millisecond
 // send sends one request for key k and reads the whole answer; it reports
 // whether it succeeded, and else the kind of failure.
 func (w *benchWorker) send(method string, k int) (kind string, ok bool) {
+	if w.raw != nil {
+		return w.sendRaw(method, k)
+	}
 	req := w.req
 	req.Method = method
 	req.URL.Path = w.plan.paths[k]

@@ -108,7 +108,7 @@ func TestBenchReportMatchesJSON(t *testing.T) {
 
 	report := filepath.Join(dir, "report.html")
 	var stdout, stderr bytes.Buffer
-	f := benchFlags{clients: 1, duration: time.Second, valueSize: 1, keySpace: 1, keyPrefix: "/b", op: "put", output: "text",
+	f := benchFlags{clients: 1, duration: time.Second, valueSize: 1, keySpace: 1, keyPrefix: "/b", op: "put", output: "text", httpClient: "raw",
 		report: report, from: []string{filepath.Join(dir, "a.json"), "etcd=" + filepath.Join(dir, "b.json")}}
 	require.NoError(t, runBenchCommand(context.Background(), &stdout, &stderr, f, false))
 	html, err := os.ReadFile(report)
@@ -133,7 +133,7 @@ func TestBenchSweepFlags(t *testing.T) {
 	_, err = loadSweep(empty)
 	assert.ErrorContains(t, err, "no runs")
 	err = runBenchCommand(context.Background(), &bytes.Buffer{}, &bytes.Buffer{},
-		benchFlags{clients: 1, duration: time.Second, keySpace: 1, keyPrefix: "/b", op: "put", output: "text", from: []string{empty}}, false)
+		benchFlags{clients: 1, duration: time.Second, keySpace: 1, keyPrefix: "/b", op: "put", output: "text", httpClient: "raw", from: []string{empty}}, false)
 	assert.Error(t, err)
 }
 

@@ -22,6 +22,8 @@ type benchResult struct {
 	KeySpace   int      `json:"key_space"`
 	Quorum     bool     `json:"quorum"`
 	LeaderOnly bool     `json:"leader_only"`
+	// HTTPClient is the load generator's HTTP client: raw or net/http.
+	HTTPClient string `json:"http_client"`
 	// DurationS is the measured time, WarmupS the load before it.
 	DurationS float64 `json:"duration_s"`
 	WarmupS   float64 `json:"warmup_s"`
@@ -56,7 +58,7 @@ type benchLatencies struct {
 func newBenchResult(f benchFlags) *benchResult {
 	return &benchResult{
 		Op: f.op, Clients: f.clients, ValueSize: f.valueSize, KeySpace: f.keySpace,
-		Quorum: f.quorum, LeaderOnly: f.leaderOnly, WarmupS: f.warmup.Seconds(),
+		Quorum: f.quorum, LeaderOnly: f.leaderOnly, HTTPClient: f.httpClient, WarmupS: f.warmup.Seconds(),
 		ErrorsByKind: map[string]uint64{}, Machine: currentMachine(),
 	}
 }

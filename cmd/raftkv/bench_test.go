@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"math/rand/v2"
@@ -10,6 +12,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,8 +106,77 @@ func TestBenchRequestsAreCheap(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	})
-	t.Logf("allocations per request: bench worker %.0f, bare http.Client %.0f", ours, bare)
+	f.httpClient = "raw"
+	rw := newBenchWorker(plan, srv.URL, nil, f, 0)
+	defer rw.raw.close()
+	raw := testing.AllocsPerRun(200, func() {
+		_, ok := rw.send(http.MethodPut, rw.rng.IntN(len(plan.paths)))
+		require.True(t, ok)
+	})
+	t.Logf("allocations per request (the in-process server's included): bench worker %.0f with net/http, %.0f with its own client, bare http.Client %.0f", ours, raw, bare)
 	assert.Less(t, ours, bare)
+	assert.Less(t, raw, ours)
+}
+
+// TestBenchRawClientReadsEveryFraming checks the bench's own HTTP client
+// on answers framed by Content-Length, chunked, or by closing the
+// connection, on refusals, and over TLS.
+func TestBenchRawClientReadsEveryFraming(t *testing.T) {
+	var requests atomic.Int64
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPut && (r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" || !strings.HasPrefix(string(body), "value=")) {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		switch {
+		case strings.HasSuffix(r.URL.Path, "0"):
+			w.Header().Set("Connection", "close")
+		case strings.HasSuffix(r.URL.Path, "1"):
+			w.Write([]byte(`{"action":`))
+			w.(http.Flusher).Flush() // chunked from here
+			w.Write([]byte(strings.Repeat(" ", 5000) + `"set"}`))
+			return
+		case strings.HasSuffix(r.URL.Path, "2"):
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusPreconditionFailed)
+			w.Write([]byte(`{"errorCode":101,"message":"Compare failed","cause":"[x != y]","index":7}`))
+			return
+		}
+		w.Write([]byte(`{"action":"set"}`))
+	})
+	plain := httptest.NewServer(handler)
+	defer plain.Close()
+	secure := httptest.NewTLSServer(handler)
+	defer secure.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(secure.Certificate())
+
+	for _, tt := range []struct {
+		name string
+		url  string
+		tls  *tls.Config
+	}{{"http", plain.URL, nil}, {"https", secure.URL, &tls.Config{RootCAs: pool}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := benchFlags{clients: 1, valueSize: 8, keySpace: 4, keyPrefix: "/b", op: "put", seed: 1, requestTimeout: time.Second, httpClient: "raw"}
+			w := newBenchWorker(newBenchPlan(f), tt.url, tt.tls, f, 0)
+			defer w.raw.close()
+			before := requests.Load()
+			for round := range 3 {
+				for _, k := range []int{0, 1, 3} {
+					kind, ok := w.send(http.MethodPut, k)
+					require.True(t, ok, "round %d key %d: %s", round, k, kind)
+					kind, ok = w.send(http.MethodGet, k)
+					require.True(t, ok, "round %d key %d: %s", round, k, kind)
+				}
+				kind, ok := w.send(http.MethodPut, 2)
+				require.False(t, ok)
+				assert.Equal(t, "HTTP 412, errorCode 101: Compare failed", kind)
+			}
+			assert.Equal(t, int64(3*7), requests.Load()-before)
+		})
+	}
 }
 
 func TestLatencyHistogram(t *testing.T) {
