@@ -185,8 +185,9 @@ func run(ctx context.Context, o options, procs *processes) error {
 						return err
 					}
 					results[s.name] = append(results[s.name], r)
-					fmt.Printf("  %-6s %-3s %4d clients: %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n",
-						s.name, op, c, r.RatePerS, r.LatencyMs.P50, r.LatencyMs.P99, r.Errors)
+					fmt.Printf("  %-6s %-3s %4d clients: %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (load %s; load tool %v CPU per request)\n",
+						s.name, op, c, r.RatePerS, r.LatencyMs.P50, r.LatencyMs.P99, r.Errors, r.Machine.LoadAverage,
+						r.benchCPUPerRequest(o).Round(time.Microsecond))
 				}
 			}
 		}
@@ -215,6 +216,19 @@ type benchRun struct {
 	} `json:"machine"`
 	// raw is the whole JSON, kept for the output directory.
 	raw []byte
+	// benchCPU is the CPU time (user + system) the load tool used,
+	// warm-up included.
+	benchCPU time.Duration
+}
+
+// benchCPUPerRequest estimates the load tool's CPU per request, counting
+// the warm-up's requests at the measured rate.
+func (r benchRun) benchCPUPerRequest(o options) time.Duration {
+	requests := r.RatePerS * (o.duration + o.warmup).Seconds()
+	if requests < 1 {
+		return 0
+	}
+	return time.Duration(float64(r.benchCPU) / requests)
 }
 
 // benchOnce runs raftkv bench once against s.
@@ -248,6 +262,7 @@ func benchOnce(ctx context.Context, o options, s *system, op string, clients int
 		return benchRun{}, fmt.Errorf("%s: bench output: %w", s.name, err)
 	}
 	r.raw = out
+	r.benchCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return r, nil
 }
 
