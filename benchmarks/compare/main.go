@@ -46,6 +46,8 @@ type options struct {
 	ops        []string
 	outDir     string
 	raftkvBin  string
+	// benchBin runs the load (and writes the report); raftkvBin when empty.
+	benchBin string
 	etcdBin    string
 	profileDir string
 	only       string
@@ -81,6 +83,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.keySpace, "key-space", 10000, "distinct keys")
 	fs.StringVar(&o.outDir, "out", "", "directory for the runs' JSON and the HTML report (default: a new temporary directory)")
 	fs.StringVar(&o.raftkvBin, "raftkv", "", "raftkv binary (default: built from this checkout)")
+	fs.StringVar(&o.benchBin, "bench", "", "raftkv binary whose bench command runs the load (default: the -raftkv one), to compare servers under one load tool")
 	fs.StringVar(&o.etcdBin, "etcd", os.Getenv("ETCD"), "etcd binary (default $ETCD, then etcd on PATH, then apt-get install etcd-server)")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of raftkv's leader during the 64-client (or largest) write runs here")
 	fs.StringVar(&o.only, "only", "", "run one system only: raftkv or etcd")
@@ -138,6 +141,9 @@ func run(ctx context.Context, o options, procs *processes) error {
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("build raftkv: %w", err)
 		}
+	}
+	if o.benchBin == "" {
+		o.benchBin = o.raftkvBin
 	}
 	var systems []*system
 	if o.only != "etcd" {
@@ -246,7 +252,7 @@ func benchOnce(ctx context.Context, o options, s *system, op string, clients int
 		profileDone = make(chan error, 1)
 		go func() { profileDone <- profileLeader(ctx, o, s, clients) }()
 	}
-	cmd := exec.CommandContext(ctx, o.raftkvBin, args...)
+	cmd := exec.CommandContext(ctx, o.benchBin, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if profileDone != nil {
@@ -348,7 +354,7 @@ func prefill(ctx context.Context, o options, s *system) error {
 	args := []string{"bench", "--endpoints", strings.Join(s.endpoints, ","), "--op", "get", "--clients", "64",
 		"--duration", "100ms", "--warmup", "0s", "--value-size", strconv.Itoa(o.valueSize),
 		"--key-space", strconv.Itoa(o.keySpace), "--output", "json"}
-	cmd := exec.CommandContext(ctx, o.raftkvBin, append(args, s.getArgs...)...)
+	cmd := exec.CommandContext(ctx, o.benchBin, append(args, s.getArgs...)...)
 	cmd.Stderr = os.Stderr
 	if _, err := cmd.Output(); err != nil {
 		return fmt.Errorf("%s: prefill: %w", s.name, err)
@@ -459,7 +465,7 @@ func writeOutputs(ctx context.Context, o options, systems []*system, results map
 	for _, f := range files {
 		args = append(args, "--from", f)
 	}
-	cmd := exec.CommandContext(ctx, o.raftkvBin, args...)
+	cmd := exec.CommandContext(ctx, o.benchBin, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "compare: HTML report not written:", err)
@@ -534,7 +540,13 @@ func startCluster(ctx context.Context, procs *processes, work, name string, comm
 	if err := waitReady(ctx, s); err != nil {
 		return nil, fmt.Errorf("%s: %w (logs in %s)", name, err, work)
 	}
-	fmt.Printf("%s: 3 members up at %s\n", name, strings.Join(s.endpoints, ", "))
+	where := "a follower"
+	if leader, err := findLeader(ctx, s); err == nil && leader == s.endpoints[0] {
+		where = "the leader"
+	}
+	// Client i uses member i mod 3: the one client of a 1-client run talks
+	// to the first member, a follower (forwarding to the leader) or not.
+	fmt.Printf("%s: 3 members up at %s (the first, which a lone client uses, is %s)\n", name, strings.Join(s.endpoints, ", "), where)
 	return s, nil
 }
 
