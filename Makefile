@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: run demo test bench bench-compare sim lint fmt build
+.PHONY: run demo test bench bench-compare fuzz-http sim lint fmt build
 
 ## run: start a local 3-member cluster on 127.0.0.1 and print how to talk to it (Ctrl-C stops it)
 run:
@@ -33,6 +33,12 @@ ROUNDS ?= 1
 COMPARE_CLIENTS ?= 1,16,64,256
 bench-compare:
 	$(GO) run ./benchmarks/compare -duration $(DURATION) -rounds $(ROUNDS) -clients $(COMPARE_CLIENTS) $(COMPARE_FLAGS)
+
+## fuzz-http: fuzz the client API's form decoder against net/http's ParseForm (FUZZTIME=10m to change;
+## its seeds and saved failures run in `make test`)
+FUZZTIME ?= 5m
+fuzz-http:
+	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzKeyForm$$' -fuzztime $(FUZZTIME)
 
 ## sim: a longer simulation campaign (SEEDS=N to change its size), with a progress bar and a summary
 SEEDS ?= 2000
