@@ -475,6 +475,15 @@ func TestViewerReplayMatchesRebuild(t *testing.T) {
 		if st := states[n]; leaderIn(st) != 0 && len(st.InFlight) >= 3 {
 			b.eval(t, fmt.Sprintf("window.raftkvView.seek(%d)", n), nil)
 			screenshot(t, b, "viewer-replay")
+			// Click the leader: the details panel shows its whole state.
+			if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`g.member[data-id="%d"]`, leaderIn(st))))); err != nil {
+				t.Fatal(err)
+			}
+			var details string
+			b.eval(t, `document.getElementById("details-body").textContent`, &details)
+			if !strings.Contains(details, fmt.Sprintf("member S%d", leaderIn(st))) || !strings.Contains(details, "currentTerm") {
+				t.Errorf("clicking the leader shows %q", details)
+			}
 			break
 		}
 	}

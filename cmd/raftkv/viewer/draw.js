@@ -119,6 +119,9 @@ export class ClusterView {
   // dropped a moment ago as a × where they died. It returns how many are
   // in flight.
   drawMessages(ix, st, line, t, pos, layer) {
+    // How many messages each directed link has drawn so far: the next one
+    // goes beside them, not on top.
+    this.perLink = new Map();
     let drawn = 0;
     for (const sendLine of st.inFlight.values()) {
       if (drawn >= MAX_DRAWN_MESSAGES) break;
@@ -147,7 +150,10 @@ export class ClusterView {
     const dx = b[0] - a[0];
     const dy = b[1] - a[1];
     const len = Math.hypot(dx, dy) || 1;
-    const off = s.from < s.to ? 7 : -7;
+    const link = `${s.from}>${s.to}`;
+    const nth = this.perLink.get(link) || 0;
+    this.perLink.set(link, nth + 1);
+    const off = (s.from < s.to ? 1 : -1) * (8 + 17 * (nth % 4));
     const ox = (-dy / len) * off;
     const oy = (dx / len) * off;
     const start = RING.node / len;
