@@ -386,6 +386,9 @@ func printMachine(o options) {
 // over the rounds, and the ratio of the rates.
 func printTable(w io.Writer, o options, systems []*system, results map[string][]benchRun) {
 	fmt.Fprintln(w)
+	if o.rounds > 1 {
+		fmt.Fprintf(w, "each figure is the run of median rate among %d rounds\n", o.rounds)
+	}
 	header := fmt.Sprintf("%-6s %7s", "op", "clients")
 	for _, s := range systems {
 		header += fmt.Sprintf(" | %-6s %9s %8s %8s", s.name, "ops/s", "p50 ms", "p99 ms")
@@ -419,7 +422,8 @@ func printTable(w io.Writer, o options, systems []*system, results map[string][]
 	}
 }
 
-// medianRun is the run of median rate among the rounds of (op, clients).
+// medianRun is the run of median rate among the rounds of (op, clients);
+// of an even number of rounds, the lower of the two middle ones.
 func medianRun(runs []benchRun, op string, clients int) benchRun {
 	var match []benchRun
 	for _, r := range runs {
@@ -435,7 +439,7 @@ func medianRun(runs []benchRun, op string, clients int) benchRun {
 			match[j], match[j-1] = match[j-1], match[j]
 		}
 	}
-	return match[len(match)/2]
+	return match[(len(match)-1)/2]
 }
 
 // writeOutputs writes every run's JSON, one file per system and op as a
