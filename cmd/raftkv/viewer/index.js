@@ -130,9 +130,13 @@ export class TraceReader {
       this.lineDone(joined, 0, joined.length, this.carryStart, true);
       p = e + 1;
     }
-    while (p < chunk.length) {
-      const e = chunk.indexOf(NEWLINE, p);
-      if (e < 0) {
+    const n = chunk.length;
+    while (p < n) {
+      // A loop, not indexOf: a call into the engine per line costs more
+      // than looking at the line's hundred bytes.
+      let e = p;
+      while (e < n && chunk[e] !== NEWLINE) e++;
+      if (e === n) {
         this.carry = chunk.slice(p);
         this.carryStart = base + p;
         break;
