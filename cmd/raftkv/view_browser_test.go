@@ -857,3 +857,48 @@ func TestViewerLabButtons(t *testing.T) {
 	}
 	b.check(t)
 }
+
+// TestViewerModelMatchesRebuildOnManyRuns compares the page's replay model
+// alone with simulator.RebuildAt on more runs: seeds with crashes, torn
+// writes, snapshots sent and logs compacted, membership changes (seed 2 of
+// five members), and every tour.
+func TestViewerModelMatchesRebuildOnManyRuns(t *testing.T) {
+	b := newBrowser(t)
+	runs := map[string][]byte{
+		"seed 1": recordTrace(t, 1, 5, 8*time.Second),
+		"seed 2": recordTrace(t, 2, 5, 8*time.Second),
+		"seed 3": recordTrace(t, 3, 3, 8*time.Second),
+	}
+	for _, tour := range simulator.Tours() {
+		runs["tour "+tour.Name] = scriptTrace(t, tour)
+	}
+	compacted := false
+	for name, trace := range runs {
+		samples := sampleEvents(traceEvents(t, trace), 150)
+		_, want, err := simulator.RebuildAt(bytes.NewReader(trace), samples)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		b.open(t, serveViewTest(t, viewSource{Trace: trace}))
+		list, _ := json.Marshal(samples)
+		var got []simulator.ClusterState
+		b.eval(t, fmt.Sprintf("%s.map((n) => window.raftkvView.stateAfter(n))", list), &got)
+		if len(got) != len(samples) {
+			t.Fatalf("%s: %d states for %d events", name, len(got), len(samples))
+		}
+		for k, n := range samples {
+			w, g := normalState(want[n]), normalState(got[k])
+			if !reflect.DeepEqual(w, g) {
+				t.Errorf("%s, event %d: the page's model\n  %+v\nGo\n  %+v", name, n, g, w)
+				break
+			}
+			for _, m := range w.Members {
+				compacted = compacted || m.First > 1
+			}
+		}
+		b.check(t)
+	}
+	if !compacted {
+		t.Errorf("no sampled state had a compacted log: the runs check too little")
+	}
+}
