@@ -32,7 +32,14 @@ import (
 var updateViewImages = flag.Bool("update", false, "write the viewer's screenshots to docs/images/")
 
 // findChromium returns a headless-capable Chromium, or "" and why not.
+// RAFTKV_CHROMIUM names one elsewhere (a Chrome on a Mac), or "none".
 func findChromium() (string, string) {
+	if p := os.Getenv("RAFTKV_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Sprintf("RAFTKV_CHROMIUM=%s: no such browser", p)
+		}
+		return p, ""
+	}
 	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-headless-shell", "/usr/lib/chromium/chromium"} {
 		if _, err := os.Stat(p); err == nil {
 			return p, ""
