@@ -5,7 +5,7 @@
 // canvas, since a long run has tens of thousands of bars; a click moves
 // the picture there, or selects the bar under it.
 
-import { termColour, OUTCOME_COLOURS, fmtUs, clamp } from "./format.js";
+import { termColour, OUTCOME_COLOURS, clamp } from "./format.js";
 
 const AXIS_H = 18;
 const LEADER_H = 20;
