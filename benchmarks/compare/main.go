@@ -37,17 +37,17 @@ import (
 
 // options are the command's flags.
 type options struct {
-	clients    []int
-	duration   time.Duration
-	warmup     time.Duration
-	rounds     int
-	valueSize  int
-	keySpace   int
-	ops        []string
-	outDir     string
-	raftkvBin  string
+	clients   []int
+	duration  time.Duration
+	warmup    time.Duration
+	rounds    int
+	valueSize int
+	keySpace  int
+	ops       []string
+	outDir    string
+	raftkvBin string
 	// benchBin runs the load (and writes the report); raftkvBin when empty.
-	benchBin string
+	benchBin   string
 	etcdBin    string
 	profileDir string
 	only       string
@@ -443,11 +443,12 @@ func medianRun(runs []benchRun, op string, clients int) benchRun {
 }
 
 // writeOutputs writes every run's JSON, one file per system and op as a
-// JSON array (what `raftkv bench --report` reads), and the HTML report.
+// JSON array (what `raftkv bench --report --from` reads), and one HTML
+// report per op with the systems side by side.
 func writeOutputs(ctx context.Context, o options, systems []*system, results map[string][]benchRun) error {
-	var files []string
-	for _, s := range systems {
-		for _, op := range o.ops {
+	for _, op := range o.ops {
+		args := []string{"bench", "--report", filepath.Join(o.outDir, "report-"+opLabel(op)+".html")}
+		for _, s := range systems {
 			var raws []json.RawMessage
 			for _, r := range results[s.name] {
 				if r.Op == op {
@@ -462,19 +463,23 @@ func writeOutputs(ctx context.Context, o options, systems []*system, results map
 			if err := os.WriteFile(file, b, 0o644); err != nil {
 				return err
 			}
-			files = append(files, s.name+"-"+op+"="+file)
+			args = append(args, "--from", s.name+"="+file)
+		}
+		cmd := exec.CommandContext(ctx, o.benchBin, args...)
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "compare: HTML report not written:", err)
 		}
 	}
-	args := []string{"bench", "--report", filepath.Join(o.outDir, "report.html")}
-	for _, f := range files {
-		args = append(args, "--from", f)
-	}
-	cmd := exec.CommandContext(ctx, o.benchBin, args...)
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "compare: HTML report not written:", err)
-	}
 	return nil
+}
+
+// opLabel names an op's figures.
+func opLabel(op string) string {
+	if op == "get" {
+		return "reads"
+	}
+	return "writes"
 }
 
 // findEtcd returns an etcd binary and its version: the one named, else

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"html/template"
 	"image/color"
@@ -154,11 +155,36 @@ func allClientCounts(sweeps []benchSweep) []int {
 	return counts
 }
 
-// sortedRuns are a sweep's runs by client count.
+// sortedRuns are a sweep's runs by client count, one per count: when a
+// count was measured several times (rounds), the run of median rate (of an
+// even number, the lower middle one). The table lists every run.
 func sortedRuns(s benchSweep) []*benchResult {
-	runs := slices.Clone(s.Runs)
-	slices.SortStableFunc(runs, func(a, b *benchResult) int { return a.Clients - b.Clients })
+	byCount := map[int][]*benchResult{}
+	var counts []int
+	for _, r := range s.Runs {
+		if _, seen := byCount[r.Clients]; !seen {
+			counts = append(counts, r.Clients)
+		}
+		byCount[r.Clients] = append(byCount[r.Clients], r)
+	}
+	slices.Sort(counts)
+	runs := make([]*benchResult, 0, len(counts))
+	for _, c := range counts {
+		rounds := byCount[c]
+		slices.SortStableFunc(rounds, func(a, b *benchResult) int { return cmp.Compare(a.RatePerS, b.RatePerS) })
+		runs = append(runs, rounds[(len(rounds)-1)/2])
+	}
 	return runs
+}
+
+// runAt is the sweep's (median) run at clients, or nil.
+func runAt(s benchSweep, clients int) *benchResult {
+	for _, r := range sortedRuns(s) {
+		if r.Clients == clients {
+			return r
+		}
+	}
+	return nil
 }
 
 // chart is a plot and the number of series drawn on it.
@@ -189,6 +215,10 @@ func clientAxis(p *chart, counts []int) {
 		ticks = append(ticks, plot.Tick{Value: float64(c), Label: strconv.Itoa(c)})
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	if len(counts) > 0 {
+		// Room for the last tick's label.
+		p.X.Min, p.X.Max = float64(counts[0])/1.2, float64(counts[len(counts)-1])*1.3
+	}
 }
 
 // addSeries draws one target's line with points in its colour, and dash
@@ -269,11 +299,9 @@ func percentileChart(sweeps []benchSweep, clients int) (template.HTML, error) {
 		ticks = append(ticks, plot.Tick{Value: nines(q), Label: label})
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.X.Min, p.X.Max = nines(reportPercentiles[0])-0.1, nines(reportPercentiles[len(reportPercentiles)-1])+0.3
 	for i, s := range sweeps {
-		for _, r := range s.Runs {
-			if r.Clients != clients {
-				continue
-			}
+		if r := runAt(s, clients); r != nil {
 			var xys plotter.XYs
 			for _, pt := range r.Percentiles {
 				xys = append(xys, plotter.XY{X: nines(pt.Q), Y: positive(pt.Ms)})
@@ -291,10 +319,7 @@ func histogramChart(sweeps []benchSweep, clients int) (template.HTML, error) {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	for i, s := range sweeps {
-		for _, r := range s.Runs {
-			if r.Clients != clients || r.LatencyMs.Count == 0 {
-				continue
-			}
+		if r := runAt(s, clients); r != nil && r.LatencyMs.Count > 0 {
 			var xys plotter.XYs
 			for _, row := range r.Histogram {
 				xys = append(xys, plotter.XY{X: positive(row.UpToMs), Y: 100 * float64(row.Count) / float64(r.LatencyMs.Count)})
@@ -360,6 +385,7 @@ th:first-child, td:first-child { text-align: left; }
 <dt>targets</dt><dd>{{range $i, $t := .Targets}}{{if $i}}, {{end}}{{$t}}{{end}}</dd>
 <dt>load</dt><dd>{{.Load}}</dd>
 <dt>machine</dt><dd>{{.Machine}}</dd>
+<dt>charts</dt><dd>one run per target and client count: of several rounds, the run of median rate; the table lists every run</dd>
 <dt>written</dt><dd>{{.Generated}}</dd>
 </dl>
 <h2>Throughput</h2>
