@@ -692,6 +692,12 @@ func TestViewerLabCrashAndRestartTheLeader(t *testing.T) {
 func TestViewerOpensEveryTour(t *testing.T) {
 	b := newBrowser(t)
 	b.open(t, serveViewTest(t, viewSource{Trace: recordTrace(t, 5, 3, time.Second)}))
+	withHistory := 0
+	defer func() {
+		if withHistory == 0 {
+			t.Errorf("no tour linked porcupine's page of its clients' history")
+		}
+	}()
 	for _, tour := range simulator.Tours() {
 		var loads int
 		b.eval(t, "window.raftkvView.loads()", &loads)
@@ -703,6 +709,26 @@ func TestViewerOpensEveryTour(t *testing.T) {
 		b.eval(t, "window.raftkvView.info().script.name", &name)
 		if name != tour.Name {
 			t.Errorf("opened tour %s, the page shows %q", tour.Name, name)
+		}
+		// A tour's clients' history is in porcupine's page, linked from the
+		// client lane.
+		var history struct {
+			Has    bool   `json:"has"`
+			Hidden bool   `json:"hidden"`
+			Href   string `json:"href"`
+		}
+		b.eval(t, `(() => { const a = document.getElementById("history-link-clients");
+		  return {has: window.raftkvView.info().history, hidden: a.hidden, href: a.href}; })()`, &history)
+		switch {
+		case !history.Has && !history.Hidden:
+			t.Errorf("tour %s has no history, yet the client lane links one", tour.Name)
+		case history.Has && (history.Hidden || !strings.HasSuffix(history.Href, "/history.html")):
+			t.Errorf("tour %s: the client lane's link to porcupine's page: %+v", tour.Name, history)
+		case history.Has:
+			withHistory++
+			if code, _, page := get(t, history.Href); code != 200 || !bytes.Contains(page, []byte("<html")) {
+				t.Errorf("tour %s: %s: %d", tour.Name, history.Href, code)
+			}
 		}
 		for k, c := range tour.Captions {
 			var text string

@@ -110,11 +110,16 @@ function showRun() {
   $("run-name").textContent = info.script && info.script.title ? info.script.title : info.name || "";
   $("run-facts").textContent = `seed ${h.seed} · ${h.members} members (${h.member_kind}) · ${fmtUs(ix.endUs)}`;
   $("run-facts").title = h.params || "";
-  const link = $("history-link");
-  link.hidden = !info.history;
+  // porcupine's page of the clients' history, linked from the header and
+  // from the client lane.
+  let historyURL = null;
   if (info.history) {
     const b64 = embedded("raftkv-history");
-    link.href = b64 !== null ? URL.createObjectURL(new Blob([Uint8Array.from(atob(b64.trim()), (c) => c.charCodeAt(0))], { type: "text/html" })) : "history.html";
+    historyURL = b64 !== null ? URL.createObjectURL(new Blob([Uint8Array.from(atob(b64.trim()), (c) => c.charCodeAt(0))], { type: "text/html" })) : "history.html";
+  }
+  for (const link of [$("history-link"), $("history-link-clients")]) {
+    link.hidden = !historyURL;
+    if (historyURL) link.href = historyURL;
   }
   showTours();
   showLab();
