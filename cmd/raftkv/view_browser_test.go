@@ -441,6 +441,8 @@ func screenshot(t testing.TB, b *browser, name string) {
 	if !*updateViewImages {
 		return
 	}
+	// The open time differs from run to run: leave it out of the picture.
+	b.eval(t, `(() => { const s = document.getElementById("load-status"); s.textContent = s.textContent.replace(/, opened in .*$/, ""); })()`, nil)
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
