@@ -441,8 +441,13 @@ func screenshot(t testing.TB, b *browser, name string) {
 	if !*updateViewImages {
 		return
 	}
-	// The open time differs from run to run: leave it out of the picture.
-	b.eval(t, `(() => { const s = document.getElementById("load-status"); s.textContent = s.textContent.replace(/, opened in .*$/, ""); })()`, nil)
+	// The open time and how far entries leaving have faded differ from
+	// run to run: leave them out of the picture.
+	b.eval(t, `(() => {
+	  const s = document.getElementById("load-status");
+	  s.textContent = s.textContent.replace(/, opened in .*$/, "");
+	  document.querySelectorAll(".entry.leaving").forEach((e) => e.remove());
+	})()`, nil)
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
