@@ -57,6 +57,9 @@ type APIOptions struct {
 	// EnablePprof serves Go's profiler under /debug/pprof/ (etcd's
 	// --enable-pprof).
 	EnablePprof bool
+	// DisableFastPath serves every connection with net/http alone,
+	// without the fast path for keep-alive key GETs and PUTs (fastpath.go).
+	DisableFastPath bool
 	// Registry receives the API's metrics and is served on /metrics; nil
 	// means a new registry of the API's own (one per API, so that several
 	// members may run in one process).
@@ -140,6 +143,8 @@ type API struct {
 	mu sync.Mutex
 	// servers are the HTTP servers Serve started; guarded by mu.
 	servers []*http.Server
+	// fastServers are the fast paths Serve started; guarded by mu.
+	fastServers []*fastServer
 }
 
 // NewAPI returns the client API serving backend.
@@ -275,9 +280,12 @@ func (a *API) Serve(l net.Listener, tlsConfig *tls.Config) error {
 	a.servers = append(a.servers, srv)
 	a.mu.Unlock()
 	if tlsConfig != nil {
-		l = tls.NewListener(l, tlsConfig)
+		return srv.Serve(tls.NewListener(l, tlsConfig))
 	}
-	return srv.Serve(l)
+	if a.opts.DisableFastPath {
+		return srv.Serve(l)
+	}
+	return a.serveFast(l, srv)
 }
 
 // Close ends every open watch at once (their clients see the response end,
@@ -293,10 +301,15 @@ func (a *API) Close() {
 func (a *API) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	a.Close()
-	servers := a.servers
-	a.servers = nil
+	servers, fast := a.servers, a.fastServers
+	a.servers, a.fastServers = nil, nil
 	a.mu.Unlock()
 	var errs []error
+	for _, fs := range fast {
+		if err := fs.stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, srv := range servers {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
