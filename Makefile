@@ -34,10 +34,11 @@ COMPARE_CLIENTS ?= 1,16,64,256
 bench-compare:
 	$(GO) run ./benchmarks/compare -duration $(DURATION) -rounds $(ROUNDS) -clients $(COMPARE_CLIENTS) $(COMPARE_FLAGS)
 
-## fuzz-http: fuzz the client API's form decoder against net/http's ParseForm (FUZZTIME=10m to change;
-## its seeds and saved failures run in `make test`)
+## fuzz-http: fuzz the client API's fast-path request parser against net/http's, then its form decoder
+## against ParseForm, FUZZTIME each (their seeds and saved failures run in `make test`)
 FUZZTIME ?= 5m
 fuzz-http:
+	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzFastPathParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzKeyForm$$' -fuzztime $(FUZZTIME)
 
 ## sim: a longer simulation campaign (SEEDS=N to change its size), with a progress bar and a summary
