@@ -29,6 +29,13 @@ func checkInvariants(s *Store) error {
 		if n.path() != p {
 			return fmt.Errorf("%s: path() says %s", p, n.path())
 		}
+		below := 0
+		for _, child := range n.children {
+			below += 1 + child.descendants
+		}
+		if n.descendants != below {
+			return fmt.Errorf("%s: counts %d nodes below, its children %d", p, n.descendants, below)
+		}
 		for name, child := range n.children {
 			if child.name != name || child.parent != n || name == "" {
 				return fmt.Errorf("%s: child %q is linked wrongly", p, name)

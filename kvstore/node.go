@@ -30,6 +30,10 @@ type node struct {
 	// Invariant: nil if and only if the node is permanent; when non-nil the
 	// node is in the store's expiry heap at expiry.heapIndex.
 	expiry *expiry
+	// descendants counts the nodes below n (so that the store knows its
+	// size without a walk). Invariant: 0 for a file; for a directory, the
+	// sum over its children of 1 + their descendants.
+	descendants int
 }
 
 // expiry is the TTL state of a node that has one.
@@ -84,12 +88,18 @@ func (dir *node) attach(child *node) {
 	}
 	child.parent = dir
 	dir.children[child.name] = child
+	for d := dir; d != nil; d = d.parent {
+		d.descendants += 1 + child.descendants
+	}
 }
 
 // detach removes n from its parent directory.
 func (n *node) detach() {
 	if n.parent == nil || n.parent.children[n.name] != n {
 		panic("kvstore: detach of a node that is not attached")
+	}
+	for d := n.parent; d != nil; d = d.parent {
+		d.descendants -= 1 + n.descendants
 	}
 	delete(n.parent.children, n.name)
 	n.parent = nil

@@ -52,6 +52,12 @@ func (s *Store) CurrentIndex() uint64 {
 	return s.index
 }
 
+// NodeCount is the number of keys and directories in the key space, the
+// root not counted (hidden ones included).
+func (s *Store) NodeCount() int {
+	return s.root.descendants
+}
+
 // NextExpiration returns the earliest expiration of any node, if some node
 // has a TTL. The leader proposes an OpExpire command once its clock reaches
 // it.

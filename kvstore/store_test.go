@@ -515,3 +515,31 @@ func TestIndexAdvancesByOnePerEvent(t *testing.T) {
 	_, _ = s.Get("/a", GetOptions{})
 	require.Equal(t, uint64(len(cmds)), s.CurrentIndex())
 }
+
+// TestNodeCount follows the count of keys and directories through
+// creations (with their missing parents), replacements, recursive deletes,
+// expiry and a snapshot round trip.
+func TestNodeCount(t *testing.T) {
+	s := newTestStore(t)
+	assert.Equal(t, 0, s.NodeCount())
+	mustApply(t, s, set("/a/b/c", "1")) // a, a/b, a/b/c
+	assert.Equal(t, 3, s.NodeCount())
+	mustApply(t, s, set("/a/b/c", "2")) // a replacement adds nothing
+	mustApply(t, s, set("/a/d", "1"))
+	mustApply(t, s, mkdir("/e"))
+	assert.Equal(t, 5, s.NodeCount())
+	mustApply(t, s, Command{Op: OpDelete, Path: "/a/b", Recursive: true}) // a/b and a/b/c
+	assert.Equal(t, 3, s.NodeCount())
+	now := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	mustApply(t, s, Command{Op: OpSet, Path: "/e/t", Value: "x", TTL: 1, HasTTL: true, Now: now})
+	assert.Equal(t, 4, s.NodeCount())
+	apply(s, Command{Op: OpExpire, Now: now.Add(2 * time.Second)})
+	assert.Equal(t, 3, s.NodeCount())
+	require.NoError(t, checkInvariants(s))
+
+	data, err := s.Save()
+	require.NoError(t, err)
+	restored := newTestStore(t)
+	require.NoError(t, restored.Restore(data))
+	assert.Equal(t, 3, restored.NodeCount())
+}
