@@ -34,12 +34,14 @@ COMPARE_CLIENTS ?= 1,16,64,256
 bench-compare:
 	$(GO) run ./benchmarks/compare -duration $(DURATION) -rounds $(ROUNDS) -clients $(COMPARE_CLIENTS) $(COMPARE_FLAGS)
 
-## fuzz-http: fuzz the client API's fast-path request parser against net/http's, then its form decoder
-## against ParseForm, FUZZTIME each (their seeds and saved failures run in `make test`)
+## fuzz-http: fuzz the client API's fast-path request parser against net/http's for FUZZTIME, then its
+## form decoder against ParseForm for FORM_FUZZTIME (FUZZTIME unless set); their seeds and saved
+## failures run in `make test`, and CI (.ci/run) fuzzes them for a minute and 30 s after it
 FUZZTIME ?= 5m
+FORM_FUZZTIME ?= $(FUZZTIME)
 fuzz-http:
 	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzFastPathParse$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzKeyForm$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzKeyForm$$' -fuzztime $(FORM_FUZZTIME)
 
 ## sim: a longer simulation campaign (SEEDS=N to change its size), with a progress bar and a summary
 SEEDS ?= 2000
