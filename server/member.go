@@ -71,6 +71,10 @@ type Member struct {
 
 	reads readPipeline
 
+	// storeStats counts the key-space operations seen (for
+	// /v2/stats/store); never part of the replicated state.
+	storeStats StoreStats
+
 	// expiryPending says an expiry proposal is in flight (until this tick).
 	expiryPendingUntil uint64
 	// infoCheckAt is the tick from which the member checks that the
@@ -427,6 +431,7 @@ func (m *Member) read(req Request) Response {
 	opts := req.Get
 	opts.Now = req.Now
 	ev, err := m.store.Get(req.Path, opts)
+	m.storeStats.countGet(err == nil)
 	if err != nil {
 		return m.errorResponse(err)
 	}

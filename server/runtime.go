@@ -74,6 +74,14 @@ type RuntimeStatus struct {
 	State   raft.StateType
 	// NoSpace says the disk is full: writes are refused.
 	NoSpace bool
+	// IsLearner says the member is a learner (it does not vote).
+	IsLearner bool
+	// PendingProposals counts the member's proposals not applied yet.
+	PendingProposals int
+	// Nodes is the number of keys and directories in the key space.
+	Nodes int
+	// Store counts the key-space operations seen (Member.StoreStats).
+	Store StoreStats
 }
 
 // RuntimeOptions configures a Runtime.
@@ -341,6 +349,8 @@ func (rt *Runtime) refreshStatus() {
 	rt.status.Store(&RuntimeStatus{
 		ID: rt.member.cfg.ID, Leader: ss.Lead, Term: hs.Term, Commit: hs.Commit,
 		Applied: applied, State: ss.State, NoSpace: rt.member.DiskFull(),
+		IsLearner: rt.member.IsLearner(), PendingProposals: rt.member.PendingProposals(),
+		Nodes: rt.member.NodeCount(), Store: rt.member.StoreStats(),
 	})
 }
 
