@@ -60,6 +60,9 @@ type APIOptions struct {
 	// DisableFastPath serves every connection with net/http alone,
 	// without the fast path for keep-alive key GETs and PUTs (fastpath.go).
 	DisableFastPath bool
+	// Messages, when set, supplies the peers' figures of /v2/stats/self and
+	// /v2/stats/leader (the server wiring feeds it); nil leaves them 0.
+	Messages *MessageStats
 	// Registry receives the API's metrics and is served on /metrics; nil
 	// means a new registry of the API's own (one per API, so that several
 	// members may run in one process).

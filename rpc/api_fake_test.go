@@ -29,6 +29,10 @@ type fakeBackend struct {
 	state     raft.StateType
 	members   []server.MemberInfo
 
+	// noSpace and storeStats are what Status reports of the member.
+	noSpace    bool
+	storeStats server.StoreStats
+
 	// doErr, when set, is returned by the next Do instead of an answer.
 	doErr error
 	done  chan struct{}
@@ -74,6 +78,7 @@ func (f *fakeBackend) Do(ctx context.Context, req server.Request) (server.Respon
 		cmd.Now = req.Now
 		res := f.store.Apply(raftIndexBase+f.applied+1, cmd)
 		f.applied++
+		f.storeStats.CountApplied(&cmd, res)
 		resp.Event = res.Event
 		if res.Err != nil {
 			resp.Err = res.Err
@@ -82,6 +87,7 @@ func (f *fakeBackend) Do(ctx context.Context, req server.Request) (server.Respon
 		opts := req.Get
 		opts.Now = req.Now
 		ev, err := f.store.Get(req.Path, opts)
+		f.storeStats.CountGet(err == nil)
 		resp.Event, resp.Err = ev, err
 	case server.RequestWatch:
 		w, err := f.store.Watch(req.Path, req.Watch)
@@ -98,8 +104,10 @@ func (f *fakeBackend) Do(ctx context.Context, req server.Request) (server.Respon
 func (f *fakeBackend) expire(now time.Time) []*kvstore.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	res := f.store.Apply(raftIndexBase+f.applied+1, kvstore.Command{Op: kvstore.OpExpire, Now: now})
+	cmd := kvstore.Command{Op: kvstore.OpExpire, Now: now}
+	res := f.store.Apply(raftIndexBase+f.applied+1, cmd)
 	f.applied++
+	f.storeStats.CountApplied(&cmd, res)
 	return res.Expired
 }
 
@@ -126,7 +134,8 @@ func (f *fakeBackend) ClusterID() uint64 { return f.clusterID }
 func (f *fakeBackend) Status() server.RuntimeStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return server.RuntimeStatus{ID: f.self, Leader: f.leader, Term: fakeTerm, Commit: raftIndexBase + f.applied, State: f.state}
+	return server.RuntimeStatus{ID: f.self, Leader: f.leader, Term: fakeTerm, Commit: raftIndexBase + f.applied, State: f.state,
+		NoSpace: f.noSpace, Store: f.storeStats}
 }
 
 func (f *fakeBackend) Done() <-chan struct{} { return f.done }

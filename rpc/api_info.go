@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +36,12 @@ func (a *API) serveVersion(w http.ResponseWriter, r *http.Request) {
 const healthReadTimeout = time.Second
 
 // serveHealth answers /health as etcd 3.5 with the v2 API does (spec
-// §11.2): healthy when the member knows a leader (unless
-// ?serializable=true) and a linearizable read of the root succeeds within
-// a second.
+// §11.2): unhealthy with an alarm (NOSPACE: the disk is full; unless
+// ?exclude=NOSPACE), then without a leader (unless ?serializable=true),
+// then if a read of the root fails within a second — a linearizable read,
+// or with ?serializable=true a local one, so that a probe of the process
+// alone passes without a quorum. Every answer counts in
+// etcd_server_health_success or etcd_server_health_failures.
 func (a *API) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -48,15 +52,17 @@ func (a *API) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Health string `json:"health"`
 		Reason string `json:"reason"`
 	}{Health: "true"}
+	query := r.URL.Query()
+	serializable := query.Get("serializable") == "true"
 	status := a.backend.Status()
-	if r.URL.Query().Get("serializable") != "true" && status.Leader == raft.None {
-		health.Health, health.Reason = "false", "RAFT NO LEADER"
-	} else if status.NoSpace && r.URL.Query().Get("exclude") != "NOSPACE" {
+	switch {
+	case status.NoSpace && !slices.Contains(query["exclude"], "NOSPACE"):
 		health.Health, health.Reason = "false", "ALARM NOSPACE"
-	}
-	if health.Health == "true" {
+	case !serializable && status.Leader == raft.None:
+		health.Health, health.Reason = "false", "RAFT NO LEADER"
+	default:
 		ctx, cancel := context.WithTimeout(r.Context(), healthReadTimeout)
-		resp, err := a.backend.Do(ctx, server.Request{Kind: server.RequestRead, Path: "/", Now: a.opts.Clock()})
+		resp, err := a.backend.Do(ctx, server.Request{Kind: server.RequestRead, Path: "/", Serializable: serializable, Now: a.opts.Clock()})
 		cancel()
 		if err == nil {
 			err = resp.Err
@@ -67,9 +73,12 @@ func (a *API) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	b, _ := json.Marshal(health)
 	if health.Health != "true" {
+		a.metrics.etcd.healthFailures.Inc()
+		a.opts.Logger.Warn("/health error", "output", string(b), "status-code", http.StatusServiceUnavailable)
 		http.Error(w, string(b), http.StatusServiceUnavailable)
 		return
 	}
+	a.metrics.etcd.healthSuccess.Inc()
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }
@@ -83,18 +92,14 @@ func errorText(err error) string {
 	return err.Error()
 }
 
-// apiStats are the member-local counters of /v2/stats. raftkv counts the
-// key-space operations this member's API served (etcd counts writes on every
-// member as it applies them). The counters are atomic: every request
-// touches one, and a lock would serialise them.
+// apiStats are what /v2/stats needs of the API itself; the key-space
+// counts come from the member (server.StoreStats) and the peers' figures
+// from APIOptions.Messages.
 type apiStats struct {
 	// startTime is when the API started.
 	startTime time.Time
 	// watchers counts open watch responses.
 	watchers atomic.Int64
-	// ops counts operations served: ops[op][0] successes, ops[op][1]
-	// failures.
-	ops [numStoreOps][2]atomic.Uint64
 
 	mu sync.Mutex
 	// leader and leaderSince remember the leader last seen by
@@ -103,21 +108,7 @@ type apiStats struct {
 	leaderSince time.Time
 }
 
-// storeOp is an operation as /v2/stats/store counts it.
-type storeOp int
-
-const (
-	opGet storeOp = iota
-	opSet
-	opDelete
-	opUpdate
-	opCreate
-	opCompareAndSwap
-	opCompareAndDelete
-	numStoreOps
-)
-
-// storeStats is the body of /v2/stats/store.
+// storeStats is the body of /v2/stats/store, etcd's fields in etcd's order.
 type storeStats struct {
 	GetSuccess              uint64 `json:"getsSuccess"`
 	GetFail                 uint64 `json:"getsFail"`
@@ -141,57 +132,17 @@ func newAPIStats(now time.Time) *apiStats {
 	return &apiStats{startTime: now, leaderSince: now}
 }
 
-// storeOpOf is the operation etcd would count for a request (spec §6.1);
-// false for requests it does not count (watches).
-func storeOpOf(req server.Request, method string) (storeOp, bool) {
-	cmd := req.Command
-	compares := cmd.PrevValue != "" || cmd.PrevIndex > 0
-	switch {
-	case req.Kind == server.RequestRead:
-		return opGet, true
-	case req.Kind != server.RequestWrite:
-		return 0, false
-	case method == http.MethodPost:
-		return opCreate, true
-	case method == http.MethodDelete && compares:
-		return opCompareAndDelete, true
-	case method == http.MethodDelete:
-		return opDelete, true
-	case cmd.PrevExist == kvstore.PrevExistFalse:
-		return opCreate, true
-	case cmd.PrevExist == kvstore.PrevExistTrue && !compares:
-		return opUpdate, true
-	case compares:
-		return opCompareAndSwap, true
-	default:
-		return opSet, true
-	}
-}
-
-// record counts one served key-space request.
-func (s *apiStats) record(req server.Request, method string, ok bool) {
-	op, counted := storeOpOf(req, method)
-	if !counted {
-		return
-	}
-	outcome := 0
-	if !ok {
-		outcome = 1
-	}
-	s.ops[op][outcome].Add(1)
-}
-
-func (s *apiStats) storeStats() storeStats {
-	count := func(op storeOp, outcome int) uint64 { return s.ops[op][outcome].Load() }
+func (s *apiStats) storeStats(c server.StoreStats) storeStats {
 	return storeStats{
-		GetSuccess: count(opGet, 0), GetFail: count(opGet, 1),
-		SetSuccess: count(opSet, 0), SetFail: count(opSet, 1),
-		DeleteSuccess: count(opDelete, 0), DeleteFail: count(opDelete, 1),
-		UpdateSuccess: count(opUpdate, 0), UpdateFail: count(opUpdate, 1),
-		CreateSuccess: count(opCreate, 0), CreateFail: count(opCreate, 1),
-		CompareAndSwapSuccess: count(opCompareAndSwap, 0), CompareAndSwapFail: count(opCompareAndSwap, 1),
-		CompareAndDeleteSuccess: count(opCompareAndDelete, 0), CompareAndDeleteFail: count(opCompareAndDelete, 1),
-		Watchers: uint64(max(0, s.watchers.Load())),
+		GetSuccess: c.GetsSuccess, GetFail: c.GetsFail,
+		SetSuccess: c.SetsSuccess, SetFail: c.SetsFail,
+		DeleteSuccess: c.DeleteSuccess, DeleteFail: c.DeleteFail,
+		UpdateSuccess: c.UpdateSuccess, UpdateFail: c.UpdateFail,
+		CreateSuccess: c.CreateSuccess, CreateFail: c.CreateFail,
+		CompareAndSwapSuccess: c.CompareAndSwapSuccess, CompareAndSwapFail: c.CompareAndSwapFail,
+		CompareAndDeleteSuccess: c.CompareAndDeleteSuccess, CompareAndDeleteFail: c.CompareAndDeleteFail,
+		ExpireCount: c.ExpireCount,
+		Watchers:    uint64(max(0, s.watchers.Load())),
 	}
 }
 
@@ -199,11 +150,13 @@ func (a *API) serveStoreStats(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, "GET") {
 		return
 	}
-	writeJSON(w, a.stats.storeStats())
+	writeJSON(w, a.stats.storeStats(a.backend.Status().Store))
 }
 
-// serveSelfStats answers /v2/stats/self with the fields etcd gives; the
-// message counters stay 0, as raftkv's transport does not count them here.
+// serveSelfStats answers /v2/stats/self with the fields etcd gives: the
+// append requests sent (as leader) and received (as follower) count the
+// raft MsgApp messages, and their rates are over the latest 200 of them,
+// left out when none came in the last second, as etcd does.
 func (a *API) serveSelfStats(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, "GET") {
 		return
@@ -223,6 +176,7 @@ func (a *API) serveSelfStats(w http.ResponseWriter, r *http.Request) {
 	}
 	leaderSince := a.stats.leaderSince
 	a.stats.mu.Unlock()
+	appends := a.opts.Messages.appends()
 	name := ""
 	for _, m := range view.Members {
 		if m.ID == view.Self {
@@ -241,16 +195,24 @@ func (a *API) serveSelfStats(w http.ResponseWriter, r *http.Request) {
 		StartTime            time.Time  `json:"startTime"`
 		LeaderInfo           leaderInfo `json:"leaderInfo"`
 		RecvAppendRequestCnt uint64     `json:"recvAppendRequestCnt"`
+		RecvPkgRate          float64    `json:"recvPkgRate,omitempty"`
+		RecvBandwidthRate    float64    `json:"recvBandwidthRate,omitempty"`
 		SendAppendRequestCnt uint64     `json:"sendAppendRequestCnt"`
+		SendPkgRate          float64    `json:"sendPkgRate,omitempty"`
+		SendBandwidthRate    float64    `json:"sendBandwidthRate,omitempty"`
 	}{
 		Name: name, ID: formatID(view.Self), State: "State" + status.State.String(),
-		StartTime:  a.stats.startTime,
-		LeaderInfo: leaderInfo{Leader: formatID(status.Leader), Uptime: now.Sub(leaderSince).String(), StartTime: leaderSince},
+		StartTime:            a.stats.startTime,
+		LeaderInfo:           leaderInfo{Leader: formatID(status.Leader), Uptime: now.Sub(leaderSince).String(), StartTime: leaderSince},
+		RecvAppendRequestCnt: appends.RecvCount, RecvPkgRate: appends.RecvPkgRate, RecvBandwidthRate: appends.RecvBandwidthRate,
+		SendAppendRequestCnt: appends.SendCount, SendPkgRate: appends.SendPkgRate, SendBandwidthRate: appends.SendBandwidthRate,
 	})
 }
 
-// serveLeaderStats answers /v2/stats/leader: on the leader, the followers
-// (latency figures are not measured and stay 0); elsewhere 403.
+// serveLeaderStats answers /v2/stats/leader: on the leader, each
+// follower's heartbeat round trips in milliseconds (MessageStats) with the
+// count of answered heartbeats (success) and of messages the transport
+// could not deliver (fail); elsewhere 403 "not current leader", as etcd.
 func (a *API) serveLeaderStats(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, "GET") {
 		return
@@ -285,7 +247,12 @@ func (a *API) serveLeaderStats(w http.ResponseWriter, r *http.Request) {
 	followers := map[string]follower{}
 	for _, m := range view.Members {
 		if m.ID != view.Self {
-			followers[formatID(m.ID)] = follower{}
+			f := a.opts.Messages.follower(m.ID)
+			l := f.Latency
+			followers[formatID(m.ID)] = follower{
+				Latency: latency{Current: l.Current, Average: l.Average, StandardDeviation: l.StandardDeviation, Minimum: l.Minimum, Maximum: l.Maximum},
+				Counts:  counts{Fail: f.Fail, Success: f.Success},
+			}
 		}
 	}
 	writeJSON(w, struct {

@@ -40,7 +40,6 @@ func (a *API) serveKeys(w http.ResponseWriter, r *http.Request) {
 		err = resp.Err
 	}
 	if err != nil {
-		a.stats.record(req, kr.method, false)
 		writeKeyError(w, toKeyError(err))
 		return
 	}
@@ -48,7 +47,6 @@ func (a *API) serveKeys(w http.ResponseWriter, r *http.Request) {
 	case resp.Watcher != nil:
 		a.serveWatch(w, r, resp, kr.stream)
 	case resp.Event != nil:
-		a.stats.record(req, kr.method, true)
 		writeKeyEvent(w, resp, kr.noValueOnSuccess)
 	default:
 		writeKeyError(w, toKeyError(errors.New("received response with no Event/Watcher")))

@@ -126,7 +126,8 @@ func TestMachines(t *testing.T) {
 }
 
 // TestHealth covers /health's unhealthy answers: 503, the JSON and a
-// newline, as plain text (spec §11.2).
+// newline, as plain text (spec §11.2), in etcd's order of checks, and the
+// counters of etcd_server_health_success and _failures.
 func TestHealth(t *testing.T) {
 	t.Run("no leader", func(t *testing.T) {
 		_, backend, srv := newTestAPI(t, APIOptions{})
@@ -135,10 +136,26 @@ func TestHealth(t *testing.T) {
 		assert.Equal(t, http.StatusServiceUnavailable, code)
 		assert.Equal(t, "text/plain; charset=utf-8", h.Get("Content-Type"))
 		assert.Equal(t, `{"health":"false","reason":"RAFT NO LEADER"}`+"\n", body)
-		// serializable=true skips the leader check.
+		// serializable=true skips the leader check and reads locally.
 		code, _, body = send(t, "GET", srv.URL+"/health?serializable=true", "", nil)
 		assert.Equal(t, http.StatusOK, code)
 		assert.Equal(t, `{"health":"true","reason":""}`, body)
+		assert.True(t, backend.lastRequest().Serializable)
+		assert.Equal(t, "etcd_server_health_failures 1\netcd_server_health_success 1",
+			scrape(t, srv.URL, "etcd_server_health_failures", "etcd_server_health_success"))
+	})
+	t.Run("alarm first", func(t *testing.T) {
+		_, backend, srv := newTestAPI(t, APIOptions{})
+		backend.leader, backend.noSpace = 0, true
+		code, _, body := send(t, "GET", srv.URL+"/health", "", nil)
+		assert.Equal(t, http.StatusServiceUnavailable, code)
+		assert.Equal(t, `{"health":"false","reason":"ALARM NOSPACE"}`+"\n", body)
+		// Excluding the alarm leaves the leader check.
+		_, _, body = send(t, "GET", srv.URL+"/health?exclude=NOSPACE", "", nil)
+		assert.Equal(t, `{"health":"false","reason":"RAFT NO LEADER"}`+"\n", body)
+		backend.leader = fakeSelf
+		code, _, _ = send(t, "GET", srv.URL+"/health?exclude=NOSPACE", "", nil)
+		assert.Equal(t, http.StatusOK, code)
 	})
 	t.Run("read fails", func(t *testing.T) {
 		_, backend, srv := newTestAPI(t, APIOptions{})
@@ -154,26 +171,18 @@ func TestHealth(t *testing.T) {
 
 func TestStats(t *testing.T) {
 	_, backend, srv := newTestAPI(t, APIOptions{})
-	for _, req := range []struct{ method, target, body string }{
-		{"PUT", "/v2/keys/a", "value=1"},
-		{"PUT", "/v2/keys/a?prevExist=false", "value=1"},
-		{"PUT", "/v2/keys/a?prevExist=true", "value=2"},
-		{"PUT", "/v2/keys/a?prevValue=2", "value=3"},
-		{"PUT", "/v2/keys/a?prevIndex=99", "value=3"},
-		{"POST", "/v2/keys/q", "value=1"},
-		{"GET", "/v2/keys/a", ""},
-		{"GET", "/v2/keys/nope", ""},
-		{"DELETE", "/v2/keys/a?prevValue=x", ""},
-		{"DELETE", "/v2/keys/a", ""},
-	} {
-		send(t, req.method, srv.URL+req.target, formType, strings.NewReader(req.body))
+	// The member counts; the API maps each count to etcd's field.
+	backend.storeStats = server.StoreStats{
+		GetsSuccess: 1, GetsFail: 2, SetsSuccess: 3, SetsFail: 4, DeleteSuccess: 5, DeleteFail: 6,
+		UpdateSuccess: 7, UpdateFail: 8, CreateSuccess: 9, CreateFail: 10, CompareAndSwapSuccess: 11,
+		CompareAndSwapFail: 12, CompareAndDeleteSuccess: 13, CompareAndDeleteFail: 14, ExpireCount: 15,
 	}
 	_, _ = openWatch(t, srv.URL+"/v2/keys/w?wait=true")
 	code, _, body := send(t, "GET", srv.URL+"/v2/stats/store", "", nil)
 	assert.Equal(t, http.StatusOK, code)
-	assert.Equal(t, `{"getsSuccess":1,"getsFail":1,"setsSuccess":1,"setsFail":0,"deleteSuccess":1,"deleteFail":0,`+
-		`"updateSuccess":1,"updateFail":0,"createSuccess":1,"createFail":1,"compareAndSwapSuccess":1,"compareAndSwapFail":1,`+
-		`"compareAndDeleteSuccess":0,"compareAndDeleteFail":1,"expireCount":0,"watchers":1}`, body)
+	assert.Equal(t, `{"getsSuccess":1,"getsFail":2,"setsSuccess":3,"setsFail":4,"deleteSuccess":5,"deleteFail":6,`+
+		`"updateSuccess":7,"updateFail":8,"createSuccess":9,"createFail":10,"compareAndSwapSuccess":11,"compareAndSwapFail":12,`+
+		`"compareAndDeleteSuccess":13,"compareAndDeleteFail":14,"expireCount":15,"watchers":1}`, body)
 
 	code, _, body = send(t, "GET", srv.URL+"/v2/stats/self", "", nil)
 	assert.Equal(t, http.StatusOK, code)

@@ -50,6 +50,8 @@ type httpMetrics struct {
 	series atomic.Pointer[map[seriesKey]series]
 	// seriesMu serialises the writers of series.
 	seriesMu sync.Mutex
+	// etcd are etcd's own series of the same requests (metrics_etcd.go).
+	etcd *etcdHTTPMetrics
 }
 
 // seriesKey names the metrics of one kind of answer.
@@ -63,6 +65,7 @@ type series struct {
 	requests prometheus.Counter
 	// duration is nil for watches.
 	duration prometheus.Observer
+	etcd     etcdHTTPSeries
 }
 
 // maxCachedSeries bounds the cache (handlers × methods × codes is small,
@@ -77,7 +80,8 @@ func (m *httpMetrics) seriesOf(handler, method string, code int) series {
 			return s
 		}
 	}
-	s := series{requests: m.requests.WithLabelValues(handler, method, strconv.Itoa(code))}
+	s := series{requests: m.requests.WithLabelValues(handler, method, strconv.Itoa(code)),
+		etcd: m.etcd.seriesOf(handler, method, code)}
 	if handler != "watch" { // watches are kept out of the histogram
 		s.duration = m.duration.WithLabelValues(handler, method)
 	}
@@ -110,12 +114,13 @@ func newHTTPMetrics(reg prometheus.Registerer, watchers func() float64) (*httpMe
 			Help:    "Time to answer a client API request (watches excluded).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18), // 100µs .. 13s
 		}, []string{"handler", "method"}),
+		etcd: newEtcdHTTPMetrics(),
 	}
 	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "raftkv", Subsystem: "http", Name: "watchers",
 		Help: "Open watch responses.",
 	}, watchers)
-	for _, c := range []prometheus.Collector{m.requests, m.duration, gauge} {
+	for _, c := range append([]prometheus.Collector{m.requests, m.duration, gauge}, m.etcd.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -135,8 +140,18 @@ func (m *httpMetrics) instrument(handler string, h http.HandlerFunc) http.Handle
 		}
 		s := m.seriesOf(name, methodLabel(r.Method), sw.status())
 		s.requests.Inc()
+		if s.etcd.received != nil {
+			s.etcd.received.Inc()
+		}
+		if s.etcd.failed != nil {
+			s.etcd.failed.Inc()
+		}
 		if !sw.watch {
-			s.duration.Observe(time.Since(start).Seconds())
+			d := time.Since(start).Seconds()
+			s.duration.Observe(d)
+			if s.etcd.duration != nil {
+				s.etcd.duration.Observe(d)
+			}
 		}
 	}
 }
@@ -211,6 +226,8 @@ type ServerMetrics struct {
 	hasLeader          prometheus.Gauge
 	isLeader           prometheus.Gauge
 	peerSendFailures   *prometheus.CounterVec
+	// etcd are the same figures under etcd's names (metrics_etcd.go).
+	etcd *etcdServerMetrics
 
 	// leader is the last leader seen by ObserveLeader (0: none yet).
 	leader atomic.Uint64
@@ -257,11 +274,12 @@ func NewServerMetrics(reg prometheus.Registerer) (*ServerMetrics, error) {
 			Namespace: "raftkv", Subsystem: "network", Name: "peer_send_failures_total",
 			Help: "Raft messages that could not be sent to a peer (queue full, connection down).",
 		}, []string{"to"}),
+		etcd: newEtcdServerMetrics(),
 	}
-	for _, c := range []prometheus.Collector{
+	for _, c := range append([]prometheus.Collector{
 		m.proposalsCommitted, m.proposalsApplied, m.proposalsFailed, m.applyDuration,
 		m.walFsyncDuration, m.leaderChanges, m.hasLeader, m.isLeader, m.peerSendFailures,
-	} {
+	}, m.etcd.collectors...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -274,8 +292,10 @@ func NewServerMetrics(reg prometheus.Registerer) (*ServerMetrics, error) {
 // server.RuntimeOptions.OnRound.
 func (m *ServerMetrics) ObserveRound(out server.Output) {
 	m.proposalsCommitted.Set(float64(out.HardState.Commit))
+	m.etcd.proposalsCommitted.Set(float64(out.HardState.Commit))
 	if n := len(out.Applied); n > 0 {
 		m.proposalsApplied.Set(float64(out.Applied[n-1].Index))
+		m.etcd.proposalsApplied.Set(float64(out.Applied[n-1].Index))
 	}
 	m.ObserveLeader(out.SoftState.Lead, out.SoftState.State == raft.StateLeader)
 }
@@ -286,20 +306,50 @@ func (m *ServerMetrics) ObserveRound(out server.Output) {
 func (m *ServerMetrics) ObserveLeader(leader uint64, self bool) {
 	if leader != 0 && m.leader.Swap(leader) != leader {
 		m.leaderChanges.Inc()
+		m.etcd.leaderChanges.Inc()
 	}
 	m.hasLeader.Set(boolGauge(leader != 0))
 	m.isLeader.Set(boolGauge(self))
+	m.etcd.hasLeader.Set(boolGauge(leader != 0))
+	m.etcd.isLeader.Set(boolGauge(self))
 }
 
 // ProposalsFailed counts n proposals that failed or timed out.
-func (m *ServerMetrics) ProposalsFailed(n int) { m.proposalsFailed.Add(float64(n)) }
+func (m *ServerMetrics) ProposalsFailed(n int) {
+	m.proposalsFailed.Add(float64(n))
+	m.etcd.proposalsFailed.Add(float64(n))
+}
 
 // ObserveApply records the time one batch of committed entries took to
 // apply.
-func (m *ServerMetrics) ObserveApply(d time.Duration) { m.applyDuration.Observe(d.Seconds()) }
+func (m *ServerMetrics) ObserveApply(d time.Duration) {
+	m.applyDuration.Observe(d.Seconds())
+	if d > etcdSlowApply {
+		m.etcd.slowApplies.Inc()
+	}
+}
 
 // ObserveWALFsync records the latency of one WAL fsync.
-func (m *ServerMetrics) ObserveWALFsync(d time.Duration) { m.walFsyncDuration.Observe(d.Seconds()) }
+func (m *ServerMetrics) ObserveWALFsync(d time.Duration) {
+	m.walFsyncDuration.Observe(d.Seconds())
+	m.etcd.walFsync.Observe(d.Seconds())
+}
+
+// AddWALBytes counts n bytes written to the WAL.
+func (m *ServerMetrics) AddWALBytes(n int) { m.etcd.walWriteBytes.Add(float64(n)) }
+
+// ObserveSnapshotFsync records the latency of one fsync of a snapshot
+// file.
+func (m *ServerMetrics) ObserveSnapshotFsync(d time.Duration) { m.etcd.snapFsync.Observe(d.Seconds()) }
+
+// ObserveSnapshotSave records the time one snapshot took to save, from
+// creating its file to the rename that makes it the latest: the moment the
+// key space is durable outside the WAL, the nearest raftkv has to etcd's
+// backend commit.
+func (m *ServerMetrics) ObserveSnapshotSave(d time.Duration) {
+	m.etcd.backendCommit.Observe(d.Seconds())
+	m.etcd.snapSave.Observe(d.Seconds())
+}
 
 // PeerSendFailed counts a raft message that could not be sent to peer to.
 func (m *ServerMetrics) PeerSendFailed(to uint64) { m.PeerSendFailures(to, 1) }
@@ -308,6 +358,7 @@ func (m *ServerMetrics) PeerSendFailed(to uint64) { m.PeerSendFailures(to, 1) }
 func (m *ServerMetrics) PeerSendFailures(to uint64, n uint64) {
 	if n > 0 {
 		m.peerSendFailures.WithLabelValues(formatID(to)).Add(float64(n))
+		m.etcd.peerSentFailures.WithLabelValues(formatID(to)).Add(float64(n))
 	}
 }
 

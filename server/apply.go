@@ -45,7 +45,7 @@ func (m *Member) applyProposal(e raft.Entry) error {
 			return fmt.Errorf("server: entry %d: %w", e.Index, err)
 		}
 		res := m.store.Apply(e.Index, cmd)
-		m.storeStats.countApplied(&cmd, res)
+		m.storeStats.CountApplied(&cmd, res)
 		if m.cfg.OnApplied != nil {
 			m.cfg.OnApplied(e.Index, &cmd, res)
 		}

@@ -23,9 +23,9 @@ type StoreStats struct {
 	ExpireCount                                   uint64
 }
 
-// countApplied counts one applied command by the operation etcd would
+// CountApplied counts one applied command by the operation etcd would
 // count it as (kvstore.Command.EffectiveOp).
-func (s *StoreStats) countApplied(cmd *kvstore.Command, res kvstore.Result) {
+func (s *StoreStats) CountApplied(cmd *kvstore.Command, res kvstore.Result) {
 	ok := res.Err == nil
 	switch cmd.EffectiveOp() {
 	case kvstore.OpSet:
@@ -45,8 +45,8 @@ func (s *StoreStats) countApplied(cmd *kvstore.Command, res kvstore.Result) {
 	}
 }
 
-// countGet counts one read served from the key space.
-func (s *StoreStats) countGet(ok bool) { count(&s.GetsSuccess, &s.GetsFail, ok) }
+// CountGet counts one read served from the key space.
+func (s *StoreStats) CountGet(ok bool) { count(&s.GetsSuccess, &s.GetsFail, ok) }
 
 func count(success, fail *uint64, ok bool) {
 	if ok {
