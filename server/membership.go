@@ -131,7 +131,8 @@ func (m *Member) submitMembership(req Request, done func(Response)) {
 		return
 	}
 	if m.ticks < m.confChangeUntil {
-		done(m.errorResponse(ErrChangeInProgress))
+		// One change at a time: this one waits for the last to apply.
+		m.heldChanges = append(m.heldChanges, heldChange{req: req, done: done, deadline: m.ticks + uint64(m.cfg.RequestTimeoutTicks)})
 		return
 	}
 	if _, ss, _ := m.node.BasicStatus(); ss.Lead == raft.None {
@@ -311,6 +312,32 @@ func (m *Member) applyMembershipContext(cc raft.ConfChange, cctx confChangeConte
 		resp.Member = &info
 	}
 	w.done(resp)
+}
+
+// heldChange is a membership request waiting for the change before it.
+type heldChange struct {
+	req      Request
+	done     func(Response)
+	deadline uint64 // the tick its caller stops waiting
+}
+
+// releaseHeldChanges submits the next held membership request once no
+// change of this member is in flight, and answers the ones whose time ran
+// out with ErrChangeInProgress (nothing was proposed for them).
+func (m *Member) releaseHeldChanges() {
+	for len(m.heldChanges) > 0 {
+		h := m.heldChanges[0]
+		if h.deadline <= m.ticks {
+			m.heldChanges = m.heldChanges[1:]
+			h.done(m.errorResponse(ErrChangeInProgress))
+			continue
+		}
+		if m.ticks < m.confChangeUntil {
+			return
+		}
+		m.heldChanges = m.heldChanges[1:]
+		m.submitMembership(h.req, h.done)
+	}
 }
 
 // maybePromoteLearners makes a leader promote the learners added to be
