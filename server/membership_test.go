@@ -187,3 +187,25 @@ func TestJoinerPublishesItsInfoUntilKnown(t *testing.T) {
 	}
 	assert.Equal(t, "m4", name, "the cluster never learned the joiner's name")
 }
+
+// Membership changes sent while another change of the same member is in
+// flight (an operator's script adding two members back to back, or an
+// addition while the leader promotes a learner) wait their turn, as one
+// change at a time requires, instead of failing.
+func TestMembershipChangesBackToBackWaitTheirTurn(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	var first, second *Response
+	c.members[lead].Submit(membership(MemberAdd, MemberInfo{ID: 4, PeerURLs: []string{"http://127.0.0.1:2384"}}),
+		func(r Response) { first = &r })
+	c.members[lead].Submit(membership(MemberAdd, MemberInfo{ID: 5, PeerURLs: []string{"http://127.0.0.1:2385"}}),
+		func(r Response) { second = &r })
+	for i := 0; first == nil || second == nil; i++ {
+		require.Less(t, i, 500, "requests not answered")
+		c.settle()
+		c.tick(1)
+	}
+	require.NoError(t, first.Err)
+	require.NoError(t, second.Err)
+	assert.Equal(t, []uint64{4, 5}, c.members[lead].ConfState().Learners)
+}
