@@ -85,6 +85,9 @@ type Member struct {
 	// confChangeUntil is the tick until which a membership change this
 	// member proposed may still be in flight (0: none).
 	confChangeUntil uint64
+	// heldChanges are membership requests that came while a change was in
+	// flight, oldest first: each is submitted when the one before applied.
+	heldChanges []heldChange
 	// membersChanged says the member table changed since the last Output.
 	membersChanged bool
 
@@ -288,6 +291,10 @@ func (m *Member) Close() error {
 		}
 	}
 	m.writes, m.writeOrder = map[uint64]*pendingWrite{}, nil
+	for _, h := range m.heldChanges {
+		h.done(m.errorResponse(internalError(ErrStopped)))
+	}
+	m.heldChanges = nil
 	m.reads.failAll(m, internalError(ErrStopped))
 	return m.disk.Close()
 }
@@ -309,6 +316,7 @@ func (m *Member) Tick(now time.Time) {
 	m.expireRequests()
 	m.reads.retry(m)
 	m.maybeProposeExpiry()
+	m.releaseHeldChanges()
 	m.maybePromoteLearners()
 	m.maybePublishInfo()
 }
