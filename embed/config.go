@@ -44,6 +44,12 @@ type Config struct {
 	// addresses; it goes into member and cluster IDs.
 	InitialClusterToken string
 
+	// ForceNewCluster makes the data dir (a member's, or a backup put in
+	// its place) a new one-member cluster with new IDs: the key space and
+	// its indexes stay, the old membership goes (etcd's --force-new-cluster;
+	// see force.go). Every start with it set does it again.
+	ForceNewCluster bool
+
 	// HeartbeatInterval and ElectionTimeout are raft's timing (etcd's
 	// defaults: 100ms and 1000ms).
 	HeartbeatInterval, ElectionTimeout time.Duration

@@ -97,17 +97,24 @@ func (m *Member) start() error {
 		closeAll(peerListeners)
 		return err
 	}
-	m.id = server.DeriveMemberID(advertisePeer, cfg.InitialClusterToken)
 	joining := cfg.InitialClusterState == ClusterStateExisting
-	if !joining && !slices.ContainsFunc(founders, func(f server.MemberInfo) bool { return f.ID == m.id }) {
+	ident, peers, err := m.resolveIdentity(founders, initialCluster, advertisePeer, advertiseClient, peerClientTLS)
+	if err != nil {
 		closeAll(peerListeners)
-		return fmt.Errorf("--initial-cluster %q has no member named %q with peer URLs %v (--initial-advertise-peer-urls)",
-			initialCluster, cfg.Name, advertisePeer)
+		return err
+	}
+	m.id = uint64(ident.MemberID)
+	if !slices.ContainsFunc(founders, func(f server.MemberInfo) bool { return f.ID == m.id }) {
+		// Not a founder named in --initial-cluster: a member that joined
+		// (or a restored one), whatever --initial-cluster-state says now.
+		joining = true
 	}
 
 	var rt atomic.Pointer[server.Runtime]
+	var backend atomic.Pointer[rpc.Backend]
 	m.transport, err = rpc.NewPeerTransport(rpc.PeerTransportOptions{
-		ID: m.id, ClusterID: tokenID(cfg.InitialClusterToken),
+		ID: m.id, ClusterID: uint64(ident.PeerClusterID),
+		HTTPHandler: peerMembersHandler(&backend, uint64(ident.PeerClusterID)),
 		Deliver: func(msg raft.Message) {
 			if r := rt.Load(); r != nil {
 				r.Receive(msg)
@@ -134,8 +141,8 @@ func (m *Member) start() error {
 		}
 	}
 	// Until the member table says otherwise, the peers are those named in
-	// --initial-cluster.
-	for _, f := range founders {
+	// --initial-cluster (or learned from them).
+	for _, f := range peers {
 		if f.ID != m.id {
 			if err := m.transport.AddPeer(f.ID, f.PeerURLs); err != nil {
 				return err
@@ -149,7 +156,7 @@ func (m *Member) start() error {
 		initial = founders
 	}
 	member, err := server.New(server.Config{
-		ID: m.id, Name: cfg.Name, InitialCluster: initial, Joining: joining,
+		ID: m.id, Name: cfg.Name, InitialCluster: initial, Joining: joining, ClusterID: uint64(ident.ClusterID),
 		ClusterToken: cfg.InitialClusterToken, PeerURLs: advertisePeer, ClientURLs: advertiseClient,
 		FS: timedFS(cfg.FS, m.observeFsync), Dir: cfg.DataDir,
 		Rand:          mrand.New(mrand.NewPCG(seed, m.id)),
@@ -175,7 +182,9 @@ func (m *Member) start() error {
 	})
 	m.runtime = runtime
 	rt.Store(runtime)
-	m.api, err = rpc.NewAPI(rpc.NewRuntimeBackend(runtime), rpc.APIOptions{
+	runtimeBackend := rpc.NewRuntimeBackend(runtime)
+	backend.Store(&runtimeBackend)
+	m.api, err = rpc.NewAPI(runtimeBackend, rpc.APIOptions{
 		SerializableReads: cfg.SerializableReads, MaxBodyBytes: cfg.MaxRequestBytes,
 		Logger: cfg.Logger, EnablePprof: cfg.EnablePprof, CORSOrigins: cfg.CORSOrigins,
 	})

@@ -41,6 +41,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -102,6 +103,13 @@ type PeerTransportOptions struct {
 	// Logger receives connection events: streams up and down at Info,
 	// refusals and failed dials at Debug. nil means no logging.
 	Logger *slog.Logger
+
+	// HTTPHandler, if set, answers HTTP requests that reach the peer
+	// listeners (as etcd serves GET /members on its peer URLs, for a new
+	// member to learn the cluster's IDs): one request per connection,
+	// read and answered within HandshakeTimeout. nil answers every HTTP
+	// request with 400. It may be called from many goroutines at once.
+	HTTPHandler http.Handler
 }
 
 func (o PeerTransportOptions) withDefaults() (PeerTransportOptions, error) {

@@ -73,6 +73,9 @@ func (t *PeerTransport) serveStream(s *inboundStream) {
 	remote := s.conn.RemoteAddr().String()
 	br := bufio.NewReaderSize(s.conn, inboundBufferSize)
 	from, err := t.acceptHandshake(s.conn, br)
+	if errors.Is(err, errServedHTTP) {
+		return
+	}
 	if err != nil {
 		t.refusedStreams.Add(1)
 		t.log.Debug("peer stream refused", "remote", remote, "err", err)
@@ -120,6 +123,11 @@ func (t *PeerTransport) acceptHandshake(conn net.Conn, br *bufio.Reader) (uint64
 	if tc, ok := conn.(*tls.Conn); ok {
 		if err := tc.Handshake(); err != nil {
 			return 0, fmt.Errorf("TLS handshake: %w", err)
+		}
+	}
+	if t.opts.HTTPHandler != nil {
+		if first, _ := br.Peek(4); looksLikeHTTP(first) {
+			return 0, servePeerHTTP(conn, br, t.opts.HTTPHandler)
 		}
 	}
 	h, err := readHello(br)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/raftkv/raftkv/raft"
@@ -122,6 +123,19 @@ func DeriveMemberID(peerURLs []string, token string) uint64 {
 	return max(id, 1)
 }
 
+// newMemberID picks the ID of a member added at peerURLs: the one derived
+// from them and the token, or, if a removed member had it (a member that
+// lost its data is removed and added back at the same URLs), the first free
+// one derived with a counter. A joining member learns its ID from the
+// cluster, so it need not derive it.
+func (m *Member) newMemberID(peerURLs []string) uint64 {
+	id := DeriveMemberID(peerURLs, m.cfg.ClusterToken)
+	for n := 1; m.cluster.removed[id] && n <= len(m.cluster.removed); n++ {
+		id = DeriveMemberID(peerURLs, m.cfg.ClusterToken+"\x00"+strconv.Itoa(n))
+	}
+	return id
+}
+
 // submitMembership validates a change against the member table and
 // proposes it.
 func (m *Member) submitMembership(req Request, done func(Response)) {
@@ -177,7 +191,7 @@ func (m *Member) planChange(req Request) (raft.ConfChange, MemberInfo, error) {
 			return raft.ConfChange{}, info, errors.New("membership: a member needs at least one peer URL")
 		}
 		if info.ID == 0 {
-			info.ID = DeriveMemberID(info.PeerURLs, m.cfg.ClusterToken)
+			info.ID = m.newMemberID(info.PeerURLs)
 		}
 		if cur != nil || m.cluster.removed[info.ID] {
 			return raft.ConfChange{}, info, ErrIDExists

@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/raftkv/raftkv/client"
-	"github.com/raftkv/raftkv/embed"
-	"github.com/raftkv/raftkv/server"
 )
 
 // ctlMemberCommand is member list|add|remove|update|promote.
@@ -116,15 +113,15 @@ func printMembersJSON(out io.Writer, members []client.Member, leaderID string) e
 }
 
 func ctlMemberAddCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {
-	var token string
 	cmd := &cobra.Command{
 		Use:   "add NAME PEER_URLS",
 		Short: "Add a member and print the environment it must start with",
-		Long: `Add a member that will be reached at PEER_URLS (comma-separated) and print the
-RAFTKV_* environment with which 'raftkv serve' must start it to join the
-cluster. The member joins as a learner and becomes a voter once it has caught
-up. A member's ID is derived from its peer URLs and the cluster's token; the
-printed environment names the token when it is the one of --initial-cluster-token.`,
+		Long: `Add a member that will be reached at PEER_URLS (comma-separated) and print,
+as etcdctl does, the ETCD_* environment with which 'raftkv serve' (which reads
+ETCD_* as well as RAFTKV_* variables) must start it to join the cluster. The
+new member asks the members in ETCD_INITIAL_CLUSTER for the cluster's ID and
+its own, so it needs no --initial-cluster-token. It joins as a learner and
+becomes a voter once it has caught up.`,
 		Example: `  raftkv member add m4 http://127.0.0.1:42380`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.run(cmd, env, false, func(ctx context.Context, c *client.Client, out io.Writer) error {
@@ -142,41 +139,41 @@ printed environment names the token when it is the one of --initial-cluster-toke
 				if err != nil {
 					return memberFailed(cmd, "", err)
 				}
-				printJoinEnv(out, cmd.ErrOrStderr(), name, added, members, token)
+				printJoinEnv(out, name, added, members)
 				return nil
 			})
 		},
 	}
-	cmd.Flags().StringVar(&token, "initial-cluster-token", embed.DefaultClusterToken, "the cluster's --initial-cluster-token")
+	// Older raftkv printed the token for the new member to derive its ID;
+	// it now learns it from the cluster.
+	cmd.Flags().String("initial-cluster-token", "", "accepted for compatibility; ignored (the new member learns the cluster's IDs from its peers)")
 	return cmd
 }
 
-// printJoinEnv prints the environment of a new member: etcdctl's lines,
-// with raftkv's names.
-func printJoinEnv(out, stderr io.Writer, name string, added *client.Member, members []client.Member, token string) {
+// printJoinEnv prints the environment of a new member: etcdctl's lines.
+func printJoinEnv(out io.Writer, name string, added *client.Member, members []client.Member) {
 	var initial []string
+	seen := false
 	for _, m := range members {
 		n := m.Name
 		if m.ID == added.ID {
-			n = name
+			n, seen = name, true
 		}
 		for _, u := range m.PeerURLs {
 			initial = append(initial, n+"="+u)
 		}
 	}
-	fmt.Fprintln(out)
-	fmt.Fprintf(out, "RAFTKV_NAME=%q\n", name)
-	fmt.Fprintf(out, "RAFTKV_INITIAL_CLUSTER=%q\n", strings.Join(initial, ","))
-	fmt.Fprintf(out, "RAFTKV_INITIAL_ADVERTISE_PEER_URLS=%q\n", strings.Join(added.PeerURLs, ","))
-	fmt.Fprintf(out, "RAFTKV_INITIAL_CLUSTER_STATE=%q\n", "existing")
-	id, err := strconv.ParseUint(added.ID, 16, 64)
-	if err == nil && id == server.DeriveMemberID(added.PeerURLs, token) {
-		fmt.Fprintf(out, "RAFTKV_INITIAL_CLUSTER_TOKEN=%q\n", token)
-		return
+	if !seen {
+		// The list came from a member that has not applied the change yet.
+		for _, u := range added.PeerURLs {
+			initial = append(initial, name+"="+u)
+		}
 	}
-	fmt.Fprintf(stderr, "note: ID %s is not the one raftkv derives from %s with the token %q: "+
-		"start the member with the cluster's own --initial-cluster-token (RAFTKV_INITIAL_CLUSTER_TOKEN)\n",
-		added.ID, strings.Join(added.PeerURLs, ","), token)
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "ETCD_NAME=%q\n", name)
+	fmt.Fprintf(out, "ETCD_INITIAL_CLUSTER=%q\n", strings.Join(initial, ","))
+	fmt.Fprintf(out, "ETCD_INITIAL_ADVERTISE_PEER_URLS=%q\n", strings.Join(added.PeerURLs, ","))
+	fmt.Fprintf(out, "ETCD_INITIAL_CLUSTER_STATE=%q\n", "existing")
 }
 
 func ctlMemberRemoveCommand(g *ctlGlobals, env *ctlEnv) *cobra.Command {

@@ -283,19 +283,18 @@ func testCtlMemberAdd(t *testing.T, c *ctlCluster) *embed.Member {
 	}
 	// Members come in ID order, as member list shows them.
 	assert.ElementsMatch(t, []string{"m1=" + c.peerURLs[0], "m2=" + c.peerURLs[1], "m3=" + c.peerURLs[2], "m4=" + peer},
-		strings.Split(env["RAFTKV_INITIAL_CLUSTER"], ","))
+		strings.Split(env["ETCD_INITIAL_CLUSTER"], ","))
 	assert.Equal(t, map[string]string{
-		"RAFTKV_NAME": "m4", "RAFTKV_INITIAL_CLUSTER": env["RAFTKV_INITIAL_CLUSTER"], "RAFTKV_INITIAL_ADVERTISE_PEER_URLS": peer,
-		"RAFTKV_INITIAL_CLUSTER_STATE": "existing", "RAFTKV_INITIAL_CLUSTER_TOKEN": embed.DefaultClusterToken,
+		"ETCD_NAME": "m4", "ETCD_INITIAL_CLUSTER": env["ETCD_INITIAL_CLUSTER"], "ETCD_INITIAL_ADVERTISE_PEER_URLS": peer,
+		"ETCD_INITIAL_CLUSTER_STATE": "existing",
 	}, env)
 
 	m, err := embed.Start(embed.Config{
-		Name: env["RAFTKV_NAME"], DataDir: t.TempDir(),
+		Name: env["ETCD_NAME"], DataDir: t.TempDir(),
 		ListenClientURLs: []string{"http://127.0.0.1:0"}, ListenPeerURLs: []string{peer},
-		InitialAdvertisePeerURLs: splitList(env["RAFTKV_INITIAL_ADVERTISE_PEER_URLS"]),
-		InitialCluster:           env["RAFTKV_INITIAL_CLUSTER"], InitialClusterState: env["RAFTKV_INITIAL_CLUSTER_STATE"],
-		InitialClusterToken: env["RAFTKV_INITIAL_CLUSTER_TOKEN"],
-		HeartbeatInterval:   20 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+		InitialAdvertisePeerURLs: splitList(env["ETCD_INITIAL_ADVERTISE_PEER_URLS"]),
+		InitialCluster:           env["ETCD_INITIAL_CLUSTER"], InitialClusterState: env["ETCD_INITIAL_CLUSTER_STATE"],
+		HeartbeatInterval: 20 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
 	})
 	require.NoError(t, err)
 	assert.Equal(t, head[1], fmt.Sprintf("%x", m.ID()))

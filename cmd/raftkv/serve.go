@@ -39,8 +39,9 @@ func init() {
 		Long: `Run one member of a raftkv cluster, serving the etcd v2 API to clients and the
 raft protocol to its peers. The flags are etcd's, so a script that starts an
 etcd v2 cluster starts raftkv by changing the binary's name. Every flag can also
-be set in the environment: --initial-cluster is RAFTKV_INITIAL_CLUSTER, and so on
-(a flag on the command line wins).
+be set in the environment: --initial-cluster is RAFTKV_INITIAL_CLUSTER or, as
+etcd spells it, ETCD_INITIAL_CLUSTER, and so on (a flag on the command line
+wins, then RAFTKV_*, then ETCD_*).
 
 A bare 'raftkv serve' runs a one-member cluster on 127.0.0.1:2379 with its
 data in ./raftkv.data.
@@ -57,8 +58,11 @@ Examples:
 		// a warning rather than refused.
 		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags(), "RAFTKV_"); err != nil {
-				return err
+			// RAFTKV_* first, then etcd's ETCD_* (what 'member add' prints).
+			for _, prefix := range []string{"RAFTKV_", "ETCD_"} {
+				if err := applyEnv(cmd.Flags(), prefix); err != nil {
+					return err
+				}
 			}
 			warnUnknownFlags(cmd, os.Args[1:])
 			return runServe(cmd.ErrOrStderr(), f)
@@ -74,6 +78,7 @@ Examples:
 	fl.StringVar(&f.cfg.InitialCluster, "initial-cluster", "", "founding members as name=peerURL,... (default: this member alone)")
 	fl.StringVar(&f.cfg.InitialClusterState, "initial-cluster-state", embed.ClusterStateNew, `"new" to found a cluster, "existing" to join one (after 'raftkv member add')`)
 	fl.StringVar(&f.cfg.InitialClusterToken, "initial-cluster-token", embed.DefaultClusterToken, "a token that distinguishes this cluster from others")
+	fl.BoolVar(&f.cfg.ForceNewCluster, "force-new-cluster", false, "make the data dir (a backup put in place) a new one-member cluster with new IDs, keeping the keys; remove after the first start")
 	fl.IntVar(&f.heartbeatMillis, "heartbeat-interval", 100, "milliseconds between a leader's heartbeats")
 	fl.IntVar(&f.electionMillis, "election-timeout", 1000, "milliseconds without a leader before an election")
 	fl.Uint64Var(&f.cfg.SnapshotCount, "snapshot-count", embed.DefaultSnapshotCount, "applied entries between snapshots")
