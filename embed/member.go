@@ -29,6 +29,11 @@ type Member struct {
 	transport *rpc.PeerTransport
 	api       *rpc.API
 	metrics   *rpc.ServerMetrics
+	// messages measures the raft messages (heartbeat round trips, append
+	// requests) for /v2/stats and the etcd metrics.
+	messages *rpc.MessageStats
+	// identity is what every log line says of the member (logattrs.go).
+	identity *logIdentity
 
 	clientListeners []net.Listener
 	// clientURLs and peerURLs are the URLs actually listened at.
@@ -50,7 +55,10 @@ func Start(cfg Config) (*Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Member{cfg: cfg, serveErrs: make(chan error, 8)}
+	identity := &logIdentity{name: cfg.Name, dataDir: cfg.DataDir}
+	cfg.Logger = withIdentity(cfg.Logger, identity)
+	m := &Member{cfg: cfg, serveErrs: make(chan error, 8), identity: identity,
+		messages: rpc.NewMessageStats(cfg.HeartbeatInterval)}
 	if err := m.start(); err != nil {
 		m.closeListeners()
 		if m.transport != nil {
@@ -87,6 +95,8 @@ func (m *Member) start() error {
 	if len(advertiseClient) == 0 {
 		advertiseClient = m.clientURLs
 	}
+	m.identity.peerURLs.Store(&advertisePeer)
+	m.identity.clientURLs.Store(&advertiseClient)
 	initialCluster := cfg.InitialCluster
 	if initialCluster == strings0(cfg) {
 		// The default single-member cluster follows the bound address.
@@ -117,6 +127,7 @@ func (m *Member) start() error {
 		HTTPHandler: peerMembersHandler(&backend, uint64(ident.PeerClusterID)),
 		Deliver: func(msg raft.Message) {
 			if r := rt.Load(); r != nil {
+				m.messages.Received(msg)
 				r.Receive(msg)
 			}
 		},
@@ -158,7 +169,7 @@ func (m *Member) start() error {
 	member, err := server.New(server.Config{
 		ID: m.id, Name: cfg.Name, InitialCluster: initial, Joining: joining, ClusterID: uint64(ident.ClusterID),
 		ClusterToken: cfg.InitialClusterToken, PeerURLs: advertisePeer, ClientURLs: advertiseClient,
-		FS: timedFS(cfg.FS, m.observeFsync), Dir: cfg.DataDir,
+		FS: timedFS(cfg.FS, m), Dir: cfg.DataDir,
 		Rand:          mrand.New(mrand.NewPCG(seed, m.id)),
 		TickMillis:    int(cfg.HeartbeatInterval / time.Millisecond),
 		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval), HeartbeatTicks: 1,
@@ -167,10 +178,11 @@ func (m *Member) start() error {
 	if err != nil {
 		return fmt.Errorf("start member %s: %w", cfg.Name, err)
 	}
+	m.identity.clusterID.Store(member.ClusterID())
 	for _, note := range member.RecoveryLog {
 		cfg.Logger.Warn("recovery", "member", cfg.Name, "action", note)
 	}
-	runtime := server.NewRuntime(member, m.transport, server.RuntimeOptions{
+	runtime := server.NewRuntime(member, m.messages.WrapTransport(m.transport), server.RuntimeOptions{
 		Tick:    cfg.HeartbeatInterval,
 		OnRound: m.onRound,
 		OnApply: func(_ int, took time.Duration) {
@@ -186,13 +198,16 @@ func (m *Member) start() error {
 	backend.Store(&runtimeBackend)
 	m.api, err = rpc.NewAPI(runtimeBackend, rpc.APIOptions{
 		SerializableReads: cfg.SerializableReads, MaxBodyBytes: cfg.MaxRequestBytes,
-		Logger: cfg.Logger, EnablePprof: cfg.EnablePprof, CORSOrigins: cfg.CORSOrigins,
+		Logger: cfg.Logger, EnablePprof: cfg.EnablePprof, CORSOrigins: cfg.CORSOrigins, Messages: m.messages,
 	})
 	if err != nil {
 		member.Close()
 		return err
 	}
 	m.metrics, err = rpc.NewServerMetrics(m.api.Registry())
+	if err == nil {
+		err = m.registerEtcdMetrics()
+	}
 	if err != nil {
 		member.Close()
 		return err
@@ -259,6 +274,7 @@ func (m *Member) onRound(out server.Output) {
 	}
 	if lead := out.SoftState.Lead; lead != m.leader {
 		m.leader = lead
+		m.messages.LeaderChanged()
 		if lead == 0 {
 			m.cfg.Logger.Info("leader lost", "member", m.cfg.Name, "term", out.HardState.Term)
 		} else {
@@ -318,15 +334,10 @@ func (m *Member) pollPeerStats(stop <-chan struct{}) {
 			total := p.Dropped
 			if total > last[p.ID] {
 				m.metrics.PeerSendFailures(p.ID, total-last[p.ID])
+				m.messages.Failed(p.ID, total-last[p.ID])
 			}
 			last[p.ID] = total
 		}
-	}
-}
-
-func (m *Member) observeFsync(d time.Duration) {
-	if m.metrics != nil {
-		m.metrics.ObserveWALFsync(d)
 	}
 }
 
