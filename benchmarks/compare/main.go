@@ -52,6 +52,12 @@ type options struct {
 	profileDir string
 	only       string
 	httpClient string
+	// memoryKeys, when positive, runs the memory comparison with that
+	// many keys instead of the rate comparison.
+	memoryKeys int
+	// memoryIdle is how long the memory comparison waits, after the
+	// figures settled, before it reads them again.
+	memoryIdle time.Duration
 }
 
 func main() {
@@ -81,13 +87,15 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 1, "how many times each (clients, op) pair is measured on each system")
 	fs.IntVar(&o.valueSize, "value-size", 8, "bytes per value")
 	fs.IntVar(&o.keySpace, "key-space", 10000, "distinct keys")
-	fs.StringVar(&o.outDir, "out", "", "directory for the runs' JSON and the HTML report (default: a new temporary directory)")
+	fs.StringVar(&o.outDir, "out", "", "directory for the runs' JSON, the HTML report and the members' logs (default: a new temporary directory)")
 	fs.StringVar(&o.raftkvBin, "raftkv", "", "raftkv binary (default: built from this checkout)")
 	fs.StringVar(&o.benchBin, "bench", "", "raftkv binary whose bench command runs the load (default: the -raftkv one), to compare servers under one load tool")
 	fs.StringVar(&o.etcdBin, "etcd", os.Getenv("ETCD"), "etcd binary (default $ETCD, then etcd on PATH, then apt-get install etcd-server)")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of raftkv's leader during the 64-client (or largest) write runs here")
 	fs.StringVar(&o.only, "only", "", "run one system only: raftkv or etcd")
 	fs.StringVar(&o.httpClient, "http-client", "raw", "the load tool's HTTP client: raw (its own, lean) or net/http")
+	fs.IntVar(&o.memoryKeys, "memory", 0, "instead of rates, compare memory: write this many keys (64-byte values) to each system in turn and read every member's RSS")
+	fs.DurationVar(&o.memoryIdle, "memory-idle", 30*time.Second, "with -memory: how long to wait idle, after the figures settled, before reading them again")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -107,6 +115,9 @@ func parseOptions(args []string) (options, error) {
 	if o.rounds < 1 || o.duration <= 0 {
 		return o, errors.New("-rounds and -duration must be positive")
 	}
+	if o.memoryKeys < 0 || o.memoryKeys > 10_000_000 || o.memoryIdle < 0 {
+		return o, errors.New("-memory: want 0 to 10,000,000 keys; -memory-idle: want a duration >= 0")
+	}
 	if o.only != "" && o.only != "raftkv" && o.only != "etcd" {
 		return o, fmt.Errorf("-only %q: want raftkv or etcd", o.only)
 	}
@@ -117,6 +128,10 @@ func parseOptions(args []string) (options, error) {
 type system struct {
 	name      string
 	endpoints []string
+	// pids are the members' process ids, in the order of endpoints.
+	pids []int
+	// dataDirs are the members' data directories, in the same order.
+	dataDirs []string
 	// getArgs are the bench flags of a linearizable read on it.
 	getArgs []string
 }
@@ -145,9 +160,12 @@ func run(ctx context.Context, o options, procs *processes) error {
 	if o.benchBin == "" {
 		o.benchBin = o.raftkvBin
 	}
+	if o.memoryKeys > 0 {
+		return runMemory(ctx, o, procs, work)
+	}
 	var systems []*system
 	if o.only != "etcd" {
-		rk, err := startCluster(ctx, procs, work, "raftkv", []string{o.raftkvBin, "serve"})
+		rk, err := startCluster(ctx, procs, work, o.outDir, "raftkv", []string{o.raftkvBin, "serve"})
 		if err != nil {
 			return err
 		}
@@ -159,7 +177,7 @@ func run(ctx context.Context, o options, procs *processes) error {
 			return err
 		}
 		fmt.Printf("etcd: %s (%s)\n", etcdBin, version)
-		ec, err := startCluster(ctx, procs, work, "etcd", []string{etcdBin, "--enable-v2=true"})
+		ec, err := startCluster(ctx, procs, work, o.outDir, "etcd", []string{etcdBin, "--enable-v2=true"})
 		if err != nil {
 			return err
 		}
@@ -376,6 +394,9 @@ func printMachine(o options) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("machine: %d CPUs (%s), %s/%s, load average %s\n", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH,
 		strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
+	if o.memoryKeys > 0 {
+		return
+	}
 	fmt.Printf("load: closed loop, `raftkv bench --http-client %s`, %d-byte values, keys random over %d, clients spread over the 3 members, "+
 		"%v measured after %v of warm-up, %d round(s)\n", o.httpClient, o.valueSize, o.keySpace, o.duration, o.warmup, o.rounds)
 	fmt.Println("reads: raftkv's default GET (linearizable, ReadIndex) against etcd's GET ?quorum=true (linearizable, through raft)")
@@ -514,9 +535,9 @@ func findEtcd(ctx context.Context, named string) (bin, version string, err error
 }
 
 // startCluster starts a 3-member cluster of command (raftkv serve and etcd
-// take the same flags) on free loopback ports, data in work, and waits
-// until it answers a quorum read on every member.
-func startCluster(ctx context.Context, procs *processes, work, name string, command []string) (*system, error) {
+// take the same flags) on free loopback ports, data in work and logs in
+// logDir, and waits until it answers a quorum read on every member.
+func startCluster(ctx context.Context, procs *processes, work, logDir, name string, command []string) (*system, error) {
 	const size = 3
 	ports, err := freePorts(2 * size)
 	if err != nil {
@@ -537,17 +558,20 @@ func startCluster(ctx context.Context, procs *processes, work, name string, comm
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--initial-cluster-token", name+"-compare", "--enable-pprof")
-		logFile, err := os.Create(dir + ".log")
+		logFile, err := os.Create(filepath.Join(logDir, filepath.Base(dir)+".log"))
 		if err != nil {
 			return nil, err
 		}
-		if err := procs.start(command[0], args, logFile); err != nil {
+		pid, err := procs.start(command[0], args, logFile)
+		if err != nil {
 			return nil, fmt.Errorf("start %s member %d: %w", name, i+1, err)
 		}
 		s.endpoints = append(s.endpoints, client)
+		s.pids = append(s.pids, pid)
+		s.dataDirs = append(s.dataDirs, dir)
 	}
 	if err := waitReady(ctx, s); err != nil {
-		return nil, fmt.Errorf("%s: %w (logs in %s)", name, err, work)
+		return nil, fmt.Errorf("%s: %w (logs in %s)", name, err, logDir)
 	}
 	where := "a follower"
 	if leader, err := findLeader(ctx, s); err == nil && leader == s.endpoints[0] {
@@ -633,7 +657,7 @@ type process struct {
 	done chan struct{}
 }
 
-func (p *processes) start(bin string, args []string, log *os.File) error {
+func (p *processes) start(bin string, args []string, log *os.File) (pid int, err error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Their own process group (a Ctrl-C reaches us, and we stop them in
@@ -643,7 +667,7 @@ func (p *processes) start(bin string, args []string, log *os.File) error {
 	defer p.mu.Unlock()
 	if err := cmd.Start(); err != nil {
 		log.Close()
-		return err
+		return 0, err
 	}
 	done := make(chan struct{})
 	p.procs = append(p.procs, process{cmd, done})
@@ -652,7 +676,7 @@ func (p *processes) start(bin string, args []string, log *os.File) error {
 		log.Close()
 		close(done)
 	}()
-	return nil
+	return cmd.Process.Pid, nil
 }
 
 // stopAll sends SIGTERM to every process started, then SIGKILL to those
