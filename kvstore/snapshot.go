@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/bits"
+	"slices"
 	"strings"
 	"time"
 )
@@ -51,21 +53,67 @@ var ErrBadSnapshot = errors.New("kvstore: bad snapshot")
 // Save returns a snapshot of the whole store: every node with its indexes
 // and TTL, the etcd index and the event history. Watchers are not saved.
 func (s *Store) Save() ([]byte, error) {
-	buf := []byte(snapshotMagic)
+	return s.AppendSnapshot(nil)
+}
+
+// AppendSnapshot appends the snapshot Save returns to buf and returns the
+// extended buffer, so that a caller adding its own header copies nothing.
+// The snapshot is sized exactly before it is written: a store of a million
+// keys makes some 80 MB, which grown by doubling would be copied several
+// times over and leave as much again behind for the collector.
+func (s *Store) AppendSnapshot(buf []byte) ([]byte, error) {
+	var history []byte
+	for i := 0; i < s.history.size; i++ {
+		var err error
+		if history, err = appendEvent(history, s.history.at(i)); err != nil {
+			return nil, err
+		}
+	}
+	size := len(snapshotMagic) + 1 + uvarintLen(s.index) + treeSize(s.root) +
+		uvarintLen(uint64(s.history.size)) + len(history) + 4
+	buf = slices.Grow(buf, size)
+	start := len(buf)
+	buf = append(buf, snapshotMagic...)
 	buf = append(buf, snapshotVersion)
 	buf = binary.AppendUvarint(buf, s.index)
 	buf = appendTree(buf, s.root)
 	buf = binary.AppendUvarint(buf, uint64(s.history.size))
-	for i := 0; i < s.history.size; i++ {
-		var err error
-		if buf, err = appendEvent(buf, s.history.at(i)); err != nil {
-			return nil, err
-		}
+	buf = append(buf, history...)
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[start:], crcTable))
+	if len(buf)-start != size {
+		panic(fmt.Sprintf("kvstore: snapshot of %d bytes, sized as %d", len(buf)-start, size))
 	}
-	return appendCRC(buf), nil
+	return buf, nil
 }
 
-// appendCRC seals buf with its CRC-32C.
+// uvarintLen is the length of x as binary.AppendUvarint writes it.
+func uvarintLen(x uint64) int {
+	return (bits.Len64(x|1) + 6) / 7
+}
+
+// varintLen is the length of x as binary.AppendVarint writes it.
+func varintLen(x int64) int {
+	return uvarintLen(uint64(x<<1) ^ uint64(x>>63))
+}
+
+// treeSize is the length of what appendTree writes for n.
+func treeSize(n *node) int {
+	size := uvarintLen(uint64(len(n.name))) + len(n.name) + 1 +
+		uvarintLen(n.createdIndex) + uvarintLen(n.modifiedIndex)
+	if n.expiry() != nil {
+		size += varintLen(n.expiry().at)
+	}
+	if !n.isDir() {
+		return size + uvarintLen(uint64(len(n.value))) + len(n.value)
+	}
+	size += uvarintLen(uint64(len(n.children())))
+	for _, child := range n.children() {
+		size += treeSize(child)
+	}
+	return size
+}
+
+// appendCRC seals buf, a whole snapshot body, with its CRC-32C.
 func appendCRC(buf []byte) []byte {
 	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable))
 }
@@ -79,20 +127,20 @@ func appendTree(buf []byte, n *node) []byte {
 	if n.isDir() {
 		flags |= snapDir
 	}
-	if n.expiry != nil {
+	if n.expiry() != nil {
 		flags |= snapHasTTL
 	}
 	buf = appendString(buf, n.name)
 	buf = append(buf, flags)
 	buf = binary.AppendUvarint(buf, n.createdIndex)
 	buf = binary.AppendUvarint(buf, n.modifiedIndex)
-	if n.expiry != nil {
-		buf = binary.AppendVarint(buf, n.expiry.at)
+	if n.expiry() != nil {
+		buf = binary.AppendVarint(buf, n.expiry().at)
 	}
 	if !n.isDir() {
 		return appendString(buf, n.value)
 	}
-	buf = binary.AppendUvarint(buf, uint64(len(n.children)))
+	buf = binary.AppendUvarint(buf, uint64(len(n.children())))
 	for _, child := range n.sortedChildren() {
 		buf = appendTree(buf, child.node)
 	}
@@ -208,7 +256,7 @@ func (r *restorer) read() restoredState {
 	r.state.index = r.uvarint("index")
 	r.state.history = newEventHistory(historyCapacity)
 	root := r.node(0)
-	if r.err == nil && (root.name != "" || !root.isDir() || root.expiry != nil || root.createdIndex != 0 || root.modifiedIndex != 0) {
+	if r.err == nil && (root.name != "" || !root.isDir() || root.expiry() != nil || root.createdIndex != 0 || root.modifiedIndex != 0) {
 		r.fail("the root is not an empty-named, permanent directory with index 0")
 	}
 	r.state.root = root
@@ -228,7 +276,7 @@ func (r *restorer) node(depth int) *node {
 	flags := r.byte("node flags")
 	n := &node{name: name, createdIndex: r.uvarint("createdIndex"), modifiedIndex: r.uvarint("modifiedIndex")}
 	if flags&snapHasTTL != 0 {
-		n.expiry = &expiry{at: r.varint("expiration")}
+		n.setExpiryState(&expiry{at: r.varint("expiration")})
 	}
 	switch {
 	case r.err != nil:
@@ -248,7 +296,7 @@ func (r *restorer) node(depth int) *node {
 	if flags&snapDir == 0 {
 		n.value = r.string("value")
 	} else {
-		n.children = map[string]*node{}
+		n.makeDir()
 		count := r.uvarint("child count")
 		// Each child takes at least 5 bytes, which bounds count by the input.
 		if count > uint64(len(r.data)-r.offset)/5 {
@@ -256,7 +304,7 @@ func (r *restorer) node(depth int) *node {
 		}
 		for i := uint64(0); i < count && r.err == nil; i++ {
 			child := r.node(depth + 1)
-			if r.err == nil && n.children[child.name] != nil {
+			if r.err == nil && n.children()[child.name] != nil {
 				r.fail("duplicate child %q", child.name)
 			}
 			if r.err == nil {
@@ -264,7 +312,7 @@ func (r *restorer) node(depth int) *node {
 			}
 		}
 	}
-	if r.err == nil && n.expiry != nil {
+	if r.err == nil && n.expiry() != nil {
 		r.timed = append(r.timed, n)
 	}
 	return n

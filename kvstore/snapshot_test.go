@@ -27,6 +27,25 @@ func populated(t testing.TB) *Store {
 	return s
 }
 
+// AppendSnapshot writes after the caller's header exactly what Save
+// returns, in a buffer sized once (AppendSnapshot panics if its sizing pass
+// and the encoding disagree, which every Save in these tests checks).
+func TestAppendSnapshotAfterAHeader(t *testing.T) {
+	s := populated(t)
+	mustApply(t, s, withTTL(set("/far", "f"), 1<<40))
+	alone, err := s.Save()
+	require.NoError(t, err)
+	assert.LessOrEqual(t, cap(alone), len(alone)+len(alone)/8+16, "sized before written (up to the allocator's rounding)")
+	header := []byte("header")
+	both, err := s.AppendSnapshot(header)
+	require.NoError(t, err)
+	assert.Equal(t, "header", string(both[:len(header)]))
+	assert.Equal(t, alone, both[len(header):])
+	restored := newTestStore(t)
+	require.NoError(t, restored.Restore(both[len(header):]))
+	assert.Equal(t, s.Hash(), restored.Hash())
+}
+
 func TestSnapshotRoundTrip(t *testing.T) {
 	s := populated(t)
 	data, err := s.Save()

@@ -22,14 +22,16 @@ const snapshotVersion = 1
 var errBadSnapshot = errors.New("server: malformed snapshot")
 
 func (m *Member) snapshotData() ([]byte, error) {
-	kv, err := m.store.Save()
-	if err != nil {
-		return nil, fmt.Errorf("save key space: %w", err)
-	}
 	b := []byte{snapshotVersion}
 	b = m.dedup.appendBinary(b)
 	b = m.cluster.appendBinary(b)
-	return append(b, kv...), nil
+	// The key space, the bulk of it, is written after the header in one
+	// buffer sized once, not saved apart and copied.
+	b, err := m.store.AppendSnapshot(b)
+	if err != nil {
+		return nil, fmt.Errorf("save key space: %w", err)
+	}
+	return b, nil
 }
 
 // restoreSnapshot replaces the member's state machine with data.
