@@ -86,15 +86,15 @@ func (s *Store) checkCommand(op Op, p string, cmd Command) *Error {
 // expiry heap in step.
 func (s *Store) setExpiry(n *node, at int64, hasTTL bool) {
 	switch {
-	case hasTTL && n.expiry == nil:
-		n.expiry = &expiry{at: at}
+	case hasTTL && n.expiry() == nil:
+		n.setExpiryState(&expiry{at: at})
 		s.expiries.push(n)
 	case hasTTL:
-		n.expiry.at = at
-		s.expiries.fix(n.expiry.heapIndex)
-	case n.expiry != nil:
+		n.expiry().at = at
+		s.expiries.fix(n.expiry().heapIndex)
+	case n.expiry() != nil:
 		s.expiries.remove(n)
-		n.expiry = nil
+		n.setExpiryState(nil)
 	}
 }
 

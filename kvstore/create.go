@@ -64,7 +64,7 @@ func (s *Store) create(c creation, cmd Command) (*Event, *Error) {
 	}
 	var existing *node
 	if missing == "" {
-		existing = parent.children[name]
+		existing = parent.children()[name]
 	}
 	if existing != nil && !c.replace {
 		return nil, NewError(CodeNodeExist, p, s.index)
@@ -87,7 +87,8 @@ func (s *Store) create(c creation, cmd Command) (*Event, *Error) {
 		parent.attach(n)
 	}
 	if c.dir {
-		n.value, n.children = "", map[string]*node{}
+		n.value = ""
+		n.makeDir()
 	} else {
 		n.value = c.value
 	}
@@ -114,7 +115,7 @@ func (s *Store) findDir(p string) (*node, string, *Error) {
 		} else {
 			end += start
 		}
-		child := current.children[p[start:end]]
+		child := current.children()[p[start:end]]
 		if child == nil {
 			return current, p[start:], nil
 		}

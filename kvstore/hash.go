@@ -18,7 +18,7 @@ func (s *Store) Hash() uint64 {
 	var walk func(n *node)
 	walk = func(n *node) {
 		sum += hashNode(n, path)
-		for _, child := range n.children {
+		for _, child := range n.children() {
 			before := len(path)
 			path = append(append(path, '/'), child.name...)
 			walk(child)
@@ -47,9 +47,9 @@ func hashNode(n *node, path []byte) uint64 {
 	}
 	writeUint(n.createdIndex)
 	writeUint(n.modifiedIndex)
-	if n.expiry != nil {
+	if n.expiry() != nil {
 		writeUint(1)
-		writeUint(uint64(n.expiry.at))
+		writeUint(uint64(n.expiry().at))
 	} else {
 		writeUint(0)
 	}

@@ -6,7 +6,7 @@ import "fmt"
 // structures and returns the first violation. Tests call it after each
 // step; it is too slow for production.
 func checkInvariants(s *Store) error {
-	if s.root.parent != nil || s.root.name != "" || !s.root.isDir() || s.root.expiry != nil ||
+	if s.root.parent != nil || s.root.name != "" || !s.root.isDir() || s.root.expiry() != nil ||
 		s.root.createdIndex != 0 || s.root.modifiedIndex != 0 {
 		return fmt.Errorf("root is not a permanent, unnamed directory at index 0")
 	}
@@ -16,12 +16,15 @@ func checkInvariants(s *Store) error {
 		if n.createdIndex > n.modifiedIndex || n.modifiedIndex > s.index {
 			return fmt.Errorf("%s: indexes %d/%d, store index %d", p, n.createdIndex, n.modifiedIndex, s.index)
 		}
-		if !n.isDir() && n.children != nil || n.isDir() && n.value != "" {
+		if n.isDir() && n.value != "" {
 			return fmt.Errorf("%s: a directory with a value", p)
 		}
-		if n.expiry != nil {
+		if n.extra != nil && n.extra.children == nil && (n.extra.expiry == nil || n.extra.descendants != 0) {
+			return fmt.Errorf("%s: a permanent file or a file with descendants keeps an extra part", p)
+		}
+		if n.expiry() != nil {
 			timed++
-			i := n.expiry.heapIndex
+			i := n.expiry().heapIndex
 			if i >= len(s.expiries.nodes) || s.expiries.nodes[i] != n {
 				return fmt.Errorf("%s: heap index %d does not point back", p, i)
 			}
@@ -30,13 +33,13 @@ func checkInvariants(s *Store) error {
 			return fmt.Errorf("%s: path() says %s", p, n.path())
 		}
 		below := 0
-		for _, child := range n.children {
-			below += 1 + child.descendants
+		for _, child := range n.children() {
+			below += 1 + child.descendants()
 		}
-		if n.descendants != below {
-			return fmt.Errorf("%s: counts %d nodes below, its children %d", p, n.descendants, below)
+		if n.descendants() != below {
+			return fmt.Errorf("%s: counts %d nodes below, its children %d", p, n.descendants(), below)
 		}
-		for name, child := range n.children {
+		for name, child := range n.children() {
 			if child.name != name || child.parent != n || name == "" {
 				return fmt.Errorf("%s: child %q is linked wrongly", p, name)
 			}

@@ -14,26 +14,37 @@ type node struct {
 	// Invariant: "" for the root only; otherwise non-empty and without '/'.
 	name string
 	// parent is the directory holding the node.
-	// Invariant: nil for the root only; parent.children[name] == this node.
+	// Invariant: nil for the root only; parent.children()[name] == this node.
 	parent *node
 	// createdIndex is the index at which the node was created.
 	// Invariant: createdIndex <= modifiedIndex <= the store's index.
 	createdIndex uint64
 	// modifiedIndex is the index of the node's last change.
+	// Invariant: createdIndex <= modifiedIndex <= the store's index.
 	modifiedIndex uint64
 	// value is a file's value. Invariant: "" for directories.
 	value string
+	// extra holds what only some nodes have: a directory's children, a
+	// TTL. A permanent file, which most nodes of a big store are, then
+	// takes 64 bytes rather than 80 (Go's size classes).
+	// Invariant: nil only for a permanent file; non-nil for a directory.
+	extra *nodeExtra
+}
+
+// nodeExtra is the part of a node that only directories and nodes with a
+// TTL have.
+type nodeExtra struct {
 	// children holds a directory's children by name.
 	// Invariant: non-nil if and only if the node is a directory.
 	children map[string]*node
+	// descendants counts the nodes below the node (so that the store knows
+	// its size without a walk). Invariant: 0 for a file; for a directory,
+	// the sum over its children of 1 + their descendants.
+	descendants int
 	// expiry is the node's TTL state.
 	// Invariant: nil if and only if the node is permanent; when non-nil the
 	// node is in the store's expiry heap at expiry.heapIndex.
 	expiry *expiry
-	// descendants counts the nodes below n (so that the store knows its
-	// size without a walk). Invariant: 0 for a file; for a directory, the
-	// sum over its children of 1 + their descendants.
-	descendants int
 }
 
 // expiry is the TTL state of a node that has one.
@@ -41,18 +52,67 @@ type expiry struct {
 	// at is the expiration instant in Unix nanoseconds.
 	at int64
 	// heapIndex is the node's position in the expiry heap.
-	// Invariant: heap.nodes[heapIndex].expiry == this expiry.
+	// Invariant: heap.nodes[heapIndex].expiry() == this expiry.
 	heapIndex int
 }
 
 // newDir returns a detached, empty directory node created at index.
 func newDir(name string, index uint64) *node {
-	return &node{name: name, children: map[string]*node{}, createdIndex: index, modifiedIndex: index}
+	n := &node{name: name, createdIndex: index, modifiedIndex: index}
+	n.makeDir()
+	return n
+}
+
+// makeDir turns n, a file without children, into an empty directory.
+func (n *node) makeDir() {
+	if n.extra == nil {
+		n.extra = &nodeExtra{}
+	}
+	n.extra.children = map[string]*node{}
+}
+
+// children returns a directory's children by name; nil for a file.
+func (n *node) children() map[string]*node {
+	if n.extra == nil {
+		return nil
+	}
+	return n.extra.children
+}
+
+// descendants returns the number of nodes below n.
+func (n *node) descendants() int {
+	if n.extra == nil {
+		return 0
+	}
+	return n.extra.descendants
+}
+
+// expiry returns n's TTL state, nil when n is permanent.
+func (n *node) expiry() *expiry {
+	if n.extra == nil {
+		return nil
+	}
+	return n.extra.expiry
+}
+
+// setExpiryState gives n a TTL state, or none (nil), dropping the extra
+// part of a permanent file. The expiry heap is the caller's to keep.
+func (n *node) setExpiryState(e *expiry) {
+	switch {
+	case e != nil && n.extra == nil:
+		n.extra = &nodeExtra{expiry: e}
+	case e != nil:
+		n.extra.expiry = e
+	case n.extra != nil && n.extra.children == nil:
+		n.extra = nil
+	case n.extra != nil:
+		n.extra.expiry = nil
+	}
 }
 
 // isDir reports whether n is a directory.
 func (n *node) isDir() bool {
-	return n.children != nil
+	return n.children() != nil
 }
 
 // isHidden reports whether n's own name starts with '_' (spec §7.3).
@@ -83,25 +143,25 @@ func (n *node) path() string {
 
 // attach makes child a child of dir.
 func (dir *node) attach(child *node) {
-	if !dir.isDir() || child.parent != nil || dir.children[child.name] != nil {
+	if !dir.isDir() || child.parent != nil || dir.children()[child.name] != nil {
 		panic("kvstore: attach to a non-directory or over an existing child")
 	}
 	child.parent = dir
-	dir.children[child.name] = child
+	dir.children()[child.name] = child
 	for d := dir; d != nil; d = d.parent {
-		d.descendants += 1 + child.descendants
+		d.extra.descendants += 1 + child.descendants()
 	}
 }
 
 // detach removes n from its parent directory.
 func (n *node) detach() {
-	if n.parent == nil || n.parent.children[n.name] != n {
+	if n.parent == nil || n.parent.children()[n.name] != n {
 		panic("kvstore: detach of a node that is not attached")
 	}
 	for d := n.parent; d != nil; d = d.parent {
-		d.descendants -= 1 + n.descendants
+		d.extra.descendants -= 1 + n.descendants()
 	}
-	delete(n.parent.children, n.name)
+	delete(n.parent.children(), n.name)
 	n.parent = nil
 }
 
@@ -115,8 +175,8 @@ type namedNode struct {
 // sortedChildren returns a directory's children sorted by name (which for
 // siblings is the same as sorting by full key), hidden ones included.
 func (n *node) sortedChildren() []namedNode {
-	children := make([]namedNode, 0, len(n.children))
-	for name, child := range n.children {
+	children := make([]namedNode, 0, len(n.children()))
+	for name, child := range n.children() {
 		children = append(children, namedNode{name, child})
 	}
 	slices.SortFunc(children, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
@@ -176,10 +236,10 @@ func (n *node) renderInto(out *Node, valueSlot *string, p string, now time.Time)
 // expiration in UTC and the seconds left, rounded up (spec §4.2); nil and 0
 // for a permanent node.
 func (n *node) expirationAndTTL(now time.Time) (*time.Time, int64) {
-	if n.expiry == nil {
+	if n.expiry() == nil {
 		return nil, 0
 	}
-	return expirationAndTTL(n.expiry.at, now)
+	return expirationAndTTL(n.expiry().at, now)
 }
 
 // expirationAndTTL is node.expirationAndTTL for a bare expiration instant.

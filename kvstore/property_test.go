@@ -126,11 +126,11 @@ func dumpStore(s *Store) string {
 	var walk func(n *node, p string)
 	walk = func(n *node, p string) {
 		line := fmt.Sprintf("%s dir=%v value=%q %d/%d", p, n.isDir(), n.value, n.createdIndex, n.modifiedIndex)
-		if n.expiry != nil {
-			line += fmt.Sprintf(" expires=%d", n.expiry.at)
+		if n.expiry() != nil {
+			line += fmt.Sprintf(" expires=%d", n.expiry().at)
 		}
 		lines = append(lines, line)
-		for _, child := range n.children {
+		for _, child := range n.children() {
 			walk(child, childPath(p, child.name))
 		}
 	}

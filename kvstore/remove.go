@@ -15,7 +15,7 @@ func (s *Store) delete(p string, cmd Command) (*Event, *Error) {
 		if !cmd.Dir && !cmd.Recursive {
 			return nil, NewError(CodeNotFile, p, s.index)
 		}
-		if len(n.children) > 0 && !cmd.Recursive {
+		if len(n.children()) > 0 && !cmd.Recursive {
 			return nil, NewError(CodeDirNotEmpty, p, s.index)
 		}
 	}
@@ -45,7 +45,7 @@ func (s *Store) expire(now time.Time) []*Event {
 	var events []*Event
 	for {
 		n := s.expiries.top()
-		if n == nil || time.Unix(0, n.expiry.at).After(now) {
+		if n == nil || time.Unix(0, n.expiry().at).After(now) {
 			return events
 		}
 		events = append(events, s.remove(n, n.path(), ActionExpire, now))
@@ -71,7 +71,7 @@ func (s *Store) remove(n *node, p, action string, now time.Time) *Event {
 	}
 	var walk func(n *node, p string)
 	walk = func(n *node, p string) {
-		for _, child := range n.children {
+		for _, child := range n.children() {
 			childP := ""
 			if notify {
 				childP = childPath(p, child.name)

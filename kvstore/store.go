@@ -55,7 +55,7 @@ func (s *Store) CurrentIndex() uint64 {
 // NodeCount is the number of keys and directories in the key space, the
 // root not counted (hidden ones included).
 func (s *Store) NodeCount() int {
-	return s.root.descendants
+	return s.root.descendants()
 }
 
 // NextExpiration returns the earliest expiration of any node, if some node
@@ -66,7 +66,7 @@ func (s *Store) NextExpiration() (time.Time, bool) {
 	if top == nil {
 		return time.Time{}, false
 	}
-	return time.Unix(0, top.expiry.at).UTC(), true
+	return time.Unix(0, top.expiry().at).UTC(), true
 }
 
 // WatcherCount returns the number of registered watchers.

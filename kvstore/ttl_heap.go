@@ -26,14 +26,14 @@ func (h *expiryHeap) top() *node {
 
 // push adds n, whose expiry must be set and not yet in the heap.
 func (h *expiryHeap) push(n *node) {
-	n.expiry.heapIndex = len(h.nodes)
+	n.expiry().heapIndex = len(h.nodes)
 	h.nodes = append(h.nodes, n)
-	h.up(n.expiry.heapIndex)
+	h.up(n.expiry().heapIndex)
 }
 
 // remove takes n out of the heap.
 func (h *expiryHeap) remove(n *node) {
-	i := n.expiry.heapIndex
+	i := n.expiry().heapIndex
 	if i >= len(h.nodes) || h.nodes[i] != n {
 		panic("kvstore: expiry heap does not hold the node it is asked to remove")
 	}
@@ -58,16 +58,16 @@ func (h *expiryHeap) fix(i int) {
 // less orders nodes by expiration, then by path.
 func (h *expiryHeap) less(i, j int) bool {
 	a, b := h.nodes[i], h.nodes[j]
-	if a.expiry.at != b.expiry.at {
-		return a.expiry.at < b.expiry.at
+	if a.expiry().at != b.expiry().at {
+		return a.expiry().at < b.expiry().at
 	}
 	return a.path() < b.path()
 }
 
 func (h *expiryHeap) swap(i, j int) {
 	h.nodes[i], h.nodes[j] = h.nodes[j], h.nodes[i]
-	h.nodes[i].expiry.heapIndex = i
-	h.nodes[j].expiry.heapIndex = j
+	h.nodes[i].expiry().heapIndex = i
+	h.nodes[j].expiry().heapIndex = j
 }
 
 func (h *expiryHeap) up(i int) {
