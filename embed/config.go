@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftkv/raftkv/raft"
 	"github.com/raftkv/raftkv/rpc"
 	"github.com/raftkv/raftkv/server"
 	"github.com/raftkv/raftkv/storage"
@@ -69,6 +70,11 @@ type Config struct {
 	// EnablePprof serves Go's profiler under /debug/pprof/ on the client
 	// listeners.
 	EnablePprof bool
+	// TuneRaft, if set, adjusts raft's configuration before the member
+	// starts. Tests of the tests only: `raftkv serve --planted-bug` (a
+	// hidden flag) plants a known bug this way, to show that the nemesis
+	// catches it (nemesis.TestNemesisCatchesPlantedBug).
+	TuneRaft func(*raft.Config)
 
 	// ClientTLS and PeerTLS secure the listeners (empty: plain HTTP/TCP).
 	ClientTLS rpc.ClientTLSInfo

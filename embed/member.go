@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/url"
@@ -114,6 +115,8 @@ func (m *Member) start() error {
 		return err
 	}
 	m.id = uint64(ident.MemberID)
+	m.identity.memberID.Store(m.id)
+	m.identity.clusterID.Store(uint64(ident.ClusterID))
 	if !slices.ContainsFunc(founders, func(f server.MemberInfo) bool { return f.ID == m.id }) {
 		// Not a founder named in --initial-cluster: a member that joined
 		// (or a restored one), whatever --initial-cluster-state says now.
@@ -173,7 +176,7 @@ func (m *Member) start() error {
 		Rand:          mrand.New(mrand.NewPCG(seed, m.id)),
 		TickMillis:    int(cfg.HeartbeatInterval / time.Millisecond),
 		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval), HeartbeatTicks: 1,
-		SnapshotEvery: cfg.SnapshotCount, LeaseReads: cfg.LeaseReads,
+		SnapshotEvery: cfg.SnapshotCount, LeaseReads: cfg.LeaseReads, TuneRaft: cfg.TuneRaft,
 	})
 	if err != nil {
 		return fmt.Errorf("start member %s: %w", cfg.Name, err)
@@ -225,6 +228,10 @@ func (m *Member) start() error {
 
 // ID returns the member's ID.
 func (m *Member) ID() uint64 { return m.id }
+
+// Logger returns the member's logger: Config.Logger with the member's
+// identity on every line (logattrs.go).
+func (m *Member) Logger() *slog.Logger { return m.cfg.Logger }
 
 // ClientURLs returns the URLs the HTTP API listens at (with real ports).
 func (m *Member) ClientURLs() []string { return slices.Clone(m.clientURLs) }

@@ -133,9 +133,12 @@ func TestClusterCutAndHeal(t *testing.T) {
 }
 
 // assertNothingLeft checks that no namespace, link or process of slot is
-// left.
+// left (slot -1: of the slot this process last used).
 func assertNothingLeft(t *testing.T, slot int) {
 	t.Helper()
+	if slot < 0 {
+		slot = lastSlot
+	}
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	if strings.Contains(string(out), fmt.Sprintf("raftkv-nem%d-", slot)) {
 		t.Errorf("namespaces left behind:\n%s", out)

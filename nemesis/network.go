@@ -64,6 +64,9 @@ type Network struct {
 	loss [][]float64
 }
 
+// lastSlot is the slot this process took last (for tests).
+var lastSlot int
+
 // ErrNoNamespaces says this process cannot make network namespaces (not
 // root, no CAP_NET_ADMIN, no ip command): callers skip rather than fail.
 var ErrNoNamespaces = errors.New("nemesis: cannot create network namespaces")
@@ -243,6 +246,7 @@ func NewNetwork(n int, logf func(string, ...any)) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	lastSlot = slot
 	nw := &Network{Slot: slot, Members: n, lock: lock}
 	nw.cut, nw.loss = make([][]bool, n), make([][]float64, n)
 	for i := range n {
@@ -417,10 +421,10 @@ func netemAvailable() (bool, string) {
 		return false, err.Error()
 	}
 	defer exec.Command("ip", "netns", "delete", ns).Run()
-	if err := run("ip", "-n", ns, "link", "add", "a", "type", "veth", "peer", "name", "b"); err != nil {
+	if err := run("ip", "-n", ns, "link", "add", "name", "probe0", "type", "veth", "peer", "name", "probe1"); err != nil {
 		return false, err.Error()
 	}
-	out, err := exec.Command("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "a", "root", "netem", "delay", "1ms").CombinedOutput()
+	out, err := exec.Command("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "probe0", "root", "netem", "delay", "1ms").CombinedOutput()
 	if err != nil {
 		return false, "tc netem: " + strings.TrimSpace(string(out)) + " (no sch_netem in this kernel)"
 	}

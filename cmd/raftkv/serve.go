@@ -24,6 +24,7 @@ type serveFlags struct {
 	heartbeatMillis, electionMillis int
 	logLevel                        string
 	debug                           bool
+	log                             logFlags
 	cors                            string
 	clientCert, clientKey, clientCA string
 	clientCertAuth                  bool
@@ -87,13 +88,14 @@ Examples:
 	fl.Int64Var(&f.cfg.MaxRequestBytes, "max-request-bytes", 0, "largest request body accepted (0: 10 MiB, as etcd)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.debug, "debug", false, "log at debug level (etcd's --debug)")
+	addLogFlags(fl, &f.log)
 	fl.StringVar(&f.cors, "cors", "", "comma-separated origins allowed cross-origin requests (default: all, as etcd)")
 	// etcd flags accepted for compatibility and ignored: raftkv has no
 	// use for them (always the v2 API, always pre-vote, its own logger...).
 	for _, name := range []string{"enable-v2", "pre-vote", "strict-reconfig-check"} {
 		fl.Bool(name, true, "accepted for compatibility with etcd; ignored")
 	}
-	for _, name := range []string{"logger", "log-outputs", "quota-backend-bytes", "auto-compaction-retention",
+	for _, name := range []string{"quota-backend-bytes", "auto-compaction-retention",
 		"auto-compaction-mode", "max-snapshots", "max-wals", "listen-metrics-urls", "auth-token"} {
 		fl.String(name, "", "accepted for compatibility with etcd; ignored")
 	}
@@ -164,7 +166,8 @@ func (f serveFlags) config(logOut io.Writer) (embed.Config, error) {
 		f.logLevel = "debug"
 	}
 	cfg.CORSOrigins = splitList(f.cors)
-	logger, err := newLogger(logOut, f.logLevel)
+	// The log files stay open as long as the process runs.
+	logger, _, err := f.log.newLogger(logOut, f.logLevel)
 	if err != nil {
 		return cfg, err
 	}
@@ -186,7 +189,7 @@ func runServe(stderr io.Writer, f serveFlags) error {
 	defer signal.Stop(signals)
 	select {
 	case sig := <-signals:
-		cfg.Logger.Info("stopping", "signal", sig.String())
+		m.Logger().Info("stopping", "signal", sig.String())
 		return m.Stop()
 	case <-m.Done():
 		err := m.Err()
