@@ -41,6 +41,16 @@ type Member struct {
 	paused bool
 }
 
+// pid is the running process's id (0: none).
+func (m *Member) pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
 // ClientURL is where clients reach the member.
 func (m *Member) ClientURL() string { return fmt.Sprintf("http://%s:%d", m.Addr, ClientPort) }
 

@@ -31,6 +31,8 @@ type Config struct {
 	Seed uint64
 	// Kinds are the faults to draw from (nil: all the kernel allows).
 	Kinds []Kind
+	// Schedule, if set, is run instead of one drawn from Seed (tests).
+	Schedule []Fault
 	// FaultMin, FaultMax bound each fault's duration (0: 3 s and 6 s).
 	FaultMin, FaultMax time.Duration
 	// HeartbeatMs and ElectionMs are the members' raft timing (0: 100 and
@@ -221,6 +223,13 @@ func (r *runner) start() error {
 	}
 	r.report.Schedule = NewSchedule(ScheduleOptions{Seed: cfg.Seed, Members: cfg.Members, DiskMember: disk, Kinds: kinds,
 		Duration: cfg.Duration, Liveness: time.Second, FaultMin: cfg.FaultMin, FaultMax: cfg.FaultMax})
+	if cfg.Schedule != nil {
+		r.report.Schedule = cfg.Schedule
+		cfg.Duration = 0
+		for _, f := range cfg.Schedule {
+			cfg.Duration += f.Duration + f.Quiet
+		}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "nemesis: seed %d, %d members, %v of faults (replay the schedule: --seed %d)\n", cfg.Seed, cfg.Members, cfg.Duration, cfg.Seed)
 	fmt.Fprintf(&b, "nemesis: faults available: %v\n", kinds)

@@ -30,6 +30,8 @@ type serveFlags struct {
 	clientCertAuth                  bool
 	peerCert, peerKey, peerCA       string
 	peerCertAuth                    bool
+	// plantedBug is the hidden --planted-bug (tests of the tests only).
+	plantedBug string
 }
 
 func init() {
@@ -108,6 +110,7 @@ Examples:
 	fl.StringVar(&f.peerKey, "peer-key-file", "", "peer TLS key")
 	fl.StringVar(&f.peerCA, "peer-trusted-ca-file", "", "CA bundle for peer certificates")
 	fl.BoolVar(&f.peerCertAuth, "peer-client-cert-auth", false, "require peer certificates signed by --peer-trusted-ca-file")
+	addPlantedBugFlag(fl, &f.plantedBug)
 	rootCmd.AddCommand(cmd)
 }
 
@@ -172,6 +175,12 @@ func (f serveFlags) config(logOut io.Writer) (embed.Config, error) {
 		return cfg, err
 	}
 	cfg.Logger = logger
+	if cfg.TuneRaft, err = plantedBugTune(f.plantedBug); err != nil {
+		return cfg, err
+	}
+	if cfg.TuneRaft != nil {
+		logger.Warn("PLANTED BUG: this member breaks the rules on purpose (tests only)", "planted-bug", f.plantedBug)
+	}
 	return cfg, nil
 }
 
