@@ -146,7 +146,7 @@ func (m *Member) installSnapshot(snap raft.Snapshot) error {
 // compacts the log behind it (keeping SnapshotKeep entries for slow
 // followers) and lets the storage release what it no longer needs.
 func (m *Member) maybeSnapshot() error {
-	if m.applied < m.snapshotIndex+m.cfg.SnapshotEvery && !m.snapshotNow {
+	if m.applied <= m.snapshotIndex || (m.applied < m.snapshotIndex+m.cfg.SnapshotEvery && !m.snapshotNow) {
 		return nil
 	}
 	m.snapshotNow = false
@@ -155,10 +155,13 @@ func (m *Member) maybeSnapshot() error {
 		return fmt.Errorf("server: snapshot: %w", err)
 	}
 	cs := m.confState
-	snap, err := m.raftLog.CreateSnapshot(m.applied, &cs, data)
+	// The in-memory log keeps the metadata; the data goes to disk only,
+	// whence raft reads it back should a follower need it (snapshotLog).
+	snap, err := m.raftLog.CreateSnapshot(m.applied, &cs, nil)
 	if err != nil {
 		return fmt.Errorf("server: snapshot at %d: %w", m.applied, err)
 	}
+	snap.Data = data
 	if err := m.disk.SaveSnapshot(snap); err != nil {
 		return err
 	}

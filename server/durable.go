@@ -18,6 +18,8 @@ type disk interface {
 	// Release lets the WAL drop segments holding only entries up to index
 	// (covered by a durable snapshot).
 	Release(index uint64) error
+	// LoadSnapshot reads back the data of the durable snapshot at index.
+	LoadSnapshot(index uint64) ([]byte, error)
 	Close() error
 }
 
@@ -64,7 +66,9 @@ func openDisk(cfg Config) (disk, recovered, error) {
 		wal.Close()
 		return nil, recovered{}, fmt.Errorf("server: load snapshot from %s: %w", snapDir, err)
 	}
-	r.raftLog, err = storage.NewMemoryStorage(rec, snap)
+	// The in-memory log keeps the snapshot's metadata only: its data
+	// restores the key space, then stays on disk (see snapshotLog).
+	r.raftLog, err = storage.NewMemoryStorage(rec, withoutData(snap))
 	if err != nil {
 		wal.Close()
 		return nil, recovered{}, fmt.Errorf("server: recover %s: %w", cfg.Dir, err)
@@ -89,5 +93,16 @@ func (d *walDisk) SaveSnapshot(snap raft.Snapshot) error {
 }
 
 func (d *walDisk) Release(index uint64) error { return d.wal.ReleaseTo(index) }
+
+func (d *walDisk) LoadSnapshot(index uint64) ([]byte, error) {
+	snap, _, err := d.snaps.Load(index)
+	if err != nil {
+		return nil, err
+	}
+	if snap.Metadata.Index != index {
+		return nil, fmt.Errorf("no valid snapshot file at index %d (the newest valid one is at %d)", index, snap.Metadata.Index)
+	}
+	return snap.Data, nil
+}
 
 func (d *walDisk) Close() error { return d.wal.Close() }

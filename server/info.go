@@ -74,4 +74,4 @@ func (m *Member) StoreHash() uint64 { return m.store.Hash() }
 func (m *Member) ConfState() raft.ConfState { return m.confState }
 
 // Storage returns the raft log as raft reads it (for checks and tests).
-func (m *Member) Storage() raft.Storage { return m.raftLog }
+func (m *Member) Storage() raft.Storage { return m.snapLog }

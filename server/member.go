@@ -21,8 +21,11 @@ import (
 type Member struct {
 	cfg  Config
 	node *raft.Node
-	// raftLog is what raft reads: the durable log, mirrored in memory.
+	// raftLog is the durable log, mirrored in memory, snapshot data aside.
 	raftLog *raft.MemoryStorage
+	// snapLog is what raft reads: raftLog, with snapshot data read back
+	// from disk when needed.
+	snapLog *snapshotLog
 	disk    disk
 	store   *kvstore.Store
 	dedup   *dedup
@@ -206,9 +209,13 @@ func New(cfg Config) (*Member, error) {
 		d.Close()
 		return nil, err
 	}
+	m.snapLog = &snapshotLog{MemoryStorage: m.raftLog, load: d.LoadSnapshot, unreadable: m.snapshotUnreadable,
+		// Raft reads the snapshot as it starts; the data just restored
+		// serves, then goes after snapshotDataIdleTicks.
+		data: rec.snapshot.Data, dataIndex: rec.snapshot.Metadata.Index}
 	rc := raft.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: cfg.HeartbeatTicks,
-		Storage: m.raftLog, Applied: m.applied, Rand: rand.New(rand.NewPCG(cfg.Rand.Uint64(), cfg.ID)),
+		Storage: m.snapLog, Applied: m.applied, Rand: rand.New(rand.NewPCG(cfg.Rand.Uint64(), cfg.ID)),
 		MaxSizePerMsg: cfg.MaxSizePerMsg, MaxInflightMsgs: cfg.MaxInflightMsgs,
 		MaxUncommittedEntriesSize: cfg.MaxUncommittedBytes, MaxSnapshotChunkSize: cfg.MaxSnapshotChunkSize,
 		PreVote: true, CheckQuorum: true, ReadOnlyOption: readOption(cfg.LeaseReads),
@@ -311,6 +318,7 @@ func (m *Member) Tick(now time.Time) {
 		m.clockStart = now.Add(-m.tickLength())
 	}
 	m.advanceClock(now)
+	m.snapLog.tick(m.ticks)
 	m.stalled = false
 	m.proposalsBlocked = false
 	m.expireRequests()
@@ -651,7 +659,7 @@ func (j *PersistJob) empty() bool {
 // mirror copies a round's durable writes into raftLog.
 func (m *Member) mirror(rd raft.Ready) error {
 	if !rd.Snapshot.IsEmpty() {
-		if err := m.raftLog.ApplySnapshot(rd.Snapshot); err != nil {
+		if err := m.raftLog.ApplySnapshot(withoutData(rd.Snapshot)); err != nil {
 			return fmt.Errorf("server: install snapshot in memory: %w", err)
 		}
 	}

@@ -140,15 +140,79 @@ func TestSnapshotCompactsAndCatchesUpALaggingMember(t *testing.T) {
 	first, err := c.members[lead].Storage().FirstIndex()
 	require.NoError(t, err)
 	require.Greater(t, first, c.members[lagger].Applied()+1, "the leader compacted what the lagger needs")
+	// The in-memory log keeps no snapshot data: raft reads it back from
+	// the snapshot file to send it.
+	mirrored, err := c.members[lead].raftLog.Snapshot()
+	require.NoError(t, err)
+	require.NotZero(t, mirrored.Metadata.Index)
+	assert.Nil(t, mirrored.Data, "the in-memory log holds the snapshot's data")
 	c.restart(lagger)
 	c.tick(30)
 	for i := range 60 {
 		assert.Equal(t, fmt.Sprint(i), valueOf(t, c.do(lagger, get(fmt.Sprintf("/s/%d", i)))))
 	}
 	c.requireConverged()
+	for _, id := range c.ids {
+		mirrored, err := c.members[id].raftLog.Snapshot()
+		require.NoError(t, err)
+		assert.Nil(t, mirrored.Data, "member %d's in-memory log holds snapshot data", id)
+	}
+	c.tick(snapshotDataIdleTicks + 1)
+	assert.Nil(t, c.members[lead].snapLog.data, "the data read back for the transfer stays in memory")
 	// A member restarted after snapshots recovers from snapshot + WAL.
 	c.restart(lead)
 	c.leader()
+	c.requireConverged()
+}
+
+// TestDamagedSnapshotFileIsReplaced: the snapshot a lagging member needs
+// is read back from its file; a file damaged since it was written is not
+// sent, and the leader takes a new snapshot once another entry applies,
+// which the lagger then gets.
+func TestDamagedSnapshotFileIsReplaced(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.SnapshotEvery = 20; cfg.SnapshotKeep = 5 })
+	lead := c.leader()
+	lagger := c.ids[0]
+	if lagger == lead {
+		lagger = c.ids[1]
+	}
+	c.down[lagger] = true
+	for i := range 30 {
+		require.NoError(t, c.do(lead, set(fmt.Sprintf("/s/%d", i), fmt.Sprint(i))).Err)
+	}
+	damaged, err := c.members[lead].raftLog.Snapshot()
+	require.NoError(t, err)
+	names, err := c.fs[lead].List("data/snap")
+	require.NoError(t, err)
+	flipped := 0
+	for _, name := range names {
+		f, err := c.fs[lead].Open("data/snap/" + name)
+		require.NoError(t, err)
+		b := make([]byte, 1)
+		_, err = f.ReadAt(b, 40)
+		require.NoError(t, err)
+		b[0] ^= 0xff
+		_, err = f.WriteAt(b, 40)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		flipped++
+	}
+	require.NotZero(t, flipped)
+	_, err = c.members[lead].Storage().Snapshot()
+	require.ErrorIs(t, err, raft.ErrSnapshotTemporarilyUnavailable)
+	require.True(t, c.members[lead].snapshotNow, "no new snapshot asked for")
+
+	c.restart(lagger)
+	c.tick(10)
+	require.NoError(t, c.do(lead, set("/after", "x")).Err)
+	c.tick(30)
+	replaced, err := c.members[lead].raftLog.Snapshot()
+	require.NoError(t, err)
+	assert.Greater(t, replaced.Metadata.Index, damaged.Metadata.Index, "no new snapshot")
+	for i := range 30 {
+		assert.Equal(t, fmt.Sprint(i), valueOf(t, c.do(lagger, get(fmt.Sprintf("/s/%d", i)))))
+	}
+	assert.Equal(t, "x", valueOf(t, c.do(lagger, get("/after"))))
 	c.requireConverged()
 }
 
