@@ -64,7 +64,7 @@ func (s *Store) create(c creation, cmd Command) (*Event, *Error) {
 	}
 	var existing *node
 	if missing == "" {
-		existing = parent.children()[name]
+		existing = parent.children().get(name)
 	}
 	if existing != nil && !c.replace {
 		return nil, NewError(CodeNodeExist, p, s.index)
@@ -115,7 +115,7 @@ func (s *Store) findDir(p string) (*node, string, *Error) {
 		} else {
 			end += start
 		}
-		child := current.children()[p[start:end]]
+		child := current.children().get(p[start:end])
 		if child == nil {
 			return current, p[start:], nil
 		}

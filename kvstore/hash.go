@@ -18,7 +18,7 @@ func (s *Store) Hash() uint64 {
 	var walk func(n *node)
 	walk = func(n *node) {
 		sum += hashNode(n, path)
-		for _, child := range n.children() {
+		for child := range n.children().all() {
 			before := len(path)
 			path = append(append(path, '/'), child.name...)
 			walk(child)

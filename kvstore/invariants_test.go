@@ -33,14 +33,18 @@ func checkInvariants(s *Store) error {
 			return fmt.Errorf("%s: path() says %s", p, n.path())
 		}
 		below := 0
-		for _, child := range n.children() {
+		for child := range n.children().all() {
 			below += 1 + child.descendants()
 		}
 		if n.descendants() != below {
 			return fmt.Errorf("%s: counts %d nodes below, its children %d", p, n.descendants(), below)
 		}
-		for name, child := range n.children() {
-			if child.name != name || child.parent != n || name == "" {
+		if err := n.children().check(); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		for child := range n.children().all() {
+			name := child.name
+			if child.parent != n || name == "" {
 				return fmt.Errorf("%s: child %q is linked wrongly", p, name)
 			}
 			if err := walk(child, childPath(p, name)); err != nil {

@@ -1,7 +1,6 @@
 package kvstore
 
 import (
-	"slices"
 	"strings"
 	"time"
 )
@@ -14,7 +13,7 @@ type node struct {
 	// Invariant: "" for the root only; otherwise non-empty and without '/'.
 	name string
 	// parent is the directory holding the node.
-	// Invariant: nil for the root only; parent.children()[name] == this node.
+	// Invariant: nil for the root only; parent.children().get(name) == this node.
 	parent *node
 	// createdIndex is the index at which the node was created.
 	// Invariant: createdIndex <= modifiedIndex <= the store's index.
@@ -34,9 +33,9 @@ type node struct {
 // nodeExtra is the part of a node that only directories and nodes with a
 // TTL have.
 type nodeExtra struct {
-	// children holds a directory's children by name.
+	// children holds a directory's children in name order.
 	// Invariant: non-nil if and only if the node is a directory.
-	children map[string]*node
+	children *childList
 	// descendants counts the nodes below the node (so that the store knows
 	// its size without a walk). Invariant: 0 for a file; for a directory,
 	// the sum over its children of 1 + their descendants.
@@ -68,11 +67,11 @@ func (n *node) makeDir() {
 	if n.extra == nil {
 		n.extra = &nodeExtra{}
 	}
-	n.extra.children = map[string]*node{}
+	n.extra.children = &childList{}
 }
 
-// children returns a directory's children by name; nil for a file.
-func (n *node) children() map[string]*node {
+// children returns a directory's children; nil for a file.
+func (n *node) children() *childList {
 	if n.extra == nil {
 		return nil
 	}
@@ -143,11 +142,11 @@ func (n *node) path() string {
 
 // attach makes child a child of dir.
 func (dir *node) attach(child *node) {
-	if !dir.isDir() || child.parent != nil || dir.children()[child.name] != nil {
-		panic("kvstore: attach to a non-directory or over an existing child")
+	if !dir.isDir() || child.parent != nil {
+		panic("kvstore: attach to a non-directory or of an attached node")
 	}
 	child.parent = dir
-	dir.children()[child.name] = child
+	dir.children().insert(child) // panics over an existing child
 	for d := dir; d != nil; d = d.parent {
 		d.extra.descendants += 1 + child.descendants()
 	}
@@ -155,32 +154,14 @@ func (dir *node) attach(child *node) {
 
 // detach removes n from its parent directory.
 func (n *node) detach() {
-	if n.parent == nil || n.parent.children()[n.name] != n {
+	if n.parent == nil || n.parent.children().get(n.name) != n {
 		panic("kvstore: detach of a node that is not attached")
 	}
 	for d := n.parent; d != nil; d = d.parent {
 		d.extra.descendants -= 1 + n.descendants()
 	}
-	delete(n.parent.children(), n.name)
+	n.parent.children().remove(n.name)
 	n.parent = nil
-}
-
-// namedNode is a child with its name beside it, so that sorting touches
-// the names without first following a pointer to every node.
-type namedNode struct {
-	name string
-	node *node
-}
-
-// sortedChildren returns a directory's children sorted by name (which for
-// siblings is the same as sorting by full key), hidden ones included.
-func (n *node) sortedChildren() []namedNode {
-	children := make([]namedNode, 0, len(n.children()))
-	for name, child := range n.children() {
-		children = append(children, namedNode{name, child})
-	}
-	slices.SortFunc(children, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
-	return children
 }
 
 // childPath joins a directory path and a child name.

@@ -53,7 +53,7 @@ func (s *Store) lookup(p string) (*node, *Error) {
 		if !current.isDir() {
 			return nil, NewError(CodeNotDir, p[:start-1], s.index)
 		}
-		child := current.children()[p[start:end]]
+		child := current.children().get(p[start:end])
 		if child == nil {
 			return nil, NewError(CodeKeyNotFound, p[:end], s.index)
 		}

@@ -130,7 +130,7 @@ func dumpStore(s *Store) string {
 			line += fmt.Sprintf(" expires=%d", n.expiry().at)
 		}
 		lines = append(lines, line)
-		for _, child := range n.children() {
+		for child := range n.children().all() {
 			walk(child, childPath(p, child.name))
 		}
 	}

@@ -15,7 +15,7 @@ func (s *Store) delete(p string, cmd Command) (*Event, *Error) {
 		if !cmd.Dir && !cmd.Recursive {
 			return nil, NewError(CodeNotFile, p, s.index)
 		}
-		if len(n.children()) > 0 && !cmd.Recursive {
+		if n.children().len() > 0 && !cmd.Recursive {
 			return nil, NewError(CodeDirNotEmpty, p, s.index)
 		}
 	}
@@ -71,7 +71,7 @@ func (s *Store) remove(n *node, p, action string, now time.Time) *Event {
 	}
 	var walk func(n *node, p string)
 	walk = func(n *node, p string) {
-		for _, child := range n.children() {
+		for child := range n.children().all() {
 			childP := ""
 			if notify {
 				childP = childPath(p, child.name)

@@ -106,8 +106,8 @@ func treeSize(n *node) int {
 	if !n.isDir() {
 		return size + uvarintLen(uint64(len(n.value))) + len(n.value)
 	}
-	size += uvarintLen(uint64(len(n.children())))
-	for _, child := range n.children() {
+	size += uvarintLen(uint64(n.children().len()))
+	for child := range n.children().all() {
 		size += treeSize(child)
 	}
 	return size
@@ -140,9 +140,9 @@ func appendTree(buf []byte, n *node) []byte {
 	if !n.isDir() {
 		return appendString(buf, n.value)
 	}
-	buf = binary.AppendUvarint(buf, uint64(len(n.children())))
-	for _, child := range n.sortedChildren() {
-		buf = appendTree(buf, child.node)
+	buf = binary.AppendUvarint(buf, uint64(n.children().len()))
+	for child := range n.children().all() {
+		buf = appendTree(buf, child)
 	}
 	return buf
 }
@@ -304,7 +304,7 @@ func (r *restorer) node(depth int) *node {
 		}
 		for i := uint64(0); i < count && r.err == nil; i++ {
 			child := r.node(depth + 1)
-			if r.err == nil && n.children()[child.name] != nil {
+			if r.err == nil && n.children().get(child.name) != nil {
 				r.fail("duplicate child %q", child.name)
 			}
 			if r.err == nil {

@@ -124,10 +124,8 @@ type lister struct {
 // their own children too when recursive (spec §7.2). Listing more nodes
 // than the budget allows, at all levels together, is a limit error.
 func (l *lister) list(n *node, p string) ([]*Node, *Error) {
-	children := n.sortedChildren()
-	out := make([]*Node, 0, len(children))
-	for _, named := range children {
-		child := named.node
+	out := make([]*Node, 0, n.children().len())
+	for child := range n.children().all() {
 		if child.isHidden() {
 			continue
 		}

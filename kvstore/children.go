@@ -1,0 +1,150 @@
+package kvstore
+
+import (
+	"iter"
+	"slices"
+	"strings"
+)
+
+// childList is a directory's children in name order: sorted runs
+// ("chunks") of at most childChunkMax nodes, one after the other. It takes
+// the place of a map from name to node, for two reasons:
+//   - memory: a pointer per child (plus slack), where a Go map spends a
+//     name header, a pointer and its own slack, some 50 bytes per child of
+//     a big directory;
+//   - order: listings and snapshots walk the children sorted, with no
+//     sort and no copy of a million entries at a time.
+//
+// A lookup is a binary search over the chunks' first names, then one in a
+// chunk; an insert or removal moves at most a chunk's worth of pointers,
+// plus the chunk headers when a chunk splits or empties.
+type childList struct {
+	// chunks hold the children.
+	// Invariant: every chunk is non-empty, sorted by name, at most
+	// childChunkMax long, and its names all sort before the next chunk's.
+	chunks [][]*node
+	// count is the number of children. Invariant: the sum of the chunks'
+	// lengths.
+	count int
+}
+
+// childChunkMax bounds a chunk: small enough that inserting into one is a
+// short copy, large enough that the chunk headers are a small part of the
+// whole.
+const childChunkMax = 128
+
+// len returns the number of children; 0 for a nil list (a file).
+func (c *childList) len() int {
+	if c == nil {
+		return 0
+	}
+	return c.count
+}
+
+// find returns the chunk that holds name or would hold it, and name's
+// position in it (and whether it is there).
+func (c *childList) find(name string) (chunk, at int, found bool) {
+	// The last chunk whose first name is <= name.
+	chunk = sortSearch(len(c.chunks), func(i int) bool { return c.chunks[i][0].name > name }) - 1
+	if chunk < 0 {
+		return 0, 0, false
+	}
+	at, found = slices.BinarySearchFunc(c.chunks[chunk], name, func(n *node, name string) int {
+		return strings.Compare(n.name, name)
+	})
+	return chunk, at, found
+}
+
+// sortSearch is sort.Search: the smallest i in [0, n) for which f(i) is
+// true, or n.
+func sortSearch(n int, f func(int) bool) int {
+	lo, hi := 0, n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if !f(mid) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// get returns the child called name, or nil.
+func (c *childList) get(name string) *node {
+	if c == nil || c.count == 0 {
+		return nil
+	}
+	chunk, at, found := c.find(name)
+	if !found {
+		return nil
+	}
+	return c.chunks[chunk][at]
+}
+
+// insert adds n, whose name no child has yet.
+func (c *childList) insert(n *node) {
+	if len(c.chunks) == 0 {
+		c.chunks = [][]*node{{n}}
+		c.count = 1
+		return
+	}
+	chunk, at, found := c.find(n.name)
+	if found {
+		panic("kvstore: insert of a child name already present")
+	}
+	c.chunks[chunk] = slices.Insert(c.chunks[chunk], at, n)
+	c.count++
+	if full := c.chunks[chunk]; len(full) > childChunkMax {
+		// Split in two. Names mostly arrive in order (keys with counters,
+		// in-order keys), so when the new name went last the first part
+		// stays full and the second starts small: chunks then end up full
+		// rather than half-full.
+		cut := len(full) / 2
+		if at == len(full)-1 {
+			cut = len(full) - 1
+		}
+		second := slices.Clone(full[cut:])
+		clear(full[cut:])
+		c.chunks[chunk] = slices.Clip(full[:cut])
+		c.chunks = slices.Insert(c.chunks, chunk+1, second)
+	}
+}
+
+// remove takes out the child called name and reports whether there was
+// one.
+func (c *childList) remove(name string) bool {
+	if c.count == 0 {
+		return false
+	}
+	chunk, at, found := c.find(name)
+	if !found {
+		return false
+	}
+	c.chunks[chunk] = slices.Delete(c.chunks[chunk], at, at+1)
+	c.count--
+	if len(c.chunks[chunk]) == 0 {
+		c.chunks = slices.Delete(c.chunks, chunk, chunk+1)
+	} else if len(c.chunks[chunk]) < cap(c.chunks[chunk])/4 {
+		// Give back what a shrunken chunk no longer uses.
+		c.chunks[chunk] = slices.Clone(c.chunks[chunk])
+	}
+	return true
+}
+
+// all yields the children in name order. The list must not change during
+// the iteration.
+func (c *childList) all() iter.Seq[*node] {
+	return func(yield func(*node) bool) {
+		if c == nil {
+			return
+		}
+		for _, chunk := range c.chunks {
+			for _, n := range chunk {
+				if !yield(n) {
+					return
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package kvstore
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+)
+
+// check verifies childList's invariants.
+func (c *childList) check() error {
+	if c == nil {
+		return nil
+	}
+	total := 0
+	var last *node
+	for i, chunk := range c.chunks {
+		if len(chunk) == 0 || len(chunk) > childChunkMax {
+			return fmt.Errorf("chunk %d holds %d children", i, len(chunk))
+		}
+		for _, n := range chunk {
+			if last != nil && last.name >= n.name {
+				return fmt.Errorf("child %q comes after %q", n.name, last.name)
+			}
+			last = n
+		}
+		total += len(chunk)
+	}
+	if total != c.count {
+		return fmt.Errorf("count %d, chunks hold %d", c.count, total)
+	}
+	return nil
+}
+
+// TestPropertyChildListMatchesMap runs random inserts, removals and
+// lookups on a childList and on a map, and compares: the same children,
+// in name order, with the invariants kept after every step.
+func TestPropertyChildListMatchesMap(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var list childList
+		model := map[string]*node{}
+		// Few distinct names make removals and repeats likely; many make
+		// chunks split.
+		names := rapid.IntRange(1, 3*childChunkMax).Draw(t, "names")
+		ordered := rapid.Bool().Draw(t, "mostly in order")
+		next := 0
+		for step := range rapid.IntRange(1, 1500).Draw(t, "steps") {
+			k := rapid.IntRange(0, names-1).Draw(t, "key")
+			if ordered {
+				k, next = next%names, next+1
+			}
+			name := fmt.Sprintf("k%05d", k)
+			switch rapid.IntRange(0, 3).Draw(t, "op") {
+			case 0, 1:
+				if model[name] == nil {
+					n := &node{name: name}
+					list.insert(n)
+					model[name] = n
+				}
+			case 2:
+				_, had := model[name]
+				if list.remove(name) != had {
+					t.Fatalf("step %d: remove %s: %v, the model had it: %v", step, name, !had, had)
+				}
+				delete(model, name)
+			case 3:
+				if got := list.get(name); got != model[name] {
+					t.Fatalf("step %d: get %s: %v, want %v", step, name, got, model[name])
+				}
+			}
+			if err := list.check(); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+		}
+		want := make([]string, 0, len(model))
+		for name := range model {
+			want = append(want, name)
+		}
+		sort.Strings(want)
+		var got []string
+		for n := range list.all() {
+			got = append(got, n.name)
+		}
+		if !slices.Equal(got, want) || list.len() != len(want) {
+			t.Fatalf("children %v (len %d), want %v", got, list.len(), want)
+		}
+	})
+}
+
+// The checker catches a list out of order and a wrong count.
+func TestChildListCheckCatchesBrokenLists(t *testing.T) {
+	var list childList
+	for _, name := range []string{"a", "b", "c"} {
+		list.insert(&node{name: name})
+	}
+	require.NoError(t, list.check())
+	list.chunks[0][0], list.chunks[0][1] = list.chunks[0][1], list.chunks[0][0]
+	require.Error(t, list.check())
+	list.chunks[0][0], list.chunks[0][1] = list.chunks[0][1], list.chunks[0][0]
+	list.count++
+	require.Error(t, list.check())
+	require.Panics(t, func() { list.insert(&node{name: "b"}) }, "a second child of the same name")
+}
