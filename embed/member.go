@@ -338,11 +338,13 @@ func (m *Member) pollPeerStats(stop <-chan struct{}) {
 		case <-ticker.C:
 		}
 		for _, p := range m.transport.Stats().Peers {
-			total := p.Dropped
+			total, n := p.Dropped, uint64(0)
 			if total > last[p.ID] {
-				m.metrics.PeerSendFailures(p.ID, total-last[p.ID])
-				m.messages.Failed(p.ID, total-last[p.ID])
+				n = total - last[p.ID]
 			}
+			// Even 0: the peer's failure series exist from the start.
+			m.metrics.PeerSendFailures(p.ID, n)
+			m.messages.Failed(p.ID, n)
 			last[p.ID] = total
 		}
 	}

@@ -354,12 +354,12 @@ func (m *ServerMetrics) ObserveSnapshotSave(d time.Duration) {
 // PeerSendFailed counts a raft message that could not be sent to peer to.
 func (m *ServerMetrics) PeerSendFailed(to uint64) { m.PeerSendFailures(to, 1) }
 
-// PeerSendFailures counts n raft messages that could not be sent to peer to.
+// PeerSendFailures counts n raft messages that could not be sent to peer
+// to. n may be 0: the peer's series then exist, at 0, before any failure
+// (so that rates and alerts over them start from the beginning).
 func (m *ServerMetrics) PeerSendFailures(to uint64, n uint64) {
-	if n > 0 {
-		m.peerSendFailures.WithLabelValues(formatID(to)).Add(float64(n))
-		m.etcd.peerSentFailures.WithLabelValues(formatID(to)).Add(float64(n))
-	}
+	m.peerSendFailures.WithLabelValues(formatID(to)).Add(float64(n))
+	m.etcd.peerSentFailures.WithLabelValues(formatID(to)).Add(float64(n))
 }
 
 func boolGauge(b bool) float64 {
