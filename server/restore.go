@@ -80,8 +80,12 @@ func replayDataDir(fsys storage.FS, dir string, storeCfg kvstore.Config) (replay
 		return replayed{}, fmt.Errorf("load snapshot from %s: %w", snapDir, err)
 	}
 	if snap.Metadata.Index != rec.Snapshot.Index {
-		return replayed{}, fmt.Errorf("the WAL in %s needs snapshot %s in %s, which is missing or damaged (%w)",
-			walDir, fmt.Sprintf("%016x-%016x.snap", rec.Snapshot.Term, rec.Snapshot.Index), snapDir, errors.Join(skipped...))
+		err := fmt.Errorf("the WAL in %s needs snapshot %016x-%016x.snap in %s, which is missing or damaged",
+			walDir, rec.Snapshot.Term, rec.Snapshot.Index, snapDir)
+		if len(skipped) > 0 {
+			err = fmt.Errorf("%w (%w)", err, errors.Join(skipped...))
+		}
+		return replayed{}, err
 	}
 	log, err := storage.NewMemoryStorage(rec, snap)
 	if err != nil {
