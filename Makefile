@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: run demo test bench bench-compare fuzz-http sim lint fmt build
+.PHONY: run demo test bench bench-compare fuzz-http sim nemesis lint fmt build
 
 ## run: start a local 3-member cluster on 127.0.0.1 and print how to talk to it (Ctrl-C stops it)
 run:
@@ -49,6 +49,15 @@ fuzz-http:
 SEEDS ?= 2000
 sim:
 	$(GO) run ./cmd/raftkv sim --seed 1 --seeds $(SEEDS)
+
+## nemesis: real members, one per network namespace, under partitions, cuts, loss, SIGKILL, SIGSTOP,
+## member remove/add, wiped data and a full disk, the clients' history checked (root only): DURATION of
+## faults (default 60s), MEMBERS (3 or 5), SEED=N replays a schedule; progress lines and a final table
+MEMBERS ?= 3
+nemesis: NEMESIS_DURATION = $(if $(filter command line environment,$(origin DURATION)),$(DURATION),60s)
+nemesis:
+	$(GO) build -o bin/raftkv ./cmd/raftkv
+	bin/raftkv nemesis --duration $(NEMESIS_DURATION) --members $(MEMBERS) $(if $(SEED),--seed $(SEED)) $(NEMESIS_FLAGS)
 
 ## soak-recipes: the coordination recipes' fault tests, each scenario for a minute (SOAK=5m to change)
 SOAK ?= 1m

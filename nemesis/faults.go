@@ -355,6 +355,7 @@ func (c *Cluster) apply(ctx context.Context, f Fault, lead int) (int, string, he
 		}
 		return victim, "SIGKILL and wipe " + name + ", member remove", func(ctx context.Context) error { return c.AddMember(ctx, victim) }, nil
 	case DiskFull:
+		logFrom := c.Members[victim].logSize()
 		if err := c.FillDisk(); err != nil {
 			return victim, "", nil, err
 		}
@@ -362,6 +363,10 @@ func (c *Cluster) apply(ctx context.Context, f Fault, lead int) (int, string, he
 			if err := c.FreeDisk(); err != nil {
 				return err
 			}
+			// Say whether the member felt it: its WAL segment is
+			// preallocated, so a full disk bites when a snapshot or a new
+			// segment is written.
+			c.logf("nemesis: %s logged %d disk-full lines while its disk was full", name, c.Members[victim].countLog(logFrom, "no space", "disk full"))
 			// A member that gave up on a full disk is started again, as
 			// an operator would once the disk has room.
 			if m := c.Members[victim]; !m.Running() {

@@ -283,6 +283,34 @@ func (m *Member) Wipe() error {
 	return nil
 }
 
+// logSize is the length of the member's log so far.
+func (m *Member) logSize() int64 {
+	st, err := os.Stat(m.LogPath)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// countLog counts the lines of the log after offset from that contain any
+// of words (case-insensitive).
+func (m *Member) countLog(from int64, words ...string) int {
+	data, err := os.ReadFile(m.LogPath)
+	if err != nil || int64(len(data)) < from {
+		return 0
+	}
+	n := 0
+	for _, line := range strings.Split(strings.ToLower(string(data[from:])), "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
 // LogTail returns the last n lines of the member's log.
 func (m *Member) LogTail(n int) string {
 	data, err := os.ReadFile(m.LogPath)
