@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: run demo test bench bench-compare fuzz-http sim nemesis lint fmt build
+.PHONY: run demo test bench bench-compare bench-memory fuzz-http sim nemesis lint fmt build
 
 ## run: start a local 3-member cluster on 127.0.0.1 and print how to talk to it (Ctrl-C stops it)
 run:
@@ -35,6 +35,13 @@ ROUNDS ?= 1
 COMPARE_CLIENTS ?= 1,16,64,256
 bench-compare:
 	$(GO) run ./benchmarks/compare -duration $(DURATION) -rounds $(ROUNDS) -clients $(COMPARE_CLIENTS) $(COMPARE_FLAGS)
+
+## bench-memory: raftkv and etcd (v2 API) in turn, 3 members each, filled with KEYS keys (16-byte paths,
+## 64-byte values) through the API; every member's RSS once settled and after MEMORY_IDLE, and the ratios
+KEYS ?= 1000000
+MEMORY_IDLE ?= 30s
+bench-memory:
+	$(GO) run ./benchmarks/compare -memory $(KEYS) -memory-idle $(MEMORY_IDLE) $(COMPARE_FLAGS)
 
 ## fuzz-http: fuzz the client API's fast-path request parser against net/http's for FUZZTIME, then its
 ## form decoder against ParseForm for FORM_FUZZTIME (FUZZTIME unless set); their seeds and saved

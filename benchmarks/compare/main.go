@@ -52,6 +52,8 @@ type options struct {
 	profileDir string
 	only       string
 	httpClient string
+	// loneClient says where the client of a 1-client run goes.
+	loneClient string
 	// memoryKeys, when positive, runs the memory comparison with that
 	// many keys instead of the rate comparison.
 	memoryKeys int
@@ -94,6 +96,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of raftkv's leader during the 64-client (or largest) write runs here")
 	fs.StringVar(&o.only, "only", "", "run one system only: raftkv or etcd")
 	fs.StringVar(&o.httpClient, "http-client", "raw", "the load tool's HTTP client: raw (its own, lean) or net/http")
+	fs.StringVar(&o.loneClient, "lone-client", "both", "where the client of a 1-client run goes: both (a run on the leader and one on a follower), leader, follower, or spread (member 0, as the clients of larger runs)")
 	fs.IntVar(&o.memoryKeys, "memory", 0, "instead of rates, compare memory: write this many keys (64-byte values) to each system in turn and read every member's RSS")
 	fs.DurationVar(&o.memoryIdle, "memory-idle", 30*time.Second, "with -memory: how long to wait idle, after the figures settled, before reading them again")
 	if err := fs.Parse(args); err != nil {
@@ -117,6 +120,11 @@ func parseOptions(args []string) (options, error) {
 	}
 	if o.memoryKeys < 0 || o.memoryKeys > 10_000_000 || o.memoryIdle < 0 {
 		return o, errors.New("-memory: want 0 to 10,000,000 keys; -memory-idle: want a duration >= 0")
+	}
+	switch o.loneClient {
+	case "both", "leader", "follower", "spread":
+	default:
+		return o, fmt.Errorf("-lone-client %q: want both, leader, follower or spread", o.loneClient)
 	}
 	if o.only != "" && o.only != "raftkv" && o.only != "etcd" {
 		return o, fmt.Errorf("-only %q: want raftkv or etcd", o.only)
@@ -195,28 +203,33 @@ func run(ctx context.Context, o options, procs *processes) error {
 			}
 		}
 		for _, c := range o.clients {
-			for round := range o.rounds {
-				// The systems take turns, and which goes first alternates,
-				// so that neither always runs on a machine the other just
-				// warmed (or heated).
-				order := systems
-				if (round+c)%2 == 1 && len(systems) == 2 {
-					order = []*system{systems[1], systems[0]}
-				}
-				for _, s := range order {
-					r, err := benchOnce(ctx, o, s, op, c, systems[0] == s)
-					if err != nil {
-						return err
+			for _, where := range placements(o, c) {
+				for round := range o.rounds {
+					// The systems take turns, and which goes first
+					// alternates, so that neither always runs on a machine
+					// the other just warmed (or heated).
+					order := systems
+					if (round+c)%2 == 1 && len(systems) == 2 {
+						order = []*system{systems[1], systems[0]}
 					}
-					results[s.name] = append(results[s.name], r)
-					fmt.Printf("  %-6s %-3s %4d clients: %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (load %s; load tool %v CPU per request)\n",
-						s.name, op, c, r.RatePerS, r.LatencyMs.P50, r.LatencyMs.P99, r.Errors, r.Machine.LoadAverage,
-						r.benchCPUPerRequest(o).Round(time.Microsecond))
+					for _, s := range order {
+						r, err := benchOnce(ctx, o, s, op, c, where, systems[0] == s)
+						if err != nil {
+							return err
+						}
+						results[s.name] = append(results[s.name], r)
+						fmt.Printf("  %-6s %-3s %4d clients%s: %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (load %s; load tool %v CPU per request)\n",
+							s.name, op, c, placementLabel(where, r.endpoint), r.RatePerS, r.LatencyMs.P50, r.LatencyMs.P99, r.Errors,
+							r.Machine.LoadAverage, r.benchCPUPerRequest(o).Round(time.Microsecond))
+					}
 				}
 			}
 		}
 	}
 	printTable(os.Stdout, o, systems, results)
+	if o.loneClient == "both" && slicesContains(o.clients, 1) {
+		fmt.Println("\n1 client @leader: the lone client talks to the leader of each system; @follower: to a follower, which forwards to the leader")
+	}
 	if err := writeOutputs(ctx, o, systems, results); err != nil {
 		return err
 	}
@@ -240,6 +253,11 @@ type benchRun struct {
 	} `json:"machine"`
 	// raw is the whole JSON, kept for the output directory.
 	raw []byte
+	// where is the lone client's member ("leader" or "follower"), or ""
+	// when the clients are spread over the members.
+	where string
+	// endpoint is the member a placed lone client talked to.
+	endpoint string
 	// benchCPU is the CPU time (user + system) the load tool used,
 	// warm-up included.
 	benchCPU time.Duration
@@ -256,8 +274,16 @@ func (r benchRun) benchCPUPerRequest(o options) time.Duration {
 }
 
 // benchOnce runs raftkv bench once against s.
-func benchOnce(ctx context.Context, o options, s *system, op string, clients int, profile bool) (benchRun, error) {
-	args := []string{"bench", "--endpoints", strings.Join(s.endpoints, ","), "--op", op,
+func benchOnce(ctx context.Context, o options, s *system, op string, clients int, where string, profile bool) (benchRun, error) {
+	endpoints := s.endpoints
+	if where != "" {
+		ep, err := memberAt(ctx, s, where)
+		if err != nil {
+			return benchRun{}, err
+		}
+		endpoints = []string{ep}
+	}
+	args := []string{"bench", "--endpoints", strings.Join(endpoints, ","), "--op", op,
 		"--clients", strconv.Itoa(clients), "--duration", o.duration.String(), "--warmup", o.warmup.String(),
 		"--value-size", strconv.Itoa(o.valueSize), "--key-space", strconv.Itoa(o.keySpace), "--output", "json",
 		"--http-client", o.httpClient}
@@ -287,7 +313,64 @@ func benchOnce(ctx context.Context, o options, s *system, op string, clients int
 	}
 	r.raw = out
 	r.benchCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	r.where = where
+	if where != "" {
+		r.endpoint = endpoints[0]
+	}
 	return r, nil
+}
+
+// placements are where the clients of a run go: spread over the members
+// (""), or, for a lone client and -lone-client both, once on the leader
+// and once on a follower — a follower forwards a write to the leader and
+// answers once it has applied it itself, a hop a client of the leader
+// does not pay, so a fair 1-client comparison puts both systems' lone
+// clients on the same kind of member.
+func placements(o options, clients int) []string {
+	if clients != 1 {
+		return []string{""}
+	}
+	switch o.loneClient {
+	case "both":
+		return []string{"leader", "follower"}
+	case "leader", "follower":
+		return []string{o.loneClient}
+	}
+	return []string{""}
+}
+
+// placementLabel names where a run's lone client was.
+func placementLabel(where, endpoint string) string {
+	if where == "" {
+		return ""
+	}
+	return fmt.Sprintf(" @%s %s", where, endpoint)
+}
+
+// memberAt is the client URL of s's leader, or of a follower.
+func memberAt(ctx context.Context, s *system, where string) (string, error) {
+	leader, err := findLeader(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	if where == "leader" {
+		return leader, nil
+	}
+	for _, ep := range s.endpoints {
+		if ep != leader {
+			return ep, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no follower", s.name)
+}
+
+func slicesContains(list []int, x int) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }
 
 // profileClients is the client count whose write run is profiled: 64 if
@@ -410,7 +493,7 @@ func printTable(w io.Writer, o options, systems []*system, results map[string][]
 	if o.rounds > 1 {
 		fmt.Fprintf(w, "each figure is the run of median rate among %d rounds\n", o.rounds)
 	}
-	header := fmt.Sprintf("%-6s %7s", "op", "clients")
+	header := fmt.Sprintf("%-6s %11s", "op", "clients")
 	for _, s := range systems {
 		header += fmt.Sprintf(" | %-6s %9s %8s %8s", s.name, "ops/s", "p50 ms", "p99 ms")
 	}
@@ -425,30 +508,41 @@ func printTable(w io.Writer, o options, systems []*system, results map[string][]
 			label = "reads"
 		}
 		for _, c := range o.clients {
-			line := fmt.Sprintf("%-6s %7d", label, c)
-			var rates []float64
-			for _, s := range systems {
-				r := medianRun(results[s.name], op, c)
-				line += fmt.Sprintf(" | %-6s %9.0f %8.2f %8.2f", "", r.RatePerS, r.LatencyMs.P50, r.LatencyMs.P99)
-				if r.Errors > 0 {
-					line += fmt.Sprintf(" (%d errors)", r.Errors)
-				}
-				rates = append(rates, r.RatePerS)
+			for _, where := range placements(o, c) {
+				printRow(w, systems, results, label, op, c, where)
 			}
-			if len(rates) == 2 && rates[1] > 0 {
-				line += fmt.Sprintf(" | %.2fx", rates[0]/rates[1])
-			}
-			fmt.Fprintln(w, line)
 		}
 	}
 }
 
+// printRow prints the row of (op, clients, where).
+func printRow(w io.Writer, systems []*system, results map[string][]benchRun, label, op string, c int, where string) {
+	count := strconv.Itoa(c)
+	if where != "" {
+		count += " @" + where
+	}
+	line := fmt.Sprintf("%-6s %11s", label, count)
+	var rates []float64
+	for _, s := range systems {
+		r := medianRun(results[s.name], op, c, where)
+		line += fmt.Sprintf(" | %-6s %9.0f %8.2f %8.2f", "", r.RatePerS, r.LatencyMs.P50, r.LatencyMs.P99)
+		if r.Errors > 0 {
+			line += fmt.Sprintf(" (%d errors)", r.Errors)
+		}
+		rates = append(rates, r.RatePerS)
+	}
+	if len(rates) == 2 && rates[1] > 0 {
+		line += fmt.Sprintf(" | %.2fx", rates[0]/rates[1])
+	}
+	fmt.Fprintln(w, line)
+}
+
 // medianRun is the run of median rate among the rounds of (op, clients);
 // of an even number of rounds, the lower of the two middle ones.
-func medianRun(runs []benchRun, op string, clients int) benchRun {
+func medianRun(runs []benchRun, op string, clients int, where string) benchRun {
 	var match []benchRun
 	for _, r := range runs {
-		if r.Op == op && r.Clients == clients {
+		if r.Op == op && r.Clients == clients && r.where == where {
 			match = append(match, r)
 		}
 	}
@@ -472,7 +566,9 @@ func writeOutputs(ctx context.Context, o options, systems []*system, results map
 		for _, s := range systems {
 			var raws []json.RawMessage
 			for _, r := range results[s.name] {
-				if r.Op == op {
+				// The report has one run per client count: of a lone
+				// client placed twice, the one on the leader.
+				if r.Op == op && r.where != "follower" {
 					raws = append(raws, r.raw)
 				}
 			}
@@ -577,9 +673,9 @@ func startCluster(ctx context.Context, procs *processes, work, logDir, name stri
 	if leader, err := findLeader(ctx, s); err == nil && leader == s.endpoints[0] {
 		where = "the leader"
 	}
-	// Client i uses member i mod 3: the one client of a 1-client run talks
-	// to the first member, a follower (forwarding to the leader) or not.
-	fmt.Printf("%s: 3 members up at %s (the first, which a lone client uses, is %s)\n", name, strings.Join(s.endpoints, ", "), where)
+	// Client i uses member i mod 3; a lone client goes where -lone-client
+	// says (with spread, to the first member, a follower or not).
+	fmt.Printf("%s: 3 members up at %s (the first is %s)\n", name, strings.Join(s.endpoints, ", "), where)
 	return s, nil
 }
 
