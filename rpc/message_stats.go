@@ -244,9 +244,11 @@ func entriesSize(ents []raft.Entry) int {
 // (etcd's queueCapacity).
 const rateWindowSize = 200
 
-// rateWindow keeps the latest requests to compute recent rates as etcd's
-// statsQueue does: requests per second and bytes per second over the
-// span of the kept requests, 0 once the newest is more than a second old.
+// rateWindow keeps the latest requests to compute recent rates much as
+// etcd's statsQueue does: requests and bytes per second from the oldest
+// kept request to now (etcd divides by the span between the oldest and the
+// newest, which is infinite for a single request), 0 once the newest is
+// more than a second old.
 type rateWindow struct {
 	at    [rateWindowSize]time.Time
 	size  [rateWindowSize]int
