@@ -300,7 +300,33 @@ func (c *Cluster) AddMember(ctx context.Context, i int) error {
 	}
 	o := c.opts
 	o.existing = true
+	m.rejoined = true
 	return m.start(o, 20*time.Second)
+}
+
+// restartWiped starts member i, its data directory wiped, as it first
+// started — under its old identity — and expects it to refuse: with an
+// empty log it could vote for a candidate that lacks acknowledged writes.
+// A member that was added back since has no founder's identity to come
+// back under, and is not tried.
+func (c *Cluster) restartWiped(i int) error {
+	m := c.Members[i]
+	if m.rejoined {
+		return nil
+	}
+	m.reap()
+	from := m.logSize()
+	err := m.start(c.opts, 15*time.Second)
+	if err == nil {
+		m.Kill()
+		return fmt.Errorf("%s came back under its old identity with a wiped data directory (it must refuse)", m.Name)
+	}
+	m.reap()
+	if !strings.Contains(err.Error(), "exited at start") {
+		return fmt.Errorf("%s restarted with a wiped data directory: %w", m.Name, err)
+	}
+	c.logf("nemesis: %s, its data wiped, refused to come back under its old identity (%d lines say it lost its data)", m.Name, m.countLog(from, "lost its data"))
+	return nil
 }
 
 // Restart starts a stopped member again on its data directory.

@@ -350,6 +350,9 @@ func (c *Cluster) apply(ctx context.Context, f Fault, lead int) (int, string, he
 		if err := c.Members[victim].Wipe(); err != nil {
 			return victim, "", nil, err
 		}
+		if err := c.restartWiped(victim); err != nil {
+			return victim, "", nil, err
+		}
 		if err := c.RemoveMember(ctx, victim); err != nil {
 			return victim, "", nil, err
 		}

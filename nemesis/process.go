@@ -39,6 +39,9 @@ type Member struct {
 	incarnation int
 	// paused says the process is stopped with SIGSTOP. Guarded by mu.
 	paused bool
+	// rejoined says the member was removed and added back as a new member
+	// (no longer a founder). Used by the fault loop only.
+	rejoined bool
 }
 
 // pid is the running process's id (0: none).
