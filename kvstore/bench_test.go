@@ -153,6 +153,25 @@ func BenchmarkSetApplyWith100kIdleWatchers(b *testing.B) {
 	reportApplies(b, start, cpuStart)
 }
 
+// BenchmarkSaveMillionKeys snapshots a store of a million keys: time the
+// member's event loop spends on it every SnapshotEvery entries, and the
+// snapshot's size.
+func BenchmarkSaveMillionKeys(b *testing.B) {
+	s, _ := benchStore()
+	b.ReportAllocs()
+	b.ResetTimer()
+	size := 0
+	for range b.N {
+		data, err := s.Save()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(data)
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/save")
+	b.ReportMetric(float64(size)/1e6, "MB/snapshot")
+}
+
 // BenchmarkMemoryPerKey measures the heap a store needs per key.
 func BenchmarkMemoryPerKey(b *testing.B) {
 	keys := benchKeyList(benchKeys)
