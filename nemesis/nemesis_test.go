@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,7 +58,10 @@ func TestNemesis(t *testing.T) {
 		t.Fatal(err)
 	}
 	duration := testDuration(t, 60*time.Second)
-	rep, err := Run(context.Background(), Config{Binary: raftkvBinary(t), Members: 3, Seed: seed, Kinds: kinds,
+	// Ctrl-C stops the run and tears everything down.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := Run(ctx, Config{Binary: raftkvBinary(t), Members: 3, Seed: seed, Kinds: kinds,
 		Duration: duration, Log: logWriter{t}, Progress: logWriter{t}, ProgressEvery: 10 * time.Second})
 	if rep != nil {
 		var b strings.Builder
@@ -180,4 +184,33 @@ func TestLeftoversOfAKilledRunAreCleaned(t *testing.T) {
 	if strings.Contains(string(mounts), slotDir(slot)) {
 		t.Errorf("mounts left behind:\n%s", mounts)
 	}
+}
+
+// TestNemesisLivenessFailureAttachesStats is a test of the liveness
+// check's report: with a bound no write can meet, the run must fail after
+// the first heal and attach every member's /v2/stats and the end of its
+// log.
+func TestNemesisLivenessFailureAttachesStats(t *testing.T) {
+	needNamespaces(t)
+	kill := Fault{Kind: Kill, Member: Leader, Duration: 2 * time.Second, Quiet: time.Second}
+	rep, err := Run(context.Background(), Config{Binary: raftkvBinary(t), Members: 3, Seed: 2, DiskMB: -1,
+		Schedule: []Fault{kill, kill}, LivenessBound: time.Nanosecond, OutDir: t.TempDir(), Log: logWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Faults) != 1 {
+		t.Fatalf("the run went on after a liveness failure: %d faults", len(rep.Faults))
+	}
+	var stuck string
+	for _, p := range rep.Problems {
+		if strings.HasPrefix(p, "liveness:") {
+			stuck = p
+		}
+	}
+	for _, want := range []string{"liveness: no write succeeded within 1ns", "/v2/stats/self: 200", "/v2/stats/leader", "m1 log", "m3 log"} {
+		if !strings.Contains(stuck, want) {
+			t.Fatalf("the liveness failure does not say %q:\n%s", want, stuck)
+		}
+	}
+	assertNothingLeft(t, -1)
 }

@@ -419,7 +419,8 @@ func (r *runner) probe(bound time.Duration) (time.Duration, bool) {
 		r.load.acks = append(r.load.acks, Ack{Client: r.probeID, Change: changeOf(resp)})
 		r.load.okWrites[int64(time.Since(r.load.start)/time.Second)] = true
 		r.load.mu.Unlock()
-		return time.Since(start), true
+		took := time.Since(start)
+		return took, took <= bound
 	}
 	return -1, false
 }
