@@ -164,19 +164,6 @@ func fetchCluster(ctx context.Context, hc *http.Client, peerURL string) (remoteC
 	return c, nil
 }
 
-// firstCluster asks the peer URLs in turn and returns the first answer.
-func firstCluster(ctx context.Context, hc *http.Client, peerURLs []string) (remoteCluster, error) {
-	var errs []error
-	for _, u := range peerURLs {
-		c, err := fetchCluster(ctx, hc, u)
-		if err == nil {
-			return c, nil
-		}
-		errs = append(errs, err)
-	}
-	return remoteCluster{}, errors.Join(errs...)
-}
-
 // peerHTTPClient reaches peer URLs (with the peer TLS client configuration
 // for https ones).
 func peerHTTPClient(peerClientTLS *tls.Config) *http.Client {
@@ -205,26 +192,39 @@ func discoverJoin(ctx context.Context, hc *http.Client, name string, founders []
 	if len(peers) == 0 {
 		return identity{}, remoteCluster{}, fmt.Errorf("--initial-cluster-state existing: --initial-cluster names no member but this one to learn the cluster from")
 	}
+	// A member answers from its own table, which may lag behind the
+	// leader's for a moment after 'member add': ask every peer, and again
+	// a little later, before concluding that this member was never added.
 	var c remoteCluster
-	var err error
-	for attempt := range discoveryAttempts {
-		if c, err = firstCluster(ctx, hc, peers); err == nil {
-			break
-		}
-		if attempt+1 < discoveryAttempts {
+	var self remoteMember
+	found := false
+	var errs []error
+	for attempt := 0; attempt < discoveryAttempts && !found; attempt++ {
+		if attempt > 0 {
 			select {
 			case <-ctx.Done():
 				return identity{}, remoteCluster{}, ctx.Err()
 			case <-time.After(discoveryRetry):
 			}
 		}
+		errs = errs[:0]
+		for _, u := range peers {
+			rc, err := fetchCluster(ctx, hc, u)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			c = rc
+			if self, found = rc.byPeerURLs(own); found {
+				break
+			}
+		}
 	}
-	if err != nil {
+	if c.from == "" {
 		return identity{}, remoteCluster{}, fmt.Errorf("--initial-cluster-state existing: cannot learn the cluster from any member in --initial-cluster (%s): %w",
-			strings.Join(peers, ", "), err)
+			strings.Join(peers, ", "), errors.Join(errs...))
 	}
-	self, ok := c.byPeerURLs(own)
-	if !ok {
+	if !found {
 		return identity{}, remoteCluster{}, fmt.Errorf("the cluster %x that %s belongs to has no member with peer URLs %s (--initial-advertise-peer-urls); "+
 			"add it first with 'raftkv member add %s %s' (members: %s)",
 			c.clusterID, c.from, strings.Join(own, ","), name, strings.Join(own, ","), c.describe())

@@ -22,14 +22,16 @@ import (
 
 // docStep is one step of docs/operations.md: a command block marked
 // <!-- test: run NAME -->, <!-- test: background NAME --> (a member that
-// keeps running; NAME is the prefix of its $NAME_CLIENT), or the bare
-// <!-- test: stop-all --> (stop every member started so far).
+// keeps running; NAME is the prefix of its $NAME_CLIENT), <!-- test: fails
+// NAME --> (a command that must end in an error), or the bare <!-- test:
+// stop NAME --> and <!-- test: stop-all --> (stop that member, or every
+// member started so far).
 type docStep struct {
 	kind, name, script string
 	line               int
 }
 
-var docDirective = regexp.MustCompile(`^<!-- test: (run|background|stop-all) ?(\S*) -->$`)
+var docDirective = regexp.MustCompile(`^<!-- test: (run|fails|background|stop-all|stop) ?(\S*) -->$`)
 
 // parseOperationsDoc reads the steps of the doc at path, in order.
 func parseOperationsDoc(t *testing.T, path string) []docStep {
@@ -70,7 +72,7 @@ func parseOperationsDoc(t *testing.T, path string) []docStep {
 				t.Fatalf("%s:%d: a test directive without its command block (line %d)", path, n, pending.line)
 			}
 			step := docStep{kind: m[1], name: m[2], line: n}
-			if step.kind == "stop-all" {
+			if step.kind == "stop-all" || step.kind == "stop" {
 				steps = append(steps, step)
 			} else {
 				pending = &step
@@ -105,6 +107,15 @@ func (r *docRun) step(s docStep) string {
 	switch s.kind {
 	case "stop-all":
 		r.stopAll()
+		return ""
+	case "stop":
+		cmd := r.background[s.name]
+		if cmd == nil {
+			r.t.Fatalf("docs/operations.md:%d: no member %s runs", s.line, s.name)
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		delete(r.background, s.name)
 		return ""
 	case "background":
 		cmd := r.command(s.script)
@@ -146,6 +157,12 @@ func (r *docRun) step(s docStep) string {
 	}()
 	err := cmd.Wait()
 	close(done)
+	if s.kind == "fails" {
+		if err == nil {
+			r.t.Fatalf("docs/operations.md:%d: step %s succeeded, the doc says it fails:\n%s", s.line, s.name, out.String())
+		}
+		return out.String()
+	}
 	if err != nil {
 		r.t.Fatalf("docs/operations.md:%d: step %s failed: %v\n%s\n%s", s.line, s.name, err, s.script, out.String())
 	}
@@ -251,6 +268,7 @@ func TestOperationsDoc(t *testing.T) {
 	var during *docWriter
 	var backupIndex uint64
 	oldIDs := map[string]bool{}
+	replaced := false
 	for _, s := range steps {
 		if s.name == "backup" {
 			before, _ = readAllEventually(t, r.urls["M1_CLIENT"])
@@ -258,7 +276,14 @@ func TestOperationsDoc(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 		}
 		out := r.step(s)
+		if s.kind == "background" && s.name == "M2" && replaced {
+			want, _ := readAllEventually(t, r.urls["M1_CLIENT"])
+			waitSame(t, r.urls["M2_CLIENT"], want, false)
+			waitNamed(t, r.urls["M1_CLIENT"], "m2")
+		}
 		switch s.name {
+		case "replace-m2":
+			replaced = true
 		case "write":
 			bulkWrites(t, r.urls["M1_CLIENT"])
 		case "check-m4":
@@ -279,7 +304,24 @@ func TestOperationsDoc(t *testing.T) {
 				t.Fatalf("backup printed %q", out)
 			}
 			backupIndex, _ = strconv.ParseUint(m[1], 10, 64)
+			for _, m := range listMembersAt(t, r.urls["M1_CLIENT"]) {
+				oldIDs[m.ID] = true
+			}
 			t.Logf("backup: %s(%d writes during the backup)", out, len(during.written()))
+		case "wipe-m2":
+			// A leader among the live members before the next steps (m2
+			// may have led).
+			waitLeader(t, r.urls["M1_CLIENT"])
+		case "wiped-m2":
+			for _, want := range []string{"member m2 (ID ", "has already been started", "raftkv member remove ",
+				"raftkv member add m2", "--initial-cluster-state existing"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("the wiped m2 did not refuse with %q:\n%s", want, out)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(r.dir, "m2.data", "wal")); err == nil {
+				t.Fatal("the refused m2 wrote a WAL")
+			}
 		case "disaster":
 			for _, d := range []string{"m1.data", "m2.data", "m3.data", "m4.data"} {
 				if _, err := os.Stat(filepath.Join(r.dir, d)); err == nil {
@@ -520,5 +562,21 @@ func waitNamed(t *testing.T, endpoint, name string) {
 			t.Fatalf("no member named %s at %s", name, endpoint)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitLeader waits until endpoint knows a leader that answers.
+func waitLeader(t *testing.T, endpoint string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, _ := putValue(endpoint+"/v2/keys/leader-check", "x")
+		if code == http.StatusOK || code == http.StatusCreated {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader answers through %s", endpoint)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
