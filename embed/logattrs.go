@@ -35,19 +35,31 @@ func (h identityHandler) Enabled(ctx context.Context, level slog.Level) bool {
 
 func (h identityHandler) Handle(ctx context.Context, r slog.Record) error {
 	id := h.identity
-	r.AddAttrs(slog.String("name", id.name))
+	// A record that says one of these itself keeps its own (a line about
+	// a new cluster ID, say): JSON keys stay unique.
+	has := map[string]bool{}
+	r.Attrs(func(a slog.Attr) bool {
+		has[a.Key] = true
+		return true
+	})
+	add := func(a slog.Attr) {
+		if !has[a.Key] {
+			r.AddAttrs(a)
+		}
+	}
+	add(slog.String("name", id.name))
 	if v := id.memberID.Load(); v != 0 {
-		r.AddAttrs(slog.String("local-member-id", fmt.Sprintf("%x", v)))
+		add(slog.String("local-member-id", fmt.Sprintf("%x", v)))
 	}
 	if v := id.clusterID.Load(); v != 0 {
-		r.AddAttrs(slog.String("cluster-id", fmt.Sprintf("%x", v)))
+		add(slog.String("cluster-id", fmt.Sprintf("%x", v)))
 	}
-	r.AddAttrs(slog.String("data-dir", id.dataDir))
+	add(slog.String("data-dir", id.dataDir))
 	if urls := id.clientURLs.Load(); urls != nil {
-		r.AddAttrs(slog.Any("advertise-client-urls", *urls))
+		add(slog.Any("advertise-client-urls", *urls))
 	}
 	if urls := id.peerURLs.Load(); urls != nil {
-		r.AddAttrs(slog.Any("advertise-peer-urls", *urls))
+		add(slog.Any("advertise-peer-urls", *urls))
 	}
 	return h.inner.Handle(ctx, r)
 }

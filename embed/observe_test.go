@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -293,4 +294,27 @@ func checkSpecNames(t *testing.T) {
 	for _, n := range slices.Compact(names) {
 		assert.Regexp(t, regexp.MustCompile(`\b`+n+`\b`), section, "spec §11.2 names %q", n)
 	}
+}
+
+// TestIdentityHandlerAddsEachAttributeOnce checks that every line gets the
+// member's identity, and that a line naming one of those keys itself keeps
+// its own value and no duplicate key.
+func TestIdentityHandlerAddsEachAttributeOnce(t *testing.T) {
+	var buf strings.Builder
+	id := &logIdentity{name: "m1", dataDir: "m1.data"}
+	logger := withIdentity(slog.New(slog.NewJSONHandler(&buf, nil)), id)
+	logger.Info("before the IDs are known")
+	id.memberID.Store(0xab)
+	id.clusterID.Store(0xcd)
+	urls := []string{"http://c"}
+	id.clientURLs.Store(&urls)
+	logger.With("k", "v").Info("after", "cluster-id", "ef")
+	out := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, out, 2)
+	assert.Contains(t, out[0], `"name":"m1"`)
+	assert.NotContains(t, out[0], "local-member-id")
+	assert.Contains(t, out[1], `"local-member-id":"ab"`)
+	assert.Contains(t, out[1], `"advertise-client-urls":["http://c"]`)
+	assert.Equal(t, 1, strings.Count(out[1], `"cluster-id"`))
+	assert.Contains(t, out[1], `"cluster-id":"ef"`)
 }
