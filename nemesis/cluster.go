@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,25 @@ type Cluster struct {
 	diskMember int
 	ballast    string
 	logf       func(string, ...any)
+	// notes are what the faults brought about that is worth telling but
+	// is no violation (a member stopped on a full disk).
+	notesMu sync.Mutex
+	notes   []string
+}
+
+// note records a note and logs it.
+func (c *Cluster) note(s string) {
+	c.logf("nemesis: %s", s)
+	c.notesMu.Lock()
+	defer c.notesMu.Unlock()
+	c.notes = append(c.notes, s)
+}
+
+// Notes returns the notes so far.
+func (c *Cluster) Notes() []string {
+	c.notesMu.Lock()
+	defer c.notesMu.Unlock()
+	return append([]string(nil), c.notes...)
 }
 
 // ClusterOptions configure StartCluster.
@@ -244,6 +264,8 @@ func retry(ctx context.Context, f func() error) error {
 // (`raftkv member remove`, through the others) and stops its process.
 func (c *Cluster) RemoveMember(ctx context.Context, i int) error {
 	m := c.Members[i]
+	// A removed member stops by itself.
+	m.expectExitNow()
 	err := retry(ctx, func() error {
 		cl, err := c.adminClient(ctx, i)
 		if err != nil {
@@ -316,7 +338,9 @@ func (c *Cluster) restartWiped(i int) error {
 	}
 	m.reap()
 	from := m.logSize()
-	err := m.start(c.opts, 15*time.Second)
+	o := c.opts
+	o.mayExit = true
+	err := m.start(o, 15*time.Second)
 	if err == nil {
 		m.Kill()
 		return fmt.Errorf("%s came back under its old identity with a wiped data directory (it must refuse)", m.Name)

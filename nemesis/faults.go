@@ -359,6 +359,10 @@ func (c *Cluster) apply(ctx context.Context, f Fault, lead int) (int, string, he
 		return victim, "SIGKILL and wipe " + name + ", member remove", func(ctx context.Context) error { return c.AddMember(ctx, victim) }, nil
 	case DiskFull:
 		logFrom := c.Members[victim].logSize()
+		// raftkv refuses writes while its WAL has no room, but a member
+		// whose snapshot finds the disk full stops (an operator starts it
+		// again once there is room): that is not counted as a crash.
+		c.Members[victim].expectExitNow()
 		if err := c.FillDisk(); err != nil {
 			return victim, "", nil, err
 		}
@@ -372,9 +376,13 @@ func (c *Cluster) apply(ctx context.Context, f Fault, lead int) (int, string, he
 			c.logf("nemesis: %s logged %d disk-full lines while its disk was full", name, c.Members[victim].countLog(logFrom, "no space", "disk full"))
 			// A member that gave up on a full disk is started again, as
 			// an operator would once the disk has room.
-			if m := c.Members[victim]; !m.Running() {
+			m := c.Members[victim]
+			if !m.Running() {
+				c.note(fmt.Sprintf("%s stopped on the full disk (%d log lines name it) and was started again once the disk had room",
+					m.Name, m.countLog(logFrom, "no space", "disk full")))
 				return c.Restart(victim)
 			}
+			m.expectExitOff()
 			return nil
 		}, nil
 	}

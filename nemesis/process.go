@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,9 +40,46 @@ type Member struct {
 	incarnation int
 	// paused says the process is stopped with SIGSTOP. Guarded by mu.
 	paused bool
+	// expectExit says the process may exit now (it is being stopped, it
+	// was removed from the cluster, it is expected to refuse to start);
+	// crashes lists the exits nobody expected. Guarded by mu.
+	expectExit bool
+	crashes    []string
 	// rejoined says the member was removed and added back as a new member
 	// (no longer a founder). Used by the fault loop only.
 	rejoined bool
+}
+
+// spawn is a request to start a process, answered on done.
+type spawn struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+var (
+	spawnerOnce sync.Once
+	spawns      chan spawn
+)
+
+// startLocked starts cmd from one goroutine locked to its OS thread for
+// the life of the process. PR_SET_PDEATHSIG fires when the thread that
+// started the child ends, not the process (go.dev/issue/27505), and the
+// runtime ends the thread of a goroutine that exits while locked to it: a
+// member started from an ordinary goroutine can be killed in the middle
+// of a run. The spawner's thread never ends before the process does.
+func startLocked(cmd *exec.Cmd) error {
+	spawnerOnce.Do(func() {
+		spawns = make(chan spawn)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+			for s := range spawns {
+				s.done <- s.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawns <- spawn{cmd: cmd, done: done}
+	return <-done
 }
 
 // pid is the running process's id (0: none).
@@ -97,6 +135,9 @@ type startOptions struct {
 	heartbeatMs, electionMs, snapshotCount int
 	// plantedBug, if set, is passed as the hidden --planted-bug flag.
 	plantedBug string
+	// mayExit says the process is expected to exit by itself (to refuse
+	// to start).
+	mayExit bool
 }
 
 // start starts the member's process in its namespace and waits until it
@@ -140,19 +181,23 @@ func (m *Member) start(o startOptions, ready time.Duration) error {
 	// defence), and a Ctrl-C at the terminal reaches the harness alone,
 	// which stops the members itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startLocked(cmd); err != nil {
 		log.Close()
 		m.mu.Unlock()
 		return fmt.Errorf("start %s: %w", m.Name, err)
 	}
 	exited := make(chan struct{})
-	m.cmd, m.exited, m.exitErr, m.paused = cmd, exited, nil, false
+	m.cmd, m.exited, m.exitErr, m.paused, m.expectExit = cmd, exited, nil, false, o.mayExit
+	incarnation := m.incarnation
 	m.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
 		log.Close()
 		m.mu.Lock()
 		m.exitErr = err
+		if !m.expectExit {
+			m.crashes = append(m.crashes, fmt.Sprintf("%s (start #%d) exited unexpectedly: %v", m.Name, incarnation, err))
+		}
 		m.mu.Unlock()
 		close(exited)
 	}()
@@ -220,6 +265,7 @@ func (m *Member) Stop(grace time.Duration) {
 func (m *Member) stop(sig syscall.Signal, grace time.Duration) {
 	m.mu.Lock()
 	cmd, exited, paused := m.cmd, m.exited, m.paused
+	m.expectExit = true
 	m.mu.Unlock()
 	if cmd == nil {
 		return
@@ -237,6 +283,27 @@ func (m *Member) stop(sig syscall.Signal, grace time.Duration) {
 	m.mu.Lock()
 	m.cmd, m.paused = nil, false
 	m.mu.Unlock()
+}
+
+// expectExitNow says the process may now exit by itself.
+func (m *Member) expectExitNow() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expectExit = true
+}
+
+// expectExitOff says the process must not exit by itself any more.
+func (m *Member) expectExitOff() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expectExit = false
+}
+
+// Crashes lists the exits of the member's processes that nobody caused.
+func (m *Member) Crashes() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.crashes...)
 }
 
 // reap forgets a process that exited by itself (a removed member stops),

@@ -93,6 +93,9 @@ type Report struct {
 	Linearizability linearizability.Result
 	// Problems lists every violation found; empty for a run that passed.
 	Problems []string
+	// Notes tell what happened that is no violation (a member stopped on
+	// a full disk and was started again).
+	Notes []string
 	// OutDir holds the logs, schedule, report and visualisation.
 	OutDir string
 }
@@ -604,6 +607,10 @@ func (r *runner) check(fence uint64, finals []map[string]Change) {
 			problems = append(problems, r.cluster.Members[i].Name+": "+p)
 		}
 	}
+	for _, m := range r.cluster.Members {
+		problems = append(problems, m.Crashes()...)
+	}
+	rep.Notes = r.cluster.Notes()
 	rep.Problems = append(rep.Problems, problems...)
 
 	vis := filepath.Join(rep.OutDir, "history.html")
@@ -681,6 +688,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "watches: %d events delivered, %d gaps (error 401)\n", r.WatchEvents, r.WatchGaps)
 	fmt.Fprintf(w, "availability: %.1f%% of %v with a successful write\n", 100*r.Availability, r.Elapsed.Round(time.Second))
 	fmt.Fprintf(w, "linearizability: %s\n", r.Linearizability)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
 	if r.Failed() {
 		fmt.Fprintf(w, "FAILED with %d problems (seed %d; logs, schedule and visualisation in %s):\n", len(r.Problems), r.Config.Seed, r.OutDir)
 		for _, p := range r.Problems {
