@@ -309,7 +309,9 @@ func (r *runner) faults(ctx context.Context) {
 	// Let the clients warm up.
 	sleep(ctx, time.Second)
 	for _, f := range r.report.Schedule {
-		if ctx.Err() != nil {
+		// The schedule's length is an estimate: the run stops at its
+		// duration, whatever is left of the schedule.
+		if ctx.Err() != nil || (r.cfg.Schedule == nil && time.Since(r.faultStart) >= r.cfg.Duration) {
 			break
 		}
 		if !r.fault(ctx, f) {
