@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math/bits"
 	"slices"
 	"strings"
@@ -76,7 +77,9 @@ func (s *Store) AppendSnapshot(buf []byte) ([]byte, error) {
 	buf = append(buf, snapshotMagic...)
 	buf = append(buf, snapshotVersion)
 	buf = binary.AppendUvarint(buf, s.index)
-	buf = appendTree(buf, s.root)
+	tree := treeWriter{buf: buf}
+	tree.node(s.root)
+	buf = tree.buf
 	buf = binary.AppendUvarint(buf, uint64(s.history.size))
 	buf = append(buf, history...)
 	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[start:], crcTable))
@@ -84,6 +87,77 @@ func (s *Store) AppendSnapshot(buf []byte) ([]byte, error) {
 		panic(fmt.Sprintf("kvstore: snapshot of %d bytes, sized as %d", len(buf)-start, size))
 	}
 	return buf, nil
+}
+
+// WriteSnapshot writes the snapshot Save returns to w, in pieces of about
+// snapshotPieceBytes: a snapshot can then go to a file without ever being
+// whole in memory (some 80 MB at a million keys).
+func (s *Store) WriteSnapshot(w io.Writer) error {
+	var history []byte
+	for i := 0; i < s.history.size; i++ {
+		var err error
+		if history, err = appendEvent(history, s.history.at(i)); err != nil {
+			return err
+		}
+	}
+	crc := uint32(0)
+	flush := func(b []byte) error {
+		crc = crc32.Update(crc, crcTable, b)
+		if _, err := w.Write(b); err != nil {
+			return fmt.Errorf("kvstore: write snapshot: %w", err)
+		}
+		return nil
+	}
+	tree := treeWriter{buf: make([]byte, 0, snapshotPieceBytes+4096), flush: flush}
+	tree.buf = append(tree.buf, snapshotMagic...)
+	tree.buf = append(tree.buf, snapshotVersion)
+	tree.buf = binary.AppendUvarint(tree.buf, s.index)
+	tree.node(s.root)
+	if tree.err != nil {
+		return tree.err
+	}
+	if err := flush(tree.buf); err != nil {
+		return err
+	}
+	// The history, up to historyCapacity events, is built whole anyway.
+	history = append(binary.AppendUvarint(nil, uint64(s.history.size)), history...)
+	if err := flush(history); err != nil {
+		return err
+	}
+	_, err := w.Write(binary.LittleEndian.AppendUint32(nil, crc))
+	if err != nil {
+		return fmt.Errorf("kvstore: write snapshot: %w", err)
+	}
+	return nil
+}
+
+// snapshotPieceBytes is about how much WriteSnapshot hands to its writer
+// at a time.
+const snapshotPieceBytes = 64 << 10
+
+// treeWriter appends the tree to buf in pre-order; with a flush function,
+// it hands buf to flush and starts it again whenever it outgrows
+// snapshotPieceBytes.
+type treeWriter struct {
+	buf   []byte
+	flush func([]byte) error
+	// err is the first error of flush; nothing is written after it.
+	err error
+}
+
+// node appends n and its subtree.
+func (t *treeWriter) node(n *node) {
+	if t.err != nil {
+		return
+	}
+	t.buf = appendNode(t.buf, n)
+	if t.flush != nil && len(t.buf) >= snapshotPieceBytes {
+		t.err = t.flush(t.buf)
+		t.buf = t.buf[:0]
+	}
+	for child := range n.children().all() {
+		t.node(child)
+	}
 }
 
 // uvarintLen is the length of x as binary.AppendUvarint writes it.
@@ -96,7 +170,7 @@ func varintLen(x int64) int {
 	return uvarintLen(uint64(x<<1) ^ uint64(x>>63))
 }
 
-// treeSize is the length of what appendTree writes for n.
+// treeSize is the length of what treeWriter writes for n.
 func treeSize(n *node) int {
 	size := uvarintLen(uint64(len(n.name))) + len(n.name) + 1 +
 		uvarintLen(n.createdIndex) + uvarintLen(n.modifiedIndex)
@@ -121,8 +195,9 @@ func appendCRC(buf []byte) []byte {
 // crcTable is the Castagnoli polynomial table.
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// appendTree appends n and its subtree in pre-order.
-func appendTree(buf []byte, n *node) []byte {
+// appendNode appends n without its children (which follow it, each with
+// its subtree, in name order).
+func appendNode(buf []byte, n *node) []byte {
 	var flags byte
 	if n.isDir() {
 		flags |= snapDir
@@ -140,11 +215,7 @@ func appendTree(buf []byte, n *node) []byte {
 	if !n.isDir() {
 		return appendString(buf, n.value)
 	}
-	buf = binary.AppendUvarint(buf, uint64(n.children().len()))
-	for child := range n.children().all() {
-		buf = appendTree(buf, child)
-	}
-	return buf
+	return binary.AppendUvarint(buf, uint64(n.children().len()))
 }
 
 // appendEvent appends a history event.

@@ -1,7 +1,9 @@
 package kvstore
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +46,50 @@ func TestAppendSnapshotAfterAHeader(t *testing.T) {
 	restored := newTestStore(t)
 	require.NoError(t, restored.Restore(both[len(header):]))
 	assert.Equal(t, s.Hash(), restored.Hash())
+}
+
+// WriteSnapshot streams exactly the bytes Save returns, in pieces, and
+// stops at the writer's first error.
+func TestWriteSnapshotStreamsSavesBytes(t *testing.T) {
+	s := populated(t)
+	for i := range 3000 { // several pieces of snapshotPieceBytes
+		mustApply(t, s, set(fmt.Sprintf("/many/%05d", i), strings.Repeat("v", 40)))
+	}
+	want, err := s.Save()
+	require.NoError(t, err)
+	var pieces pieceRecorder
+	require.NoError(t, s.WriteSnapshot(&pieces))
+	assert.Equal(t, want, pieces.all)
+	assert.Greater(t, pieces.writes, 2, "written in pieces")
+	for _, size := range pieces.sizes[:len(pieces.sizes)-2] { // the history and the checksum last
+		assert.LessOrEqual(t, size, snapshotPieceBytes+4096, "a piece of the tree much larger than snapshotPieceBytes")
+	}
+
+	broken := &pieceRecorder{failAfter: 1}
+	err = s.WriteSnapshot(broken)
+	require.ErrorIs(t, err, errPieceRefused)
+	assert.Equal(t, 2, broken.writes, "went on writing after an error")
+}
+
+var errPieceRefused = errors.New("piece refused")
+
+// pieceRecorder keeps what is written to it, and refuses writes after
+// failAfter of them when that is set.
+type pieceRecorder struct {
+	all       []byte
+	writes    int
+	sizes     []int
+	failAfter int
+}
+
+func (p *pieceRecorder) Write(b []byte) (int, error) {
+	p.writes++
+	if p.failAfter > 0 && p.writes > p.failAfter {
+		return 0, errPieceRefused
+	}
+	p.all = append(p.all, b...)
+	p.sizes = append(p.sizes, len(b))
+	return len(b), nil
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {

@@ -150,19 +150,15 @@ func (m *Member) maybeSnapshot() error {
 		return nil
 	}
 	m.snapshotNow = false
-	data, err := m.snapshotData()
-	if err != nil {
-		return fmt.Errorf("server: snapshot: %w", err)
-	}
 	cs := m.confState
-	// The in-memory log keeps the metadata; the data goes to disk only,
-	// whence raft reads it back should a follower need it (snapshotLog).
+	// The in-memory log keeps the metadata; the data goes straight to
+	// disk, never whole in memory, whence raft reads it back should a
+	// follower need it (snapshotLog).
 	snap, err := m.raftLog.CreateSnapshot(m.applied, &cs, nil)
 	if err != nil {
 		return fmt.Errorf("server: snapshot at %d: %w", m.applied, err)
 	}
-	snap.Data = data
-	if err := m.disk.SaveSnapshot(snap); err != nil {
+	if err := m.disk.SaveSnapshotStream(snap.Metadata, m.writeSnapshot); err != nil {
 		return err
 	}
 	m.snapshotIndex = m.applied

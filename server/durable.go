@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/raftkv/raftkv/raft"
@@ -15,6 +16,9 @@ type disk interface {
 	Save(hs raft.HardState, ents []raft.Entry, sync bool) error
 	// SaveSnapshot makes a snapshot durable: its file, then its WAL marker.
 	SaveSnapshot(snap raft.Snapshot) error
+	// SaveSnapshotStream is SaveSnapshot of a snapshot whose data write
+	// produces in pieces, never whole in memory.
+	SaveSnapshotStream(meta raft.SnapshotMetadata, write func(io.Writer) error) error
 	// Release lets the WAL drop segments holding only entries up to index
 	// (covered by a durable snapshot).
 	Release(index uint64) error
@@ -83,10 +87,17 @@ func (d *walDisk) Save(hs raft.HardState, ents []raft.Entry, sync bool) error {
 }
 
 func (d *walDisk) SaveSnapshot(snap raft.Snapshot) error {
-	if err := d.snaps.Save(snap); err != nil {
+	return d.SaveSnapshotStream(snap.Metadata, func(w io.Writer) error {
+		_, err := w.Write(snap.Data)
+		return err
+	})
+}
+
+func (d *walDisk) SaveSnapshotStream(meta raft.SnapshotMetadata, write func(io.Writer) error) error {
+	if err := d.snaps.SaveStream(meta, write); err != nil {
 		return err
 	}
-	if err := d.wal.SaveSnapshotMarker(snap.Metadata); err != nil {
+	if err := d.wal.SaveSnapshotMarker(meta); err != nil {
 		return err
 	}
 	return d.snaps.Purge(keptSnapshots)

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
 )
 
 // A member's snapshot is everything its state machine holds: the
@@ -32,6 +33,20 @@ func (m *Member) snapshotData() ([]byte, error) {
 		return nil, fmt.Errorf("save key space: %w", err)
 	}
 	return b, nil
+}
+
+// writeSnapshot writes what snapshotData returns to w, in pieces.
+func (m *Member) writeSnapshot(w io.Writer) error {
+	b := []byte{snapshotVersion}
+	b = m.dedup.appendBinary(b)
+	b = m.cluster.appendBinary(b)
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if err := m.store.WriteSnapshot(w); err != nil {
+		return fmt.Errorf("save key space: %w", err)
+	}
+	return nil
 }
 
 // restoreSnapshot replaces the member's state machine with data.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -69,29 +70,35 @@ func parseSnapshotName(name string) (snapshotFile, bool) {
 // place, and the directory fsynced. A crash at any point leaves either the
 // new file, complete, or no trace of it that Load would read.
 func (s *Snapshotter) Save(snap raft.Snapshot) error {
-	if snap.IsEmpty() {
+	return s.SaveStream(snap.Metadata, func(w io.Writer) error {
+		_, err := w.Write(snap.Data)
+		return err
+	})
+}
+
+// SaveStream is Save of a snapshot whose data write produces, in pieces,
+// so that the data of a big state machine never has to be held in memory
+// whole. The file is the one Save writes for the same bytes.
+func (s *Snapshotter) SaveStream(meta raft.SnapshotMetadata, write func(io.Writer) error) error {
+	if meta.Index == 0 {
 		return errors.New("snap: refusing to save an empty snapshot")
 	}
-	name := snapshotName(snap.Metadata.Term, snap.Metadata.Index)
+	name := snapshotName(meta.Term, meta.Index)
 	path := filepath.Join(s.dir, name)
 	tmp := path + ".tmp"
-	// The data is written where it lies, not copied: snapshots can be big.
 	head := []byte{snapshotVersion}
 	head = binary.LittleEndian.AppendUint32(head, 0)
-	head, _ = snap.Metadata.AppendBinary(head)
+	head, _ = meta.AppendBinary(head)
 	binary.LittleEndian.PutUint32(head[1:5], uint32(len(head)-5))
-	crc := crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, snap.Data)
-	tail := binary.LittleEndian.AppendUint32(nil, crc)
 
 	f, err := s.fs.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("snap: create %s: %w", tmp, err)
 	}
-	var off int64
-	for _, part := range [][]byte{head, snap.Data, tail} {
-		if err == nil {
-			_, err = f.WriteAt(part, off)
-			off += int64(len(part))
+	out := &crcFileWriter{f: f}
+	if _, err = out.Write(head); err == nil {
+		if err = write(out); err == nil {
+			_, err = f.WriteAt(binary.LittleEndian.AppendUint32(nil, out.crc), out.off)
 		}
 	}
 	if err != nil {
@@ -115,6 +122,21 @@ func (s *Snapshotter) Save(snap raft.Snapshot) error {
 		return fmt.Errorf("snap: sync directory %s after saving %s: %w", s.dir, name, err)
 	}
 	return nil
+}
+
+// crcFileWriter writes a file from its start, in order, keeping the
+// CRC-32C of what it wrote.
+type crcFileWriter struct {
+	f   File
+	off int64
+	crc uint32
+}
+
+func (w *crcFileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.WriteAt(p, w.off)
+	w.crc = crc32.Update(w.crc, castagnoli, p[:n])
+	w.off += int64(n)
+	return n, err
 }
 
 // list returns the snapshot files, newest (highest index) first.

@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -206,4 +208,55 @@ func TestNewMemoryStorageTermOfLastEntry(t *testing.T) {
 	require.NoError(t, err)
 	hs, _, _ = ms.InitialState()
 	require.Equal(t, rec.HardState, hs, "a hard state at least as new as the log stays")
+}
+
+// SaveStream writes, from data handed over in pieces, the very file Save
+// writes; a write that fails leaves no snapshot behind.
+func TestSnapshotterSaveStream(t *testing.T) {
+	whole, pieces := NewMemFS(), NewMemFS()
+	a, err := NewSnapshotter(whole, "snap")
+	require.NoError(t, err)
+	b, err := NewSnapshotter(pieces, "snap")
+	require.NoError(t, err)
+	snap := testSnapshot(40, 4)
+	snap.Data = make([]byte, 100_000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range snap.Data {
+		snap.Data[i] = byte(rng.Uint32())
+	}
+	require.NoError(t, a.Save(snap))
+	require.NoError(t, b.SaveStream(snap.Metadata, func(w io.Writer) error {
+		for rest := snap.Data; len(rest) > 0; {
+			n := min(len(rest), 777)
+			if _, err := w.Write(rest[:n]); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		return nil
+	}))
+	name := filepath.Join("snap", snapshotName(4, 40))
+	require.Equal(t, readFile(t, whole, name), readFile(t, pieces, name))
+	got, _, err := b.Load(40)
+	require.NoError(t, err)
+	require.Equal(t, snap, got)
+
+	failed := errors.New("the state machine could not be written")
+	require.ErrorIs(t, b.SaveStream(testSnapshot(50, 5).Metadata, func(w io.Writer) error {
+		w.Write([]byte("half"))
+		return failed
+	}), failed)
+	got, _, err = b.Load(1 << 62)
+	require.NoError(t, err)
+	require.Equal(t, uint64(40), got.Metadata.Index, "a failed save left a snapshot")
+	names, err := pieces.List("snap")
+	require.NoError(t, err)
+	require.Len(t, names, 1, "a failed save left a file")
+}
+
+func readFile(t *testing.T, fsys FS, name string) []byte {
+	t.Helper()
+	data, err := readAll(fsys, name)
+	require.NoError(t, err)
+	return data
 }
