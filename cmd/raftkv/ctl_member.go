@@ -159,6 +159,13 @@ func printJoinEnv(out io.Writer, name string, added *client.Member, members []cl
 		if m.ID == added.ID {
 			n, seen = name, true
 		}
+		if n == "" {
+			// A member added but not started yet has no name, and
+			// "=URL" is no name=peerURL pair (etcdctl prints it all
+			// the same): the new member learns the cluster from the
+			// others.
+			continue
+		}
 		for _, u := range m.PeerURLs {
 			initial = append(initial, n+"="+u)
 		}
