@@ -288,16 +288,9 @@ func TestWipedMemberRefusedThenReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(c.bin, m2.args...)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		select {
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		case <-done:
-		}
-	}()
+	timer := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
 	out, err := cmd.CombinedOutput()
+	timer.Stop()
 	if err == nil {
 		t.Fatalf("m2 started with an empty data dir under its old identity:\n%s", out)
 	}
@@ -323,6 +316,21 @@ func TestWipedMemberRefusedThenReplaced(t *testing.T) {
 	waitKeys(t, m2.clientURL, want)
 	if got := c.waitMemberID("m2"); got != newID {
 		t.Fatalf("the cluster lists m2 as %s, want %s", got, newID)
+	}
+
+	// Wiped again and started with the joining environment it was given:
+	// refused too (it has run under the ID that environment leads to).
+	c.kill(m2)
+	if err := os.RemoveAll(m2.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(c.bin, m2.args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	timer = time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
+	out, err = cmd.CombinedOutput()
+	timer.Stop()
+	if err == nil || !strings.Contains(string(out), "m2 (ID "+newID+") has already been started") {
+		t.Fatalf("m2, wiped, joined again under its ID (%v):\n%s", err, out)
 	}
 }
 
