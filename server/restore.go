@@ -188,13 +188,6 @@ func ForceNewCluster(fsys storage.FS, dir, newDir string, self MemberInfo, clust
 	snap := raft.Snapshot{Data: data, Metadata: raft.SnapshotMetadata{
 		Index: r.state.Index, Term: r.state.Term, ConfState: raft.ConfState{Voters: []uint64{self.ID}},
 	}}
-	snaps, err := storage.NewSnapshotter(fsys, filepath.Join(newDir, "snap"))
-	if err != nil {
-		return DataState{}, err
-	}
-	if err := snaps.Save(snap); err != nil {
-		return DataState{}, fmt.Errorf("save the new cluster's snapshot in %s: %w", newDir, err)
-	}
 	wal, rec, err := storage.Open(fsys, filepath.Join(newDir, "wal"), storage.Options{})
 	if err != nil {
 		return DataState{}, err
@@ -202,6 +195,14 @@ func ForceNewCluster(fsys storage.FS, dir, newDir string, self MemberInfo, clust
 	if !rec.HardState.IsEmpty() || len(rec.Entries) > 0 || rec.Snapshot.Index > 0 {
 		wal.Close()
 		return DataState{}, fmt.Errorf("%s already holds a WAL", newDir)
+	}
+	snaps, err := storage.NewSnapshotter(fsys, filepath.Join(newDir, "snap"))
+	if err == nil {
+		err = snaps.Save(snap)
+	}
+	if err != nil {
+		wal.Close()
+		return DataState{}, fmt.Errorf("save the new cluster's snapshot in %s: %w", newDir, err)
 	}
 	if err := wal.SaveSnapshotMarker(snap.Metadata); err != nil {
 		wal.Close()
