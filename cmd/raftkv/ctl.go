@@ -85,6 +85,16 @@ func addClientFlags(cmd *cobra.Command, g *ctlGlobals) {
 	fl.StringVarP(&g.output, "output", "o", "simple", "output format: simple, extended or json")
 }
 
+// etcdctlEnvVars are etcdctl's names for the same variables (v3's, then
+// v2's), read when the RAFTKV_ one is not set, so that a script written
+// for etcdctl runs unchanged.
+var etcdctlEnvVars = map[string][]string{
+	"endpoints": {"ETCDCTL_ENDPOINTS", "ETCDCTL_ENDPOINT"},
+	"cacert":    {"ETCDCTL_CACERT", "ETCDCTL_CA_FILE"},
+	"cert":      {"ETCDCTL_CERT", "ETCDCTL_CERT_FILE"},
+	"key":       {"ETCDCTL_KEY", "ETCDCTL_KEY_FILE"},
+}
+
 // applyEnv fills the global flags not given from the environment.
 func (g *ctlGlobals) applyEnv(cmd *cobra.Command) error {
 	for flag, name := range ctlEnvVars {
@@ -92,10 +102,15 @@ func (g *ctlGlobals) applyEnv(cmd *cobra.Command) error {
 		if f == nil || f.Changed {
 			continue
 		}
-		if v, ok := os.LookupEnv(name); ok {
-			if err := f.Value.Set(v); err != nil {
-				return fmt.Errorf("environment variable %s=%q: %w", name, v, err)
+		for _, n := range append([]string{name}, etcdctlEnvVars[flag]...) {
+			v, ok := os.LookupEnv(n)
+			if !ok {
+				continue
 			}
+			if err := f.Value.Set(v); err != nil {
+				return fmt.Errorf("environment variable %s=%q: %w", n, v, err)
+			}
+			break
 		}
 	}
 	switch g.output {

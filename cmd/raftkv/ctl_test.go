@@ -107,6 +107,13 @@ func TestCtlKeyCommands(t *testing.T) {
 		t.Setenv("RAFTKV_ENDPOINTS", strings.Join(eps, ","))
 		assert.Equal(t, "Hello\n", ctlOK(t, nil, "get", "/message"))
 	})
+	t.Run("etcdctl environment", func(t *testing.T) {
+		t.Setenv("ETCDCTL_ENDPOINTS", strings.Join(eps, ","))
+		assert.Equal(t, "Hello\n", ctlOK(t, nil, "get", "/message"))
+		// RAFTKV_ENDPOINTS wins.
+		t.Setenv("RAFTKV_ENDPOINTS", "http://127.0.0.1:1")
+		assert.NotEqual(t, 0, ctl(t, nil, "get", "/message").code)
+	})
 }
 
 func testCtlDirectories(t *testing.T, eps []string) {
