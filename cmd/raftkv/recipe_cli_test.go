@@ -156,7 +156,7 @@ func TestRecipeLockHolderPaused(t *testing.T) {
 	c := startCtlCluster(t, 3)
 	bin := raftkvBinary(t)
 	eps := strings.Join(c.endpoints, ",")
-	holder := exec.Command(bin, "lock", "killed", "--ttl", "1", "--endpoints", eps, "--", "sleep", "30")
+	holder := exec.Command(bin, "lock", "killed", "--ttl", "1", "--endpoints", eps, "--", "sh", "-c", "echo holding; exec sleep 30")
 	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out lockedBuffer
 	holder.Stdout, holder.Stderr = &out, &out
@@ -169,6 +169,11 @@ func TestRecipeLockHolderPaused(t *testing.T) {
 		resp, err := cl.Get(ctx, "/_recipes/locks/killed", nil)
 		return err == nil && len(resp.Node.Nodes) == 1
 	}, 10*time.Second, 20*time.Millisecond, "the holder takes the lock: %s", out.String())
+	// Its key is there before it knows it holds the lock: wait for the
+	// command, or a pause could catch it still in Lock (then it never runs
+	// the command and says it lost the session instead).
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "holding\n") },
+		10*time.Second, 20*time.Millisecond, "the holder's command never started: %s", out.String())
 
 	// SIGSTOP the raftkv process only: its command keeps running, which
 	// is what a lock as a lease cannot prevent (hence fencing tokens).
@@ -182,5 +187,5 @@ func TestRecipeLockHolderPaused(t *testing.T) {
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, recipeExitLost, exit.ExitCode(), "output: %s", out.String())
-	assert.Contains(t, out.String(), "lock killed lost while sleep ran (killed it)")
+	assert.Contains(t, out.String(), "lock killed lost while sh ran (killed it)")
 }
