@@ -104,9 +104,10 @@ func (c *childList) insert(n *node) {
 		if at == len(full)-1 {
 			cut = len(full) - 1
 		}
-		second := slices.Clone(full[cut:])
-		clear(full[cut:])
-		c.chunks[chunk] = slices.Clip(full[:cut])
+		// Both parts are copied into arrays of their own size: the one
+		// Insert grew for the 129th pointer is twice as large.
+		first, second := slices.Clone(full[:cut]), slices.Clone(full[cut:])
+		c.chunks[chunk] = first
 		c.chunks = slices.Insert(c.chunks, chunk+1, second)
 	}
 }
