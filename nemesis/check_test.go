@@ -1,6 +1,7 @@
 package nemesis
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -155,4 +156,83 @@ func TestDropProgram(t *testing.T) {
 	if got := dropProgram(0.5); !strings.HasPrefix(got, "4,32 0 0 4294963256,37 0 1 2147483647,") {
 		t.Fatalf("half: %q", got)
 	}
+}
+
+// visible returns, for each member, the members it can send to after cuts.
+func visible(n int, cuts []link) []map[int]bool {
+	cut := map[link]bool{}
+	for _, l := range cuts {
+		cut[l] = true
+	}
+	out := make([]map[int]bool, n)
+	for i := range n {
+		out[i] = map[int]bool{i: true}
+		for j := range n {
+			if i != j && !cut[link{i, j}] && !cut[link{j, i}] {
+				out[i][j] = true
+			}
+		}
+	}
+	return out
+}
+
+func TestCuts(t *testing.T) {
+	t.Run("a ring of five leaves each member its own majority", func(t *testing.T) {
+		cuts, desc := cutsOf(Fault{Kind: Ring}, 5, 0, "m1")
+		seen := map[string]bool{}
+		for i, v := range visible(5, cuts) {
+			if len(v) != 3 {
+				t.Fatalf("m%d sees %d members, want 3 (itself and its neighbours): %s", i+1, len(v), desc)
+			}
+			key := fmt.Sprint(v)
+			if seen[key] {
+				t.Fatalf("two members see the same majority %v: %s", v, desc)
+			}
+			seen[key] = true
+		}
+	})
+	t.Run("a ring of three is a bridge through the victim", func(t *testing.T) {
+		cuts, _ := cutsOf(Fault{Kind: Ring}, 3, 1, "m2")
+		v := visible(3, cuts)
+		if len(v[1]) != 3 || len(v[0]) != 2 || len(v[2]) != 2 || v[0][2] {
+			t.Fatalf("visible: %v", v)
+		}
+	})
+	t.Run("halves cut every link across and none within", func(t *testing.T) {
+		f := Fault{Kind: Halves, Groups: []int{0, 1, 0, 1, 0}}
+		cuts, _ := cutsOf(f, 5, 0, "m1")
+		for i, v := range visible(5, cuts) {
+			for j := range 5 {
+				if v[j] != (f.Groups[i] == f.Groups[j]) {
+					t.Fatalf("m%d sees m%d: %v", i+1, j+1, v[j])
+				}
+			}
+		}
+	})
+	t.Run("isolation cuts the victim both ways", func(t *testing.T) {
+		cuts, _ := cutsOf(Fault{Kind: Isolate}, 3, 2, "m3")
+		if v := visible(3, cuts); len(v[2]) != 1 || len(v[0]) != 2 {
+			t.Fatalf("visible: %v", v)
+		}
+		if len(cuts) != 4 {
+			t.Fatalf("%d cuts, want 4", len(cuts))
+		}
+	})
+	t.Run("one-way cuts one direction", func(t *testing.T) {
+		out, _ := cutsOf(Fault{Kind: OneWay, Out: true}, 3, 0, "m1")
+		in, _ := cutsOf(Fault{Kind: OneWay}, 3, 0, "m1")
+		for _, l := range out {
+			if l.from != 0 {
+				t.Fatalf("cannot send cuts %v", l)
+			}
+		}
+		for _, l := range in {
+			if l.to != 0 {
+				t.Fatalf("cannot receive cuts %v", l)
+			}
+		}
+		if len(out) != 2 || len(in) != 2 {
+			t.Fatalf("%d and %d cuts, want 2 each", len(out), len(in))
+		}
+	})
 }

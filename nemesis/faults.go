@@ -220,118 +220,127 @@ func NewSchedule(o ScheduleOptions) []Fault {
 // heal undoes a fault; it is nil for faults that need nothing undone.
 type heal func(ctx context.Context) error
 
+// link is one direction of the link between two members (0-based).
+type link struct{ from, to int }
+
+// cutsOf lists the links a network fault cuts among n members, victim
+// being the member it aims at, and describes them.
+func cutsOf(f Fault, n, victim int, name string) ([]link, string) {
+	var cuts []link
+	both := func(i, j int) { cuts = append(cuts, link{i, j}, link{j, i}) }
+	switch f.Kind {
+	case Halves:
+		for i := range n {
+			for j := range n {
+				if f.Groups[i] != f.Groups[j] {
+					cuts = append(cuts, link{i, j})
+				}
+			}
+		}
+		return cuts, f.what()
+	case Isolate:
+		for j := range n {
+			if j != victim {
+				both(victim, j)
+			}
+		}
+		return cuts, "isolate " + name
+	case Ring:
+		// Keep the links between ring neighbours (i, i±1) and cut the
+		// rest; with 3 members (all neighbours on a ring), cut the link
+		// between the two others, so that the victim bridges them.
+		var names []string
+		for i := range n {
+			for j := i + 1; j < n; j++ {
+				neighbours := j == i+1 || (i == 0 && j == n-1)
+				if n == 3 {
+					neighbours = i == victim || j == victim
+				}
+				if !neighbours {
+					both(i, j)
+					names = append(names, fmt.Sprintf("m%d-m%d", i+1, j+1))
+				}
+			}
+		}
+		return cuts, "ring: cut " + strings.Join(names, " ")
+	case OneWay:
+		for j := range n {
+			if j == victim {
+				continue
+			}
+			if f.Out {
+				cuts = append(cuts, link{victim, j})
+			} else {
+				cuts = append(cuts, link{j, victim})
+			}
+		}
+		if f.Out {
+			return cuts, "one-way: " + name + " cannot send"
+		}
+		return cuts, "one-way: " + name + " cannot receive"
+	}
+	return nil, ""
+}
+
 // apply starts fault f on the cluster (whose leader is lead, -1 if none is
 // known) and returns the member hit (-1: none in particular), a
 // description naming it, and the heal.
 func (c *Cluster) apply(ctx context.Context, f Fault, lead int) (int, string, heal, error) {
-	n := len(c.Members)
 	victim := f.Member
 	if victim == Leader {
-		victim = lead
-		if victim < 0 {
-			victim = 0
-		}
+		victim = max(lead, 0)
 	}
 	name := c.Members[victim].Name
 	if f.Member == Leader {
 		name += " (the leader)"
 	}
 	healNet := func(context.Context) error { return c.Net.Heal() }
-	cutBoth := func(i, j int) error {
-		if err := c.Net.Cut(i, j); err != nil {
-			return err
-		}
-		return c.Net.Cut(j, i)
-	}
 	switch f.Kind {
-	case Halves:
-		for i := range n {
-			for j := range n {
-				if f.Groups[i] != f.Groups[j] {
-					if err := c.Net.Cut(i, j); err != nil {
-						return -1, "", healNet, err
-					}
-				}
+	case Halves, Isolate, Ring, OneWay:
+		cuts, desc := cutsOf(f, len(c.Members), victim, name)
+		for _, l := range cuts {
+			if err := c.Net.Cut(l.from, l.to); err != nil {
+				return victim, desc, healNet, err
 			}
 		}
-		return -1, f.what(), healNet, nil
-	case Isolate:
-		for j := range n {
-			if j != victim {
-				if err := cutBoth(victim, j); err != nil {
-					return victim, "", healNet, err
-				}
-			}
+		if f.Kind == Halves || f.Kind == Ring {
+			victim = -1
 		}
-		return victim, "isolate " + name, healNet, nil
-	case Ring:
-		// Keep the links between ring neighbours (i, i±1), cut the rest;
-		// with 3 members, cut one link so that one member bridges.
-		var cuts []string
-		for i := range n {
-			for j := i + 1; j < n; j++ {
-				neighbours := j == i+1 || (i == 0 && j == n-1)
-				if n == 3 {
-					neighbours = !(i == (victim+1)%3 && j == (victim+2)%3) && !(j == (victim+1)%3 && i == (victim+2)%3)
-				}
-				if !neighbours {
-					if err := cutBoth(i, j); err != nil {
-						return -1, "", healNet, err
-					}
-					cuts = append(cuts, fmt.Sprintf("m%d-m%d", i+1, j+1))
-				}
-			}
-		}
-		return -1, "ring: cut " + strings.Join(cuts, " "), healNet, nil
-	case OneWay:
-		for j := range n {
-			if j == victim {
-				continue
-			}
-			from, to := j, victim
-			if f.Out {
-				from, to = victim, j
-			}
-			if err := c.Net.Cut(from, to); err != nil {
-				return victim, "", healNet, err
-			}
-		}
-		if f.Out {
-			return victim, "one-way: " + name + " cannot send", healNet, nil
-		}
-		return victim, "one-way: " + name + " cannot receive", healNet, nil
+		return victim, desc, healNet, nil
 	case Loss:
-		for i := range n {
-			for j := range n {
-				if i != j {
-					if err := c.Net.Lose(i, j, f.Share); err != nil {
-						return -1, "", healNet, err
-					}
-				}
-			}
-		}
-		return -1, fmt.Sprintf("lose %.0f%% of packets", f.Share*100), healNet, nil
+		return -1, fmt.Sprintf("lose %.0f%% of packets", f.Share*100), healNet, c.everyLink(func(i, j int) error { return c.Net.Lose(i, j, f.Share) })
 	case Delay:
 		undo := func(context.Context) error {
-			for i := range n {
-				for j := range n {
-					if i != j {
-						c.Net.Undelay(i, j)
-					}
+			return c.everyLink(func(i, j int) error { c.Net.Undelay(i, j); return nil })
+		}
+		return -1, fmt.Sprintf("delay %dms", f.DelayMs), undo, c.everyLink(func(i, j int) error { return c.Net.Delay(i, j, f.DelayMs, f.DelayMs/2) })
+	case Kill, Pause:
+		return c.applyProcess(f, victim, name)
+	case RemoveAdd, Wipe:
+		return c.applyMembership(ctx, f, victim, name)
+	case DiskFull:
+		return c.applyDiskFull(victim, name)
+	}
+	return -1, "", nil, fmt.Errorf("nemesis: unknown fault %q", f.Kind)
+}
+
+// everyLink runs do for every direction of every link between members.
+func (c *Cluster) everyLink(do func(i, j int) error) error {
+	for i := range c.Members {
+		for j := range c.Members {
+			if i != j {
+				if err := do(i, j); err != nil {
+					return err
 				}
 			}
-			return nil
 		}
-		for i := range n {
-			for j := range n {
-				if i != j {
-					if err := c.Net.Delay(i, j, f.DelayMs, f.DelayMs/2); err != nil {
-						return -1, "", undo, err
-					}
-				}
-			}
-		}
-		return -1, fmt.Sprintf("delay %dms", f.DelayMs), undo, nil
+	}
+	return nil
+}
+
+// applyProcess starts a fault on member victim's process.
+func (c *Cluster) applyProcess(f Fault, victim int, name string) (int, string, heal, error) {
+	switch f.Kind {
 	case Kill:
 		c.Members[victim].Kill()
 		return victim, "SIGKILL " + name, func(context.Context) error { return c.Restart(victim) }, nil
@@ -340,6 +349,14 @@ func (c *Cluster) apply(ctx context.Context, f Fault, lead int) (int, string, he
 			return victim, "", nil, err
 		}
 		return victim, "SIGSTOP " + name, func(context.Context) error { return c.Members[victim].Resume() }, nil
+	}
+	return -1, "", nil, fmt.Errorf("nemesis: %q is no process fault", f.Kind)
+}
+
+// applyMembership removes member victim from the cluster (after wiping its
+// data, for Wipe); the heal adds it back as a new member.
+func (c *Cluster) applyMembership(ctx context.Context, f Fault, victim int, name string) (int, string, heal, error) {
+	switch f.Kind {
 	case RemoveAdd:
 		if err := c.RemoveMember(ctx, victim); err != nil {
 			return victim, "", nil, err
@@ -357,34 +374,37 @@ func (c *Cluster) apply(ctx context.Context, f Fault, lead int) (int, string, he
 			return victim, "", nil, err
 		}
 		return victim, "SIGKILL and wipe " + name + ", member remove", func(ctx context.Context) error { return c.AddMember(ctx, victim) }, nil
-	case DiskFull:
-		logFrom := c.Members[victim].logSize()
-		// raftkv refuses writes while its WAL has no room, but a member
-		// whose snapshot finds the disk full stops (an operator starts it
-		// again once there is room): that is not counted as a crash.
-		c.Members[victim].expectExitNow()
-		if err := c.FillDisk(); err != nil {
-			return victim, "", nil, err
-		}
-		return victim, "fill the disk of " + name, func(context.Context) error {
-			if err := c.FreeDisk(); err != nil {
-				return err
-			}
-			// Say whether the member felt it: its WAL segment is
-			// preallocated, so a full disk bites when a snapshot or a new
-			// segment is written.
-			c.logf("nemesis: %s logged %d disk-full lines while its disk was full", name, c.Members[victim].countLog(logFrom, "no space", "disk full"))
-			// A member that gave up on a full disk is started again, as
-			// an operator would once the disk has room.
-			m := c.Members[victim]
-			if !m.Running() {
-				c.note(fmt.Sprintf("%s stopped on the full disk (%d log lines name it) and was started again once the disk had room",
-					m.Name, m.countLog(logFrom, "no space", "disk full")))
-				return c.Restart(victim)
-			}
-			m.expectExitOff()
-			return nil
-		}, nil
 	}
-	return -1, "", nil, fmt.Errorf("nemesis: unknown fault %q", f.Kind)
+	return -1, "", nil, fmt.Errorf("nemesis: %q is no membership fault", f.Kind)
+}
+
+// applyDiskFull fills member victim's disk; the heal frees it.
+func (c *Cluster) applyDiskFull(victim int, name string) (int, string, heal, error) {
+	logFrom := c.Members[victim].logSize()
+	// raftkv refuses writes while its WAL has no room, but a member
+	// whose snapshot finds the disk full stops (an operator starts it
+	// again once there is room): that is not counted as a crash.
+	c.Members[victim].expectExitNow()
+	if err := c.FillDisk(); err != nil {
+		return victim, "", nil, err
+	}
+	return victim, "fill the disk of " + name, func(context.Context) error {
+		if err := c.FreeDisk(); err != nil {
+			return err
+		}
+		// Say whether the member felt it: its WAL segment is
+		// preallocated, so a full disk bites when a snapshot or a new
+		// segment is written.
+		c.logf("nemesis: %s logged %d disk-full lines while its disk was full", name, c.Members[victim].countLog(logFrom, "no space", "disk full"))
+		// A member that gave up on a full disk is started again, as
+		// an operator would once the disk has room.
+		m := c.Members[victim]
+		if !m.Running() {
+			c.note(fmt.Sprintf("%s stopped on the full disk (%d log lines name it) and was started again once the disk had room",
+				m.Name, m.countLog(logFrom, "no space", "disk full")))
+			return c.Restart(victim)
+		}
+		m.expectExitOff()
+		return nil
+	}, nil
 }

@@ -84,6 +84,10 @@ type Report struct {
 	// writes; WatchEvents the events all watches delivered and WatchGaps
 	// the stretches they were told were gone (error 401).
 	Ops, Unknown, SerialReads, Acked, WatchEvents, WatchGaps int
+	// SettledApplied and SettledNoEffect count the writes whose outcome
+	// the clients never learned but the applied history told: in-order
+	// creates it holds, and writes it proves never took effect.
+	SettledApplied, SettledNoEffect int
 	// Availability is the share of the fault phase's seconds with at
 	// least one successful write.
 	Availability float64
@@ -529,12 +533,17 @@ func (r *runner) finalReads() []map[string]Change {
 	keys := slices.Clone(r.load.keys)
 	r.load.mu.Unlock()
 	keys = append(keys, "/nemesis-probe")
-	var finals []map[string]Change
 	for _, m := range r.cluster.Members {
 		w := &worker{w: r.load, id: r.probeID + 1 + m.Index, member: m, cl: r.probes[m.Index], last: map[string]string{}}
 		for _, k := range keys {
 			w.read(k, strings.HasPrefix(k, "/q"))
 		}
+	}
+	// The listings come after every final read: a write still in flight
+	// that no listing shows can have been seen by no operation of the
+	// history (see settlePending).
+	var finals []map[string]Change
+	for _, m := range r.cluster.Members {
 		files := map[string]Change{}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		resp, err := r.probes[m.Index].Get(ctx, "/", &client.GetOptions{Quorum: true, Recursive: true})
@@ -566,13 +575,6 @@ func flatten(n *client.Node, out map[string]Change) {
 // check runs every check and fills in the report.
 func (r *runner) check(fence uint64, finals []map[string]Change) {
 	rep := r.report
-	h := r.rec.History()
-	rep.Ops = len(h.Operations)
-	for _, op := range h.Operations {
-		if op.Unknown {
-			rep.Unknown++
-		}
-	}
 	var streams []WatchStream
 	for _, w := range r.watchers {
 		s := w.snapshot()
@@ -594,6 +596,14 @@ func (r *runner) check(fence uint64, finals []map[string]Change) {
 		from = min(from, s.After)
 	}
 	want, holes := replay(applied, from, fence)
+	rep.SettledApplied, rep.SettledNoEffect = r.settlePending(applied, len(holes) == 0, finals)
+	h := r.rec.History()
+	rep.Ops += len(h.Operations)
+	for _, op := range h.Operations {
+		if op.Unknown {
+			rep.Unknown++
+		}
+	}
 	complete := func(x uint64) bool { return x > from && x <= fence && len(holes) == 0 }
 	problems = append(problems, checkSerial(serial, applied, complete)...)
 	if len(holes) > 0 {
@@ -625,6 +635,51 @@ func (r *runner) check(fence uint64, finals []map[string]Change) {
 	if !res.Ok {
 		rep.Problems = append(rep.Problems, "linearizability: "+res.String())
 	}
+}
+
+// settlePending records the writes whose outcome their clients never
+// learned. An in-order create the applied history holds took effect as it
+// shows (its node is new: no previous node), so it is recorded with that
+// answer. A write whose value the applied history does not hold — complete,
+// without holes — and no member's final listing shows never took effect
+// within the history: the listings come after every operation of the
+// history, so nothing in it can have seen the write. Everything else stays
+// unknown. A known answer is far cheaper for porcupine than an unknown one.
+func (r *runner) settlePending(applied AppliedHistory, complete bool, finals []map[string]Change) (settled, noEffect int) {
+	seen := map[string]Change{}
+	for _, ch := range applied {
+		if ch.HasValue {
+			seen[ch.Value] = ch
+		}
+	}
+	listed := map[string]bool{}
+	for _, files := range finals {
+		for _, f := range files {
+			listed[f.Value] = true
+		}
+	}
+	r.load.mu.Lock()
+	pending := r.load.pending
+	r.load.pending = nil
+	r.load.mu.Unlock()
+	for _, p := range pending {
+		ch, ok := seen[p.cmd.Value]
+		switch {
+		case p.cmd.Value == "" || (ok && p.cmd.Op != kvstore.OpCreateInOrder):
+			r.rec.Unknown(p.id)
+		case ok && ch.Action == kvstore.ActionCreate:
+			v := ch.Value
+			node := &kvstore.Node{Key: ch.Key, Value: &v, ModifiedIndex: ch.Index, CreatedIndex: ch.Index}
+			r.rec.Applied(p.id, linearizability.Output{Index: ch.Index, Node: node})
+			settled++
+		case !ok && complete && !listed[p.cmd.Value] && len(finals) == len(r.cluster.Members):
+			r.rec.NoEffect(p.id)
+			noEffect++
+		default:
+			r.rec.Unknown(p.id)
+		}
+	}
+	return settled, noEffect
 }
 
 // cleanup tears the cluster down and, for a run that passed, removes its
@@ -686,7 +741,8 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	p50, mx := percentiles(all)
 	fmt.Fprintf(w, "%-18s %6d %14v %14v\n", "all", len(r.Faults), p50, mx)
-	fmt.Fprintf(w, "operations: %d (%d acknowledged writes, %d serializable reads, %d unknown outcomes)\n", r.Ops, r.Acked, r.SerialReads, r.Unknown)
+	fmt.Fprintf(w, "operations: %d (%d acknowledged writes, %d serializable reads, %d unknown outcomes; %d more settled from the applied history: %d took effect, %d never did)\n",
+		r.Ops, r.Acked, r.SerialReads, r.Unknown, r.SettledApplied+r.SettledNoEffect, r.SettledApplied, r.SettledNoEffect)
 	fmt.Fprintf(w, "watches: %d events delivered, %d gaps (error 401)\n", r.WatchEvents, r.WatchGaps)
 	fmt.Fprintf(w, "availability: %.1f%% of %v with a successful write\n", 100*r.Availability, r.Elapsed.Round(time.Second))
 	fmt.Fprintf(w, "linearizability: %s\n", r.Linearizability)

@@ -47,6 +47,12 @@ type SerialRead struct {
 	Call, Return int64
 }
 
+// pendingWrite is a write whose outcome its client never learned.
+type pendingWrite struct {
+	id  int
+	cmd kvstore.Command
+}
+
 // Ack is an acknowledged write: what its answer said happened.
 type Ack struct {
 	Client int
@@ -73,6 +79,11 @@ type workload struct {
 	keySeen map[string]bool
 	// okWrites marks the seconds (since start) in which a write succeeded.
 	okWrites map[int64]bool
+
+	// pending are the writes whose outcome the client never learned; the
+	// checks settle what they can from what the cluster applied (see
+	// settlePending) and record the rest as unknown.
+	pending []pendingWrite
 
 	// ops counts the operations; unknown those whose outcome is unknown;
 	// refused those that never left (no connection could be made).
@@ -189,7 +200,7 @@ func (c *worker) read(key string, recursive bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	resp, err := c.cl.Get(ctx, key, &client.GetOptions{Quorum: true, Recursive: recursive, Sort: true})
 	cancel()
-	c.finish(id, key, resp, err, false)
+	c.finish(id, key, resp, err, nil)
 }
 
 // write runs a write and records it.
@@ -203,11 +214,12 @@ func (c *worker) write(cmd kvstore.Command, do func(context.Context) (*client.Re
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	resp, err := do(ctx)
 	cancel()
-	c.finish(id, cmd.Path, resp, err, true)
+	c.finish(id, cmd.Path, resp, err, &cmd)
 }
 
-// finish records the answer of operation id.
-func (c *worker) finish(id int, key string, resp *client.Response, err error, write bool) {
+// finish records the answer of operation id: a read, or the write cmd.
+func (c *worker) finish(id int, key string, resp *client.Response, err error, cmd *kvstore.Command) {
+	write := cmd != nil
 	at := c.w.now()
 	c.w.ops.Add(1)
 	if err != nil {
@@ -220,6 +232,12 @@ func (c *worker) finish(id int, key string, resp *client.Response, err error, wr
 		out, known := errorOutput(err)
 		if !known {
 			c.w.unknown.Add(1)
+			if write {
+				c.w.mu.Lock()
+				c.w.pending = append(c.w.pending, pendingWrite{id: id, cmd: *cmd})
+				c.w.mu.Unlock()
+				return
+			}
 			c.w.rec.Unknown(id)
 			return
 		}
