@@ -93,6 +93,14 @@ func (g *Registration) register(ctx context.Context) (*Session, error) {
 	}
 	sent := time.Now()
 	if _, err := g.r.c.Set(ctx, g.key, g.addr, &client.SetOptions{TTL: s.TTL()}); err != nil {
+		if !definite(err) {
+			// The write may have landed with its answer lost or no longer
+			// awaited (ctx ended): take back what may be ours rather than
+			// leave it listed until its TTL runs out.
+			cctx, cancel := context.WithTimeout(context.Background(), s.TTL())
+			_ = deleteOwn(cctx, g.r.c, g.key, g.addr)
+			cancel()
+		}
 		_ = s.Close(ctx)
 		return nil, fmt.Errorf("register %s: %w", g.key, err)
 	}

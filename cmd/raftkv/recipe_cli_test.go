@@ -138,7 +138,8 @@ func TestRecipeElectQueueRegistryCommands(t *testing.T) {
 		return recipeCtl(t, ctx, c.endpoints, "registry", "list", "api").stdout == "a 10.0.0.1:80\n"
 	}, 10*time.Second, 20*time.Millisecond)
 	deregister()
-	assert.Equal(t, 0, (<-registered).code)
+	regR := <-registered
+	assert.Equal(t, 0, regR.code, regR.stderr)
 	assert.Equal(t, "", recipeCtl(t, ctx, c.endpoints, "registry", "list", "api").stdout)
 	require.Eventually(t, func() bool { return strings.Contains(watcher.stdout.String(), "- a") }, 10*time.Second, 10*time.Millisecond)
 	stopWatching()

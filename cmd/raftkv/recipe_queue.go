@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -149,6 +150,9 @@ kept alive while the registering process runs; they disappear when it stops
 				ctx, stop := untilInterrupted(ctx)
 				defer stop()
 				reg, err := recipe.NewRegistry(c, "").Register(ctx, args[0], args[1], args[2], secondsOf(ttl))
+				if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+					return nil // Ctrl-C before the registration was confirmed: it was taken back
+				}
 				if err != nil {
 					return err
 				}
