@@ -292,3 +292,66 @@ func testSessionLost(t *testing.T, c *testCluster) {
 	_, err = NewMutex(other, "/")
 	assert.Error(t, err)
 }
+
+// abandoningTransport delivers every request; once armed, it ends the
+// caller's context as the answer to the next request of method arrives
+// and throws that answer away: a write that applied while its caller gave
+// up (Ctrl-C, a deadline).
+type abandoningTransport struct {
+	base   http.RoundTripper
+	method string
+	cancel atomic.Pointer[context.CancelFunc]
+}
+
+func (a *abandoningTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := a.base.RoundTrip(r)
+	if err == nil && r.Method == a.method {
+		if cancel := a.cancel.Swap(nil); cancel != nil {
+			resp.Body.Close()
+			(*cancel)()
+			return nil, context.Canceled
+		}
+	}
+	return resp, err
+}
+
+// TestAbandonedCreateTakenBack: a lock waiter or a registration whose
+// caller gives up while its key's create is in flight takes the key back
+// at once, instead of leaving it to block the lock's queue or stay listed
+// until its TTL runs out.
+func TestAbandonedCreateTakenBack(t *testing.T) {
+	c := startTestCluster(t, 3)
+	for _, tc := range []struct {
+		name, method, dir string
+		attempt          func(ctx context.Context, cl *client.Client) error
+	}{
+		{"Lock", http.MethodPost, "/_recipes/locks/abandoned", func(ctx context.Context, cl *client.Client) error {
+			s, err := NewSession(cl, &SessionOptions{TTL: 10 * time.Second})
+			require.NoError(t, err)
+			defer s.Close(context.Background())
+			m, err := NewMutex(s, "abandoned")
+			require.NoError(t, err)
+			return m.Lock(ctx)
+		}},
+		{"Registry", http.MethodPut, "/_recipes/registry/abandoned", func(ctx context.Context, cl *client.Client) error {
+			_, err := NewRegistry(cl, "").Register(ctx, "abandoned", "a", "10.0.0.1:80", 10*time.Second)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &abandoningTransport{base: client.NewTransport(nil, time.Second, 4), method: tc.method}
+			cl, err := client.New(client.Config{Endpoints: c.endpoints[:1], Transport: tr})
+			require.NoError(t, err)
+			defer cl.Close()
+			ctx, cancel := context.WithCancel(testCtx(t, 20*time.Second))
+			tr.cancel.Store(&cancel)
+			require.ErrorIs(t, tc.attempt(ctx, cl), context.Canceled)
+			resp, err := c.client().Get(testCtx(t, 5*time.Second), tc.dir, nil)
+			if err == nil {
+				assert.Empty(t, resp.Node.Nodes, "the abandoned key is still there (its TTL is 10 s)")
+			} else {
+				assert.True(t, client.IsKeyNotFound(err), "%v", err)
+			}
+		})
+	}
+}

@@ -52,7 +52,14 @@ func newTicket(ctx context.Context, s *Session, dir, value string, unique bool, 
 		switch {
 		case err == nil:
 			found = resp.Node
-		case definite(err) || ctx.Err() != nil:
+		case definite(err):
+			return nil, fmt.Errorf("create a key in %s: %w", dir, err)
+		case ctx.Err() != nil:
+			// Given up with the create's outcome unknown: a key it made
+			// would stand in the queue until its TTL ran out.
+			if unique {
+				takeBack(c, s.ttl, dir, value)
+			}
 			return nil, fmt.Errorf("create a key in %s: %w", dir, err)
 		case unique:
 			found, err = findValue(ctx, c, dir, value)
@@ -72,6 +79,16 @@ func newTicket(ctx context.Context, s *Session, dir, value string, unique bool, 
 		if err := sleep(ctx, retryBackoff(attempt)); err != nil {
 			return nil, fmt.Errorf("create a key in %s: %w", dir, err)
 		}
+	}
+}
+
+// takeBack deletes the key in dir holding value, if there is one, on its
+// own clock (the caller's context has ended): at most ttl.
+func takeBack(c *client.Client, ttl time.Duration, dir, value string) {
+	ctx, cancel := context.WithTimeout(context.Background(), ttl)
+	defer cancel()
+	if n, err := findValue(ctx, c, dir, value); err == nil && n != nil {
+		_ = deleteOwn(ctx, c, n.Key, value)
 	}
 }
 
