@@ -323,7 +323,7 @@ func TestAbandonedCreateTakenBack(t *testing.T) {
 	c := startTestCluster(t, 3)
 	for _, tc := range []struct {
 		name, method, dir string
-		attempt          func(ctx context.Context, cl *client.Client) error
+		attempt           func(ctx context.Context, cl *client.Client) error
 	}{
 		{"Lock", http.MethodPost, "/_recipes/locks/abandoned", func(ctx context.Context, cl *client.Client) error {
 			s, err := NewSession(cl, &SessionOptions{TTL: 10 * time.Second})
