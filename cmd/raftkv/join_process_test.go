@@ -33,18 +33,7 @@ func (c *procCluster) startProcWith(m *procMember, env []string, dir string) {
 	if err := m.cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", m.name, err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(m.clientURL + "/version")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s does not serve clients: %v\n%s", m.name, err, m.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	c.waitServing(m, 30*time.Second)
 }
 
 // runCtl runs a raftkv command line to its end and returns its output.

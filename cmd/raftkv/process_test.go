@@ -130,8 +130,14 @@ func (c *procCluster) start(m *procMember) {
 	if err := m.cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", m.name, err)
 	}
-	// Wait until it serves clients.
-	deadline := time.Now().Add(20 * time.Second)
+	c.waitServing(m, 20*time.Second)
+}
+
+// waitServing waits until m answers clients, failing the test after d with
+// its logs.
+func (c *procCluster) waitServing(m *procMember, d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		resp, err := http.Get(m.clientURL + "/version")
 		if err == nil {
