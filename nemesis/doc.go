@@ -47,7 +47,10 @@
 // every change of the whole key space. The keys move to a fresh generation
 // every 8 seconds, which keeps each unknown outcome's cost to porcupine
 // within its generation. A request whose connection was refused never left,
-// and is known to have had no effect; a timeout leaves the outcome unknown.
+// and is known to have had no effect; a timeout leaves the outcome unknown,
+// unless the applied history settles it at the end: an in-order create it
+// holds took effect as it shows, and a value it lacks, which no final
+// listing shows either, never took effect within the history.
 //
 // After the last heal the clients stop, a last write marks the end, and
 // the checks run:
