@@ -1,10 +1,12 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raft"
+	"github.com/raftkv/raftkv/storage"
 )
 
 // apply applies committed entries in order: commands to the key space,
@@ -145,23 +147,37 @@ func (m *Member) installSnapshot(snap raft.Snapshot) error {
 // maybeSnapshot takes a snapshot every SnapshotEvery applied entries,
 // compacts the log behind it (keeping SnapshotKeep entries for slow
 // followers) and lets the storage release what it no longer needs.
+//
+// A full disk is not fatal here: the entries the snapshot would cover are
+// in the WAL still. The member goes on (the WAL refuses writes itself if it
+// runs out of room) and tries again an election timeout later.
 func (m *Member) maybeSnapshot() error {
 	if m.applied <= m.snapshotIndex || (m.applied < m.snapshotIndex+m.cfg.SnapshotEvery && !m.snapshotNow) {
 		return nil
 	}
-	m.snapshotNow = false
-	cs := m.confState
-	// The in-memory log keeps the metadata; the data goes straight to
-	// disk, never whole in memory, whence raft reads it back should a
-	// follower need it (snapshotLog).
-	snap, err := m.raftLog.CreateSnapshot(m.applied, &cs, nil)
+	if m.ticks < m.snapshotRetryAt {
+		return nil
+	}
+	term, err := m.raftLog.Term(m.applied)
 	if err != nil {
 		return fmt.Errorf("server: snapshot at %d: %w", m.applied, err)
 	}
-	if err := m.disk.SaveSnapshotStream(snap.Metadata, m.writeSnapshot); err != nil {
+	meta := raft.SnapshotMetadata{Index: m.applied, Term: term, ConfState: m.confState}
+	// The data goes straight to disk, never whole in memory; the in-memory
+	// log takes the metadata once the file is saved, and raft reads the
+	// data back from the file should a follower need it (snapshotLog).
+	if err := m.disk.SaveSnapshotStream(meta, m.writeSnapshot); err != nil {
+		if errors.Is(err, storage.ErrDiskFull) {
+			m.snapshotRetryAt = m.ticks + uint64(m.cfg.ElectionTicks)
+			return nil
+		}
 		return err
 	}
-	m.snapshotIndex = m.applied
+	cs := m.confState
+	if _, err := m.raftLog.CreateSnapshot(m.applied, &cs, nil); err != nil {
+		return fmt.Errorf("server: snapshot at %d: %w", m.applied, err)
+	}
+	m.snapshotIndex, m.snapshotNow = m.applied, false
 	if m.applied > m.cfg.SnapshotKeep {
 		compactTo := m.applied - m.cfg.SnapshotKeep
 		if first, _ := m.raftLog.FirstIndex(); compactTo >= first {

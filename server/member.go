@@ -54,6 +54,9 @@ type Member struct {
 	// snapshotNow asks for a snapshot at the next chance, whatever
 	// SnapshotEvery says (see applyConfChange).
 	snapshotNow bool
+	// snapshotRetryAt is the tick before which no snapshot is tried again
+	// after one found the disk full.
+	snapshotRetryAt uint64
 
 	// proposals wait to be handed to raft; writes wait for their entry to
 	// apply.
@@ -210,6 +213,7 @@ func New(cfg Config) (*Member, error) {
 		return nil, err
 	}
 	m.snapLog = &snapshotLog{MemoryStorage: m.raftLog, load: d.LoadSnapshot, unreadable: m.snapshotUnreadable,
+		outdated: func() bool { return m.snapshotNow },
 		// Raft reads the snapshot as it starts; the data just restored
 		// serves, then goes after snapshotDataIdleTicks.
 		data: rec.snapshot.Data, dataIndex: rec.snapshot.Metadata.Index}

@@ -21,6 +21,11 @@ type snapshotLog struct {
 	// unreadable is told when the snapshot file cannot be read back (the
 	// member then takes a new snapshot).
 	unreadable func(error)
+	// outdated reports that a newer snapshot is wanted and not taken yet
+	// (one that names a member added since, which refuses any other; or
+	// one replacing an unreadable file, when the disk was full): the
+	// current one is not sent meanwhile.
+	outdated func() bool
 	// data is the cached data of the snapshot at dataIndex; nil when none.
 	data      []byte
 	dataIndex uint64
@@ -41,8 +46,14 @@ const snapshotDataIdleTicks = 50
 // for a new one.
 func (l *snapshotLog) Snapshot() (raft.Snapshot, error) {
 	snap, err := l.MemoryStorage.Snapshot()
-	if err != nil || snap.IsEmpty() || snap.Data != nil {
+	if err != nil || snap.IsEmpty() {
 		return snap, err
+	}
+	if l.outdated != nil && l.outdated() {
+		return raft.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	if snap.Data != nil {
+		return snap, nil
 	}
 	if l.data == nil || l.dataIndex != snap.Metadata.Index {
 		l.data = nil

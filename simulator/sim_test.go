@@ -182,6 +182,8 @@ var foundSeeds = []struct {
 	{742013593, "log", "all", "the checker judged a pre-vote against a written suffix a new leader had already replaced", 0, false},
 	{745013045, "kv", "all", "the checker took a restarted member's replay of the bootstrap for a smaller configuration", 0, false},
 	{746010273, "kv", "all", "a follower resumed from a pause counted a tick twice and its promise ran out before the lease", 0, false},
+	{198, "kv", "all", "a snapshot a member addition asked for found the disk full and was never tried again: the new member waited for ever", 0, false},
+	{900001496, "kv", "all", "a leader whose disk was full sent a new member the old snapshot, which does not name it, again and again", 0, false},
 }
 
 func TestFoundSeeds(t *testing.T) {
