@@ -27,7 +27,7 @@ type Cluster struct {
 	ballast    string
 	logf       func(string, ...any)
 	// notes are what the faults brought about that is worth telling but
-	// is no violation (a member stopped on a full disk).
+	// is no violation.
 	notesMu sync.Mutex
 	notes   []string
 }

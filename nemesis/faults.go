@@ -381,10 +381,9 @@ func (c *Cluster) applyMembership(ctx context.Context, f Fault, victim int, name
 // applyDiskFull fills member victim's disk; the heal frees it.
 func (c *Cluster) applyDiskFull(victim int, name string) (int, string, heal, error) {
 	logFrom := c.Members[victim].logSize()
-	// raftkv refuses writes while its WAL has no room, but a member
-	// whose snapshot finds the disk full stops (an operator starts it
-	// again once there is room): that is not counted as a crash.
-	c.Members[victim].expectExitNow()
+	// raftkv refuses writes while its WAL has no room and tries a
+	// snapshot again later: a member that stops on a full disk is a
+	// problem like any exit nobody caused.
 	if err := c.FillDisk(); err != nil {
 		return victim, "", nil, err
 	}
@@ -396,15 +395,6 @@ func (c *Cluster) applyDiskFull(victim int, name string) (int, string, heal, err
 		// preallocated, so a full disk bites when a snapshot or a new
 		// segment is written.
 		c.logf("nemesis: %s logged %d disk-full lines while its disk was full", name, c.Members[victim].countLog(logFrom, "no space", "disk full"))
-		// A member that gave up on a full disk is started again, as
-		// an operator would once the disk has room.
-		m := c.Members[victim]
-		if !m.Running() {
-			c.note(fmt.Sprintf("%s stopped on the full disk (%d log lines name it) and was started again once the disk had room",
-				m.Name, m.countLog(logFrom, "no space", "disk full")))
-			return c.Restart(victim)
-		}
-		m.expectExitOff()
 		return nil
 	}, nil
 }

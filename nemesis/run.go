@@ -97,8 +97,7 @@ type Report struct {
 	Linearizability linearizability.Result
 	// Problems lists every violation found; empty for a run that passed.
 	Problems []string
-	// Notes tell what happened that is no violation (a member stopped on
-	// a full disk and was started again).
+	// Notes tell what happened that is no violation.
 	Notes []string
 	// OutDir holds the logs, schedule, report and visualisation.
 	OutDir string
