@@ -62,7 +62,8 @@
 // keeping SnapshotKeep entries for followers that are only a little behind.
 // A restarted member loads the latest snapshot and replays the WAL after it.
 // A full disk refuses new writes and retries the refused one after a tick;
-// nothing acknowledged is lost.
+// a snapshot that finds it full is tried again an election timeout later
+// (the WAL still holds what it covers); nothing acknowledged is lost.
 //
 // # Membership
 //
