@@ -139,7 +139,9 @@ func (m *Member) installSnapshot(snap raft.Snapshot) error {
 		return fmt.Errorf("server: install snapshot %d: %w", snap.Metadata.Index, err)
 	}
 	m.applied = snap.Metadata.Index
-	m.snapshotIndex = m.applied
+	// The installed snapshot, durable and newer, is the one to send now:
+	// a snapshot wanted before it is no longer.
+	m.snapshotIndex, m.snapshotNow = m.applied, false
 	m.confState = snap.Metadata.ConfState
 	return nil
 }
