@@ -93,13 +93,9 @@ func (m *Member) applyProposal(e raft.Entry) error {
 // applyConfChange applies a membership change. Its Context, when set,
 // carries the new member's information.
 func (m *Member) applyConfChange(e raft.Entry) error {
-	var cc raft.ConfChange
-	if err := cc.UnmarshalBinary(e.Data); err != nil {
-		return fmt.Errorf("server: entry %d: %w", e.Index, err)
-	}
-	cctx, err := decodeConfChangeContext(cc.Context)
+	cc, cctx, err := decodeConfChangeEntry(e)
 	if err != nil {
-		return fmt.Errorf("server: entry %d: %w", e.Index, err)
+		return fmt.Errorf("server: %w", err)
 	}
 	cs, err := m.node.ApplyConfChange(cc)
 	if err == nil {
@@ -117,6 +113,20 @@ func (m *Member) applyConfChange(e raft.Entry) error {
 	}
 	m.applyMembershipContext(cc, cctx, err)
 	return nil
+}
+
+// decodeConfChangeEntry decodes a configuration change entry and its
+// context.
+func decodeConfChangeEntry(e raft.Entry) (raft.ConfChange, confChangeContext, error) {
+	var cc raft.ConfChange
+	if err := cc.UnmarshalBinary(e.Data); err != nil {
+		return cc, confChangeContext{}, fmt.Errorf("entry %d: %w", e.Index, err)
+	}
+	cctx, err := decodeConfChangeContext(cc.Context)
+	if err != nil {
+		return cc, cctx, fmt.Errorf("entry %d: %w", e.Index, err)
+	}
+	return cc, cctx, nil
 }
 
 // addsMember reports whether configuration after holds a member before

@@ -133,13 +133,9 @@ func replayDataDir(fsys storage.FS, dir string, storeCfg kvstore.Config) (replay
 func (m *Member) replayEntry(e raft.Entry) error {
 	switch {
 	case e.Type == raft.EntryConfChange:
-		var cc raft.ConfChange
-		if err := cc.UnmarshalBinary(e.Data); err != nil {
-			return fmt.Errorf("entry %d: %w", e.Index, err)
-		}
-		cctx, err := decodeConfChangeContext(cc.Context)
+		cc, cctx, err := decodeConfChangeEntry(e)
 		if err != nil {
-			return fmt.Errorf("entry %d: %w", e.Index, err)
+			return err
 		}
 		m.applyMembershipContext(cc, cctx, nil)
 	case len(e.Data) > 0:
