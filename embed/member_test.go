@@ -1,12 +1,14 @@
 package embed
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,9 +18,31 @@ import (
 
 // startCluster starts n members on loopback ports chosen by the OS, with
 // data in temporary directories, and stops them at the end of the test.
+// Peer ports are reserved before any member starts, and another process
+// (a client's outgoing connection, say) may take one meanwhile: then the
+// cluster starts again on fresh ports.
 func startCluster(t *testing.T, n int) []*Member {
 	t.Helper()
-	// Peer URLs must be known before any member starts: reserve ports.
+	for attempt := 1; ; attempt++ {
+		members, err := tryStartCluster(t, n)
+		if err == nil {
+			t.Cleanup(func() {
+				for _, m := range members {
+					assert.NoError(t, m.Stop())
+				}
+			})
+			return members
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			require.NoError(t, err)
+		}
+		t.Logf("start a cluster (attempt %d): %v; again on fresh ports", attempt, err)
+	}
+}
+
+// tryStartCluster starts n members, or none: on an error it stops those it
+// started.
+func tryStartCluster(t *testing.T, n int) ([]*Member, error) {
 	var parts []string
 	peerURLs := make([]string, n)
 	for i := range n {
@@ -32,15 +56,15 @@ func startCluster(t *testing.T, n int) []*Member {
 			ListenClientURLs: []string{"http://127.0.0.1:0"}, ListenPeerURLs: []string{peerURLs[i]},
 			InitialCluster: strings.Join(parts, ","), HeartbeatInterval: 20 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
 		})
-		require.NoError(t, err)
+		if err != nil {
+			for _, m := range members {
+				m.Stop()
+			}
+			return nil, err
+		}
 		members = append(members, m)
 	}
-	t.Cleanup(func() {
-		for _, m := range members {
-			assert.NoError(t, m.Stop())
-		}
-	})
-	return members
+	return members, nil
 }
 
 // freeAddr returns a loopback address that was free a moment ago.

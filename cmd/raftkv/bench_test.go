@@ -57,7 +57,7 @@ func TestBenchAgainstACluster(t *testing.T) {
 }
 
 func TestBenchCountsErrorsByKind(t *testing.T) {
-	refused := "http://" + ctlFreeAddr(t)
+	refused := "http://" + loopbackAddr(t)
 	conflict := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")

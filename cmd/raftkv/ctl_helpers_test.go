@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +33,7 @@ func startCtlCluster(t *testing.T, n int) *ctlCluster {
 	c := &ctlCluster{}
 	var initial []string
 	for i := range n {
-		c.peerURLs = append(c.peerURLs, "http://"+ctlFreeAddr(t))
+		c.peerURLs = append(c.peerURLs, "http://"+loopbackAddr(t))
 		initial = append(initial, fmt.Sprintf("m%d=%s", i+1, c.peerURLs[i]))
 	}
 	for i := range n {
@@ -74,13 +73,6 @@ func (c *ctlCluster) client(t *testing.T) *client.Client {
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
 	return cl
-}
-
-func ctlFreeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // syncBuffer is a buffer that a running command writes while the test

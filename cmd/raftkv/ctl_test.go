@@ -64,7 +64,7 @@ func TestCtlKeyCommands(t *testing.T) {
 		r = ctl(t, eps, "get", "/message", "-o", "yaml")
 		assert.Equal(t, 1, r.code)
 
-		r = ctl(t, []string{"http://" + ctlFreeAddr(t)}, "get", "/message")
+		r = ctl(t, []string{"http://" + loopbackAddr(t)}, "get", "/message")
 		assert.Equal(t, 2, r.code, "no endpoint reachable")
 		assert.Regexp(t, `^Error:  client: etcd cluster is unavailable or misconfigured; error #0: dial tcp 127.0.0.1:\d+: connect: connection refused\n\n`+
 			`error #0: dial tcp 127.0.0.1:\d+: connect: connection refused\n\n$`, r.stderr, "etcdctl's lines")
@@ -272,7 +272,7 @@ func TestCtlMemberCommands(t *testing.T) {
 // testCtlMemberAdd adds m4 and starts it with the environment member add
 // printed: it joins under the ID the cluster gave it.
 func testCtlMemberAdd(t *testing.T, c *ctlCluster) *embed.Member {
-	peer := "http://" + ctlFreeAddr(t)
+	peer := "http://" + loopbackAddr(t)
 	out := ctlOK(t, c.endpoints, "member", "add", "m4", peer)
 	lines := strings.Split(out, "\n")
 	head := regexp.MustCompile(`^Added member named m4 with ID ([0-9a-f]+) to cluster$`).FindStringSubmatch(lines[0])
@@ -314,7 +314,7 @@ func testCtlMemberAdd(t *testing.T, c *ctlCluster) *embed.Member {
 // testCtlUnstartedMember adds a member that never starts, updates its
 // peer URL, promotes it and removes it.
 func testCtlUnstartedMember(t *testing.T, eps []string) {
-	peer := "http://" + ctlFreeAddr(t)
+	peer := "http://" + loopbackAddr(t)
 	out := ctlOK(t, eps, "member", "add", "m5", peer)
 	head := regexp.MustCompile(`^Added member named m5 with ID ([0-9a-f]+) to cluster\n`).FindStringSubmatch(out)
 	require.NotNil(t, head, out)
@@ -333,7 +333,7 @@ func testCtlUnstartedMember(t *testing.T, eps []string) {
 	assert.Equal(t, 1, r.code)
 	assert.Equal(t, "membership: peerURL exists\n", r.stderr)
 
-	moved := "http://" + ctlFreeAddr(t)
+	moved := "http://" + loopbackAddr(t)
 	assert.Equal(t, "Updated member with ID "+id+" in cluster\n", ctlOK(t, eps, "member", "update", id, moved))
 	listShows(id + "[unstarted]: peerURLs=" + moved + "\n")
 	assert.Equal(t, "Promoted member "+id+" to voter in cluster\n", ctlOK(t, eps, "member", "promote", id))

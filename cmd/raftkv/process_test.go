@@ -79,14 +79,32 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// loopbackAddr returns a loopback address that was free a moment ago.
-func loopbackAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// handedOut holds the loopback addresses loopbackAddr returned: the
+// kernel may offer a port again once its listener closed, and two members
+// of one cluster given the same port do not start.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// loopbackAddr returns a loopback address that was free a moment ago and
+// that no earlier call of this test process returned.
+func loopbackAddr(t testing.TB) string {
+	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startProcCluster starts n member processes with etcd-style flags.
