@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: run demo test bench bench-compare bench-memory fuzz-http sim nemesis lint fmt build
+.PHONY: run demo test bench bench-compare bench-life bench-memory fuzz-http sim nemesis lint fmt build
 
 ## run: start a local 3-member cluster on 127.0.0.1 and print how to talk to it (Ctrl-C stops it)
 run:
@@ -21,6 +21,7 @@ SIM_FIRST := $(SIM_FIRST)
 test:
 	@echo "simulation campaigns start at seed $(SIM_FIRST) (replay: SIM_FIRST=$(SIM_FIRST) make test)"
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags lifetrace ./internal/... ./server ./rpc ./cmd/raftkv
 	RAFTKV_SIM_FIRST=$(SIM_FIRST) $(GO) test -count=1 -timeout 20m $(PKGS)
 
 ## bench: every benchmark once, with allocations
@@ -35,6 +36,12 @@ ROUNDS ?= 1
 COMPARE_CLIENTS ?= 1,16,64,256
 bench-compare:
 	$(GO) run ./benchmarks/compare -duration $(DURATION) -rounds $(ROUNDS) -clients $(COMPARE_CLIENTS) $(COMPARE_FLAGS)
+
+## bench-life: one client writing to a local raftkv cluster built with the lifetrace tag, every write
+## followed through the three processes: the offset of each stage (request read, append sent, received,
+## fsynced, acknowledged, applied, answered) from the request's read, on the leader and on a follower
+bench-life:
+	$(GO) run ./benchmarks/compare -life -duration $(DURATION) -rounds $(ROUNDS) $(COMPARE_FLAGS)
 
 ## bench-memory: raftkv and etcd (v2 API) in turn, 3 members each, filled with KEYS keys (16-byte paths,
 ## 64-byte values) through the API; every member's RSS once settled and after MEMORY_IDLE, and the ratios

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/raftkv/raftkv/internal/lifetrace"
 )
 
 // The client API's fast path: a small HTTP/1.1 loop for the requests that
@@ -231,6 +233,7 @@ func (fc *fastConn) serve() {
 			fc.fs.handoff.push(&bufferedConn{Conn: fc.conn, r: fc.r})
 			return
 		}
+		lifetrace.Mark(0, 0, 0, lifetrace.RequestRead)
 		fc.r.Discard(len(head))
 		if !fc.readBody() {
 			return
@@ -238,7 +241,9 @@ func (fc *fastConn) serve() {
 		fc.busy.Store(true)
 		fc.resp.reset()
 		fc.fs.api.ServeHTTP(&fc.resp, &fc.req)
+		lifetrace.Mark(0, 0, 0, lifetrace.HandlerDone)
 		err = fc.resp.writeTo(fc.conn)
+		lifetrace.Mark(0, 0, 0, lifetrace.ResponseWritten)
 		fc.busy.Store(false)
 		if err != nil {
 			return

@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/lifetrace"
 	"github.com/raftkv/raftkv/raft"
 )
 
@@ -104,6 +105,7 @@ func (t *PeerTransport) serveStream(s *inboundStream) {
 			p.received.Add(1)
 			p.receivedBytes.Add(uint64(n))
 		}
+		lifetrace.Message(t.opts.ID, m.From, &m, lifetrace.AppendReceived, lifetrace.AckReceived)
 		t.opts.Deliver(m)
 	}
 }

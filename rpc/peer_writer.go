@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/lifetrace"
 	"github.com/raftkv/raftkv/raft"
 )
 
@@ -393,7 +394,9 @@ func (p *peer) writeQueued(c *peerConn) error {
 		if hasSnap {
 			batch = append(batch, snap)
 		}
+		p.traceBatch(batch, lifetrace.AppendWriting, lifetrace.AckWriting)
 		err := p.writeBatch(c, batch)
+		p.traceBatch(batch, lifetrace.AppendWritten, lifetrace.AckWritten)
 		clear(batch)
 		p.spare = batch[:0]
 		if cap(p.buf) > writeBufferRetainMax {
@@ -402,6 +405,17 @@ func (p *peer) writeQueued(c *peerConn) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// traceBatch records a batch's appends and acknowledgements for lifetrace
+// builds.
+func (p *peer) traceBatch(batch []raft.Message, app, ack lifetrace.Stage) {
+	if !lifetrace.Enabled {
+		return
+	}
+	for i := range batch {
+		lifetrace.Message(p.t.opts.ID, p.id, &batch[i], app, ack)
 	}
 }
 

@@ -656,6 +656,14 @@ func (j *PersistJob) Entries() []raft.Entry     { return j.rd.Entries }
 func (j *PersistJob) HardState() raft.HardState { return j.rd.HardState }
 func (j *PersistJob) Sync() bool                { return j.rd.MustSync }
 
+// lastIndex is the index of the last entry the job writes, 0 if none.
+func (j *PersistJob) lastIndex() uint64 {
+	if n := len(j.rd.Entries); n > 0 {
+		return j.rd.Entries[n-1].Index
+	}
+	return 0
+}
+
 func (j *PersistJob) empty() bool {
 	return j.rd.Snapshot.IsEmpty() && len(j.rd.Entries) == 0 && j.rd.HardState.IsEmpty()
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/lifetrace"
 	"github.com/raftkv/raftkv/raft"
 )
 
@@ -140,7 +141,10 @@ func (rt *Runtime) Start() {
 // that arrives meanwhile goes into the next job).
 func (rt *Runtime) diskLoop() {
 	for job := range rt.diskJobs {
-		rt.diskDone <- diskResult{job: job, err: job.Run()}
+		lifetrace.Mark(rt.member.cfg.ID, 0, job.lastIndex(), lifetrace.DiskStart)
+		err := job.Run()
+		lifetrace.Mark(rt.member.cfg.ID, 0, job.lastIndex(), lifetrace.DiskDone)
+		rt.diskDone <- diskResult{job: job, err: err}
 	}
 }
 
@@ -195,6 +199,7 @@ func (rt *Runtime) Do(ctx context.Context, req Request) (Response, error) {
 	var mu sync.Mutex
 	abandoned := false
 	done := func(r Response) {
+		lifetrace.Mark(rt.member.cfg.ID, 0, 0, lifetrace.Answered)
 		mu.Lock()
 		defer mu.Unlock()
 		if abandoned && r.Watcher != nil {
@@ -270,14 +275,17 @@ func (rt *Runtime) loop() {
 	for {
 		select {
 		case msg := <-rt.inbox:
+			lifetrace.Message(rt.member.cfg.ID, msg.From, &msg, lifetrace.AppendStepped, lifetrace.AckStepped)
 			rt.member.Receive(msg, rt.clock())
 		case c := <-rt.requests:
+			lifetrace.Mark(rt.member.cfg.ID, 0, 0, lifetrace.Submitted)
 			rt.member.Submit(c.req, c.done)
 		case f := <-rt.queries:
 			f(rt.member)
 		case id := <-rt.unreachable:
 			rt.member.ReportUnreachable(id)
 		case res := <-rt.diskDone:
+			lifetrace.Mark(rt.member.cfg.ID, 0, res.job.lastIndex(), lifetrace.PersistDone)
 			rt.diskBusy = false
 			rt.member.PersistDone(res.job, res.err)
 		case <-ticker.C:
@@ -300,8 +308,10 @@ func (rt *Runtime) drain() {
 	for {
 		select {
 		case msg := <-rt.inbox:
+			lifetrace.Message(rt.member.cfg.ID, msg.From, &msg, lifetrace.AppendStepped, lifetrace.AckStepped)
 			rt.member.Receive(msg, rt.clock())
 		case c := <-rt.requests:
+			lifetrace.Mark(rt.member.cfg.ID, 0, 0, lifetrace.Submitted)
 			rt.member.Submit(c.req, c.done)
 		default:
 			return
@@ -316,6 +326,9 @@ func (rt *Runtime) work() error {
 		out := rt.member.Process()
 		if rt.onApply != nil && len(out.Applied) > 0 {
 			rt.onApply(len(out.Applied), time.Since(start))
+		}
+		if lifetrace.Enabled {
+			rt.traceRound(out)
 		}
 		if len(out.Messages) > 0 {
 			rt.transport.Send(out.Messages)
@@ -342,6 +355,19 @@ func (rt *Runtime) work() error {
 		}
 	}
 	return nil
+}
+
+// traceRound records a round's sends and applies for lifetrace builds.
+func (rt *Runtime) traceRound(out Output) {
+	id := rt.member.cfg.ID
+	for _, msgs := range [][]raft.Message{out.Messages, out.AfterPersist} {
+		for i := range msgs {
+			lifetrace.Message(id, msgs[i].To, &msgs[i], lifetrace.AppendSent, lifetrace.AckSent)
+		}
+	}
+	if n := len(out.Applied); n > 0 {
+		lifetrace.Mark(id, 0, out.Applied[n-1].Index, lifetrace.Applied)
+	}
 }
 
 func (rt *Runtime) refreshStatus() {

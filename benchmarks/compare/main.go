@@ -50,6 +50,9 @@ type options struct {
 	benchBin   string
 	etcdBin    string
 	profileDir string
+	// life follows each write of 1-client runs through raftkv's member
+	// processes (a lifetrace build) and prints where its time goes.
+	life       bool
 	only       string
 	httpClient string
 	// loneClient says where the client of a 1-client run goes.
@@ -93,8 +96,9 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.raftkvBin, "raftkv", "", "raftkv binary (default: built from this checkout)")
 	fs.StringVar(&o.benchBin, "bench", "", "raftkv binary whose bench command runs the load (default: the -raftkv one), to compare servers under one load tool")
 	fs.StringVar(&o.etcdBin, "etcd", os.Getenv("ETCD"), "etcd binary (default $ETCD, then etcd on PATH, then apt-get install etcd-server)")
-	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of raftkv's leader during the 64-client (or largest) write runs here")
+	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of raftkv's members (leader and followers) during the 64-client (or largest) write runs here")
 	fs.StringVar(&o.only, "only", "", "run one system only: raftkv or etcd")
+	fs.BoolVar(&o.life, "life", false, "follow every write of raftkv's 1-client write runs through its three processes (a build with the lifetrace tag) and print the stages' offsets: where one write's time goes")
 	fs.StringVar(&o.httpClient, "http-client", "raw", "the load tool's HTTP client: raw (its own, lean) or net/http")
 	fs.StringVar(&o.loneClient, "lone-client", "both", "where the client of a 1-client run goes: both (a run on the leader and one on a follower), leader, follower, or spread (member 0, as the clients of larger runs)")
 	fs.IntVar(&o.memoryKeys, "memory", 0, "instead of rates, compare memory: write this many keys (64-byte values) to each system in turn and read every member's RSS")
@@ -129,6 +133,14 @@ func parseOptions(args []string) (options, error) {
 	if o.only != "" && o.only != "raftkv" && o.only != "etcd" {
 		return o, fmt.Errorf("-only %q: want raftkv or etcd", o.only)
 	}
+	if o.life {
+		if o.raftkvBin != "" {
+			return o, errors.New("-life builds its own raftkv (with the lifetrace tag): leave -raftkv out")
+		}
+		// One client writing to raftkv alone: the chain of one write at a
+		// time, undisturbed.
+		o.only, o.ops, o.clients = "raftkv", []string{"put"}, []int{1}
+	}
 	return o, nil
 }
 
@@ -159,7 +171,13 @@ func run(ctx context.Context, o options, procs *processes) error {
 	if o.raftkvBin == "" {
 		o.raftkvBin = filepath.Join(work, "raftkv")
 		fmt.Println("building raftkv ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", o.raftkvBin, "github.com/raftkv/raftkv/cmd/raftkv")
+		args := []string{"build", "-o", o.raftkvBin}
+		if o.life {
+			args = append(args, "-tags", "lifetrace")
+			// The members inherit it and write their records there.
+			os.Setenv("RAFTKV_LIFETRACE", filepath.Join(work, "life"))
+		}
+		build := exec.CommandContext(ctx, "go", append(args, "github.com/raftkv/raftkv/cmd/raftkv")...)
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("build raftkv: %w", err)
@@ -213,9 +231,13 @@ func run(ctx context.Context, o options, procs *processes) error {
 						order = []*system{systems[1], systems[0]}
 					}
 					for _, s := range order {
+						started := time.Now()
 						r, err := benchOnce(ctx, o, s, op, c, where, systems[0] == s)
 						if err != nil {
 							return err
+						}
+						if o.life {
+							defer printLife(o, work, started.Add(o.warmup), time.Now(), placementLabel(where, r.endpoint))
 						}
 						results[s.name] = append(results[s.name], r)
 						fmt.Printf("  %-6s %-3s %4d clients%s: %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (load %s; load tool %v CPU per request)\n",
@@ -294,7 +316,7 @@ func benchOnce(ctx context.Context, o options, s *system, op string, clients int
 	var profileDone chan error
 	if profile && o.profileDir != "" && op == "put" && clients == profileClients(o) {
 		profileDone = make(chan error, 1)
-		go func() { profileDone <- profileLeader(ctx, o, s, clients) }()
+		go func() { profileDone <- profileMembers(ctx, o, s, clients) }()
 	}
 	cmd := exec.CommandContext(ctx, o.benchBin, args...)
 	cmd.Stderr = os.Stderr
@@ -386,9 +408,10 @@ func profileClients(o options) int {
 	return largest
 }
 
-// profileLeader takes a CPU profile of s's leader through the middle of a
-// measured run.
-func profileLeader(ctx context.Context, o options, s *system, clients int) error {
+// profileMembers takes a CPU profile of each of s's members at once,
+// through the middle of a measured run: the leader's and the followers'
+// shares of the machine, side by side.
+func profileMembers(ctx context.Context, o options, s *system, clients int) error {
 	leader, err := findLeader(ctx, s)
 	if err != nil {
 		return err
@@ -398,24 +421,46 @@ func profileLeader(ctx context.Context, o options, s *system, clients int) error
 		return ctx.Err()
 	case <-time.After(o.warmup + o.duration/10):
 	}
+	if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+		return err
+	}
 	seconds := max(1, int(o.duration.Seconds()*0.8))
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", leader, seconds))
+	errs := make([]error, len(s.endpoints))
+	var wg sync.WaitGroup
+	followers := 0
+	for i, ep := range s.endpoints {
+		role := "leader"
+		if ep != leader {
+			followers++
+			role = fmt.Sprintf("follower%d", followers)
+		}
+		file := filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-put-%d.pprof", s.name, role, clients))
+		wg.Go(func() { errs[i] = fetchProfile(ctx, ep, seconds, file) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// fetchProfile writes a CPU profile of the member at ep, taken over
+// seconds, to file.
+func fetchProfile(ctx context.Context, ep string, seconds int, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", ep, seconds), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: pprof: %s", leader, resp.Status)
+		return fmt.Errorf("%s: pprof: %s", ep, resp.Status)
 	}
-	if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
-		return err
-	}
-	file := filepath.Join(o.profileDir, fmt.Sprintf("%s-leader-put-%d.pprof", s.name, clients))
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  (CPU profile of the leader %s: %s)\n", leader, file)
+	fmt.Printf("  (CPU profile of %s: %s)\n", ep, file)
 	return os.WriteFile(file, b, 0o644)
 }
 

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/raftkv/raftkv/internal/lifetrace"
+)
+
+// printLife prints where the time of each write measured between from and
+// to went, from the members' lifetrace records: every stage's offset from
+// the moment the request was read, median first.
+func printLife(o options, work string, from, to time.Time, label string) {
+	time.Sleep(time.Second) // the members flush their records four times a second
+	recs, err := lifetrace.ReadFiles(filepath.Join(work, "life"))
+	if err != nil {
+		fmt.Println("compare: -life:", err)
+		return
+	}
+	rows, writes := lifetrace.Chain(recs, from.UnixNano(), to.UnixNano())
+	if writes == 0 {
+		fmt.Printf("\n-life: no write followed for 1 client%s (no records in the measured run)\n", label)
+		return
+	}
+	fmt.Printf("\nwhere a write's time goes, 1 client%s: %d writes followed through the three processes; offsets from the moment the request's head was read (µs)\n", label, writes)
+	fmt.Printf("  %8s %8s %8s  %s\n", "p50", "p10", "p90", "stage")
+	for _, r := range rows {
+		what := r.Where + ": " + r.Stage
+		if r.Peer != "" {
+			arrow := " -> "
+			if strings.Contains(r.Stage, "received") || strings.Contains(r.Stage, "stepped") {
+				arrow = " <- "
+			}
+			what += arrow + r.Peer
+		}
+		if r.N < writes*9/10 {
+			what += fmt.Sprintf("  (in %d%% of writes)", r.N*100/writes)
+		}
+		fmt.Printf("  %8.1f %8.1f %8.1f  %s\n", us(r.P50), us(r.P10), us(r.P90), what)
+	}
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
