@@ -240,9 +240,9 @@ func run(ctx context.Context, o options, procs *processes) error {
 							defer printLife(o, work, started.Add(o.warmup), time.Now(), placementLabel(where, r.endpoint))
 						}
 						results[s.name] = append(results[s.name], r)
-						fmt.Printf("  %-6s %-3s %4d clients%s: %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (load %s; load tool %v CPU per request)\n",
+						fmt.Printf("  %-6s %-3s %4d clients%s: %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (load %s; CPU per request: load tool %v, members %s, leader first)\n",
 							s.name, op, c, placementLabel(where, r.endpoint), r.RatePerS, r.LatencyMs.P50, r.LatencyMs.P99, r.Errors,
-							r.Machine.LoadAverage, r.benchCPUPerRequest(o).Round(time.Microsecond))
+							r.Machine.LoadAverage, r.benchCPUPerRequest(o).Round(time.Microsecond), r.membersCPUPerRequest(o))
 					}
 				}
 			}
@@ -283,6 +283,9 @@ type benchRun struct {
 	// benchCPU is the CPU time (user + system) the load tool used,
 	// warm-up included.
 	benchCPU time.Duration
+	// memberCPU is the CPU time each member used over the same time, the
+	// leader first; nil if it could not be read.
+	memberCPU []time.Duration
 }
 
 // benchCPUPerRequest estimates the load tool's CPU per request, counting
@@ -293,6 +296,63 @@ func (r benchRun) benchCPUPerRequest(o options) time.Duration {
 		return 0
 	}
 	return time.Duration(float64(r.benchCPU) / requests)
+}
+
+// membersCPUPerRequest says the members' CPU per request the way
+// benchCPUPerRequest does, leader first: "43+33+30µs".
+func (r benchRun) membersCPUPerRequest(o options) string {
+	requests := r.RatePerS * (o.duration + o.warmup).Seconds()
+	if requests < 1 || r.memberCPU == nil {
+		return "?"
+	}
+	parts := make([]string, len(r.memberCPU))
+	for i, c := range r.memberCPU {
+		parts[i] = strconv.Itoa(int(float64(c/time.Microsecond) / requests))
+	}
+	return strings.Join(parts, "+") + "µs"
+}
+
+// processCPU is the CPU time (user + system) process pid has used, from
+// /proc/PID/stat (in USER_HZ ticks, 100 a second on Linux).
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count from the last ')'. utime and stime are fields 14 and 15.
+	i := strings.LastIndexByte(string(b), ')')
+	fields := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
+
+// membersCPU reads every member's CPU time, leader first (nil on any
+// error: the figure is then left out, not guessed).
+func membersCPU(s *system, leader string) []time.Duration {
+	var cpu []time.Duration
+	for i, pid := range s.pids {
+		c, err := processCPU(pid)
+		if err != nil {
+			return nil
+		}
+		if s.endpoints[i] == leader {
+			cpu = append([]time.Duration{c}, cpu...)
+		} else {
+			cpu = append(cpu, c)
+		}
+	}
+	return cpu
 }
 
 // benchOnce runs raftkv bench once against s.
@@ -318,9 +378,12 @@ func benchOnce(ctx context.Context, o options, s *system, op string, clients int
 		profileDone = make(chan error, 1)
 		go func() { profileDone <- profileMembers(ctx, o, s, clients) }()
 	}
+	leader, _ := findLeader(ctx, s)
+	cpuBefore := membersCPU(s, leader)
 	cmd := exec.CommandContext(ctx, o.benchBin, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
+	cpuAfter := membersCPU(s, leader)
 	if profileDone != nil {
 		if perr := <-profileDone; perr != nil {
 			fmt.Fprintln(os.Stderr, "compare: profile:", perr)
@@ -335,6 +398,11 @@ func benchOnce(ctx context.Context, o options, s *system, op string, clients int
 	}
 	r.raw = out
 	r.benchCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if cpuBefore != nil && len(cpuAfter) == len(cpuBefore) {
+		for i := range cpuAfter {
+			r.memberCPU = append(r.memberCPU, cpuAfter[i]-cpuBefore[i])
+		}
+	}
 	r.where = where
 	if where != "" {
 		r.endpoint = endpoints[0]
