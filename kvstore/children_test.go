@@ -17,9 +17,15 @@ func (c *childList) check() error {
 	}
 	total := 0
 	var last *node
+	if len(c.firsts) != len(c.chunks) {
+		return fmt.Errorf("%d first names for %d chunks", len(c.firsts), len(c.chunks))
+	}
 	for i, chunk := range c.chunks {
 		if len(chunk) == 0 || len(chunk) > childChunkMax {
 			return fmt.Errorf("chunk %d holds %d children", i, len(chunk))
+		}
+		if c.firsts[i] != chunk[0].name {
+			return fmt.Errorf("chunk %d starts with %q, its first name says %q", i, chunk[0].name, c.firsts[i])
 		}
 		for _, n := range chunk {
 			if last != nil && last.name >= n.name {
@@ -102,5 +108,10 @@ func TestChildListCheckCatchesBrokenLists(t *testing.T) {
 	list.chunks[0][0], list.chunks[0][1] = list.chunks[0][1], list.chunks[0][0]
 	list.count++
 	require.Error(t, list.check())
+	list.count--
+	require.NoError(t, list.check())
+	list.firsts[0] = "b"
+	require.Error(t, list.check(), "a chunk's first name out of date")
+	list.firsts[0] = "a"
 	require.Panics(t, func() { list.insert(&node{name: "b"}) }, "a second child of the same name")
 }
