@@ -9,17 +9,25 @@ import (
 	"github.com/raftkv/raftkv/internal/lifetrace"
 )
 
-// printLife prints where the time of each write measured between from and
-// to went, from the members' lifetrace records: every stage's offset from
-// the moment the request was read, median first.
-func printLife(o options, work string, from, to time.Time, label string) {
+// lifeRun is a measured run whose writes -life follows: its time span and
+// where its client was.
+type lifeRun struct {
+	from, to time.Time
+	label    string
+}
+
+// printLife prints where the time of each write of run l went, from the
+// members' lifetrace records: every stage's offset from the moment the
+// request was read, median first.
+func printLife(work string, l lifeRun) {
 	time.Sleep(time.Second) // the members flush their records four times a second
 	recs, err := lifetrace.ReadFiles(filepath.Join(work, "life"))
 	if err != nil {
 		fmt.Println("compare: -life:", err)
 		return
 	}
-	rows, writes := lifetrace.Chain(recs, from.UnixNano(), to.UnixNano())
+	rows, writes := lifetrace.Chain(recs, l.from.UnixNano(), l.to.UnixNano())
+	label := l.label
 	if writes == 0 {
 		fmt.Printf("\n-life: no write followed for 1 client%s (no records in the measured run)\n", label)
 		return

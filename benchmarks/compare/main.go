@@ -212,6 +212,7 @@ func run(ctx context.Context, o options, procs *processes) error {
 	}
 	printMachine(o)
 	results := map[string][]benchRun{}
+	var lives []lifeRun
 	for _, op := range o.ops {
 		if op == "get" {
 			for _, s := range systems {
@@ -237,7 +238,7 @@ func run(ctx context.Context, o options, procs *processes) error {
 							return err
 						}
 						if o.life {
-							defer printLife(o, work, started.Add(o.warmup), time.Now(), placementLabel(where, r.endpoint))
+							lives = append(lives, lifeRun{from: started.Add(o.warmup), to: time.Now(), label: placementLabel(where, r.endpoint)})
 						}
 						results[s.name] = append(results[s.name], r)
 						fmt.Printf("  %-6s %-3s %4d clients%s: %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (load %s; CPU per request: load tool %v, members %s, leader first)\n",
@@ -249,6 +250,9 @@ func run(ctx context.Context, o options, procs *processes) error {
 		}
 	}
 	printTable(os.Stdout, o, systems, results)
+	for _, l := range lives {
+		printLife(work, l)
+	}
 	if o.loneClient == "both" && slicesContains(o.clients, 1) {
 		fmt.Println("\n1 client @leader: the lone client talks to the leader of each system; @follower: to a follower, which forwards to the leader")
 	}
@@ -322,8 +326,11 @@ func processCPU(pid int) (time.Duration, error) {
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// count from the last ')'. utime and stime are fields 14 and 15.
 	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
 	fields := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(fields) < 13 {
+	if len(fields) < 13 {
 		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	var ticks int64
