@@ -2,6 +2,7 @@ package lifetrace
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,7 +53,7 @@ func ReadFiles(prefix string) ([]Record, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	slices.SortStableFunc(recs, func(a, b Record) int { return cmpInt64(a.At, b.At) })
+	slices.SortStableFunc(recs, func(a, b Record) int { return cmp.Compare(a.At, b.At) })
 	return recs, nil
 }
 
@@ -203,7 +204,7 @@ func Chain(recs []Record, from, to int64) ([]Row, int) {
 		})
 	}
 	slices.SortFunc(rows, func(a, b Row) int {
-		if c := cmpInt64(int64(a.P50), int64(b.P50)); c != 0 {
+		if c := cmp.Compare(int64(a.P50), int64(b.P50)); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Where+a.Stage+a.Peer, b.Where+b.Stage+b.Peer)
@@ -219,14 +220,4 @@ func most(counts map[int]int) int {
 		}
 	}
 	return best
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
