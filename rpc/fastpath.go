@@ -201,6 +201,12 @@ type fastConn struct {
 	body bytes.Reader
 	// bodyBuf holds a PUT's body.
 	bodyBuf []byte
+	// What does not change between a connection's requests, made once:
+	// the remote address, the body's ReadCloser around body, and the
+	// last Host header's value (clients send the same one every time).
+	remoteAddr string
+	bodyCloser io.ReadCloser
+	host       string
 }
 
 // serve answers requests until the connection closes or is handed over.
@@ -221,6 +227,8 @@ func (fc *fastConn) serve() {
 	fc.req = *(&http.Request{}).WithContext(ctx)
 	fc.req.Header = http.Header{}
 	fc.resp.header = http.Header{}
+	fc.remoteAddr = fc.conn.RemoteAddr().String()
+	fc.bodyCloser = io.NopCloser(&fc.body)
 	for !fc.fs.shutdown.Load() {
 		fc.conn.SetReadDeadline(time.Now().Add(fastIdleTimeout))
 		head, ok, err := fc.readHead()
@@ -320,7 +328,10 @@ func (fc *fastConn) parse(head []byte) bool {
 			if r.Host != "" {
 				return false
 			}
-			r.Host = string(value)
+			if string(value) != fc.host {
+				fc.host = string(value)
+			}
+			r.Host = fc.host
 			continue
 		case "Content-Length":
 			n, ok := parseDigitsBytes(value)
@@ -345,7 +356,7 @@ func (fc *fastConn) parse(head []byte) bool {
 	r.URL = &fc.url
 	r.RequestURI = uri
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
-	r.RemoteAddr = fc.conn.RemoteAddr().String()
+	r.RemoteAddr = fc.remoteAddr
 	r.Form, r.PostForm, r.MultipartForm, r.Close = nil, nil, nil, false
 	return true
 }
@@ -413,7 +424,7 @@ func (fc *fastConn) readBody() bool {
 		return false
 	}
 	fc.body.Reset(b)
-	r.Body = io.NopCloser(&fc.body)
+	r.Body = fc.bodyCloser
 	return true
 }
 

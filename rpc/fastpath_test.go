@@ -240,3 +240,27 @@ func FuzzFastPathParse(f *testing.F) {
 		}
 	})
 }
+
+// TestFastPathParseKeepsNothingStale: what parse reuses between a
+// connection's requests (the Host string, the header map) never carries a
+// request's values into the next one.
+func TestFastPathParseKeepsNothingStale(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	fc := &fastConn{conn: a}
+	fc.req.Header = http.Header{}
+	fc.remoteAddr = "192.0.2.1:5"
+	heads := []struct{ head, host, ua string }{
+		{"PUT /v2/keys/a HTTP/1.1\r\nHost: one:2379\r\nUser-Agent: x\r\nContent-Length: 7\r\n\r\n", "one:2379", "x"},
+		{"GET /v2/keys/a HTTP/1.1\r\nHost: one:2379\r\n\r\n", "one:2379", ""},
+		{"GET /v2/keys/b HTTP/1.1\r\nHost: two:2379\r\nUser-Agent: y\r\n\r\n", "two:2379", "y"},
+	}
+	for i, h := range heads {
+		require.True(t, fc.parse([]byte(h.head)), "request %d", i)
+		assert.Equal(t, h.host, fc.req.Host, "request %d", i)
+		assert.Equal(t, h.ua, fc.req.Header.Get("User-Agent"), "request %d", i)
+		assert.Equal(t, "192.0.2.1:5", fc.req.RemoteAddr, "request %d", i)
+	}
+	assert.Equal(t, int64(0), fc.req.ContentLength, "the last request had no body")
+}
