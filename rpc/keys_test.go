@@ -257,3 +257,19 @@ func newServer(t testing.TB, api *API) string {
 	})
 	return srv.URL
 }
+
+// TestCORSSharedValuesStayPut: the CORS values every answer shares are
+// never written through: adding to one of their headers on one answer
+// leaves the next answer's as they were.
+func TestCORSSharedValuesStayPut(t *testing.T) {
+	first := httptest.NewRecorder()
+	addCORSHeaders(first, "*")
+	first.Header().Add("Access-Control-Allow-Origin", "https://example.com")
+	first.Header().Add("Access-Control-Allow-Methods", "PATCH")
+	second := httptest.NewRecorder()
+	addCORSHeaders(second, "*")
+	assert.Equal(t, []string{"*"}, second.Header()["Access-Control-Allow-Origin"])
+	assert.Equal(t, []string{"POST, GET, OPTIONS, PUT, DELETE"}, second.Header()["Access-Control-Allow-Methods"])
+	assert.Equal(t, []string{"*", "https://example.com"}, first.Header()["Access-Control-Allow-Origin"])
+	assert.Equal(t, []string{"POST, GET, OPTIONS, PUT, DELETE", "PATCH"}, first.Header()["Access-Control-Allow-Methods"])
+}
