@@ -1,12 +1,10 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raft"
-	"github.com/raftkv/raftkv/storage"
 )
 
 // apply applies committed entries in order: commands to the key space,
@@ -97,6 +95,9 @@ func (m *Member) applyConfChange(e raft.Entry) error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if !m.firstTimeChange(cctx, e.Index) {
+		return nil
+	}
 	cs, err := m.node.ApplyConfChange(cc)
 	if err == nil {
 		// A refused change (deterministically refused on every member)
@@ -113,6 +114,21 @@ func (m *Member) applyConfChange(e raft.Entry) error {
 	}
 	m.applyMembershipContext(cc, cctx, err)
 	return nil
+}
+
+// firstTimeChange says a membership request's change has not applied
+// before. A follower forwards the change to the leader as a proposal,
+// which the network may deliver twice; the second copy, committed after
+// the first applied, must change nothing (a member removed in between
+// would come back). Like every proposal, it is known by its proposer,
+// incarnation and request ID in the shared deduplication table, so every
+// member, and a replay of the log, decides alike.
+func (m *Member) firstTimeChange(cctx confChangeContext, index uint64) bool {
+	if cctx.kind != ccRequest {
+		return true
+	}
+	p := cctx.proposal
+	return m.dedup.firstTime(p.proposer, p.incarnation, p.requestID, index)
 }
 
 // decodeConfChangeEntry decodes a configuration change entry and its
@@ -164,7 +180,12 @@ func (m *Member) installSnapshot(snap raft.Snapshot) error {
 // in the WAL still. The member goes on (the WAL refuses writes itself if it
 // runs out of room) and tries again an election timeout later.
 func (m *Member) maybeSnapshot() error {
-	if m.applied <= m.snapshotIndex || (m.applied < m.snapshotIndex+m.cfg.SnapshotEvery && !m.snapshotNow) {
+	// A snapshot wanted now at the index of the last one means that one's
+	// file no longer reads back (snapshotUnreadable): in a cluster that
+	// applies nothing new, only writing it again lets a lagging follower
+	// catch up.
+	rewrite := m.snapshotNow && m.applied == m.snapshotIndex && m.applied > 0
+	if (m.applied <= m.snapshotIndex && !rewrite) || (m.applied < m.snapshotIndex+m.cfg.SnapshotEvery && !m.snapshotNow) {
 		return nil
 	}
 	if m.ticks < m.snapshotRetryAt {
@@ -179,11 +200,17 @@ func (m *Member) maybeSnapshot() error {
 	// log takes the metadata once the file is saved, and raft reads the
 	// data back from the file should a follower need it (snapshotLog).
 	if err := m.disk.SaveSnapshotStream(meta, m.writeSnapshot); err != nil {
-		if errors.Is(err, storage.ErrDiskFull) {
+		if retriable(err) {
 			m.snapshotRetryAt = m.ticks + uint64(m.cfg.ElectionTicks)
 			return nil
 		}
 		return err
+	}
+	if rewrite {
+		// Same index, term and state: the in-memory log already holds its
+		// metadata, and raft reads the data back from the new file.
+		m.snapshotNow = false
+		return nil
 	}
 	cs := m.confState
 	if _, err := m.raftLog.CreateSnapshot(m.applied, &cs, nil); err != nil {

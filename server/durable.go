@@ -100,7 +100,7 @@ func (d *walDisk) SaveSnapshotStream(meta raft.SnapshotMetadata, write func(io.W
 	if err := d.wal.SaveSnapshotMarker(meta); err != nil {
 		return err
 	}
-	return d.snaps.Purge(keptSnapshots)
+	return d.snaps.Purge(keptSnapshots, meta.Index)
 }
 
 func (d *walDisk) Release(index uint64) error { return d.wal.ReleaseTo(index) }

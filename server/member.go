@@ -585,7 +585,7 @@ func (m *Member) PersistDone(job *PersistJob, err error) {
 	case err == nil:
 		m.diskFull = false
 		m.persisted = job
-	case errors.Is(err, storage.ErrDiskFull):
+	case retriable(err):
 		// Nothing of the round is durable: keep it, retry after the next
 		// tick, and refuse new writes meanwhile. What was acknowledged
 		// before is safe.
@@ -594,6 +594,15 @@ func (m *Member) PersistDone(job *PersistJob, err error) {
 	default:
 		m.fatal = err
 	}
+}
+
+// retriable says err is a full disk the member may wait out: the write
+// was refused before anything reached the WAL. A full disk that made the
+// WAL fail for good (an fsync or a write that failed midway: retrying it
+// is not safe) is fatal like any other failure, though it wraps
+// ErrDiskFull too.
+func retriable(err error) bool {
+	return errors.Is(err, storage.ErrDiskFull) && !errors.Is(err, storage.ErrFailed)
 }
 
 // finishRound carries out what a round's writes made possible: mirror them

@@ -137,18 +137,25 @@ func (m *Member) newMemberID(peerURLs []string) uint64 {
 }
 
 // submitMembership validates a change against the member table and
-// proposes it.
+// proposes it, or holds it while another change is in flight or held
+// before it (they go in the order they came).
 func (m *Member) submitMembership(req Request, done func(Response)) {
-	ch := req.Membership
-	if ch == nil {
+	if req.Membership == nil {
 		done(m.errorResponse(internalError(errors.New("membership request without a change"))))
 		return
 	}
-	if m.ticks < m.confChangeUntil {
+	if m.ticks < m.confChangeUntil || len(m.heldChanges) > 0 {
 		// One change at a time: this one waits for the last to apply.
 		m.heldChanges = append(m.heldChanges, heldChange{req: req, done: done, deadline: m.ticks + uint64(m.cfg.RequestTimeoutTicks)})
 		return
 	}
+	m.proposeMembership(req, done)
+}
+
+// proposeMembership validates a change against the member table and
+// proposes it.
+func (m *Member) proposeMembership(req Request, done func(Response)) {
+	ch := req.Membership
 	if _, ss, _ := m.node.BasicStatus(); ss.Lead == raft.None {
 		done(m.errorResponse(ErrNoLeader))
 		return
@@ -350,7 +357,7 @@ func (m *Member) releaseHeldChanges() {
 			return
 		}
 		m.heldChanges = m.heldChanges[1:]
-		m.submitMembership(h.req, h.done)
+		m.proposeMembership(h.req, h.done)
 	}
 }
 

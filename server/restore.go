@@ -137,7 +137,9 @@ func (m *Member) replayEntry(e raft.Entry) error {
 		if err != nil {
 			return err
 		}
-		m.applyMembershipContext(cc, cctx, nil)
+		if m.firstTimeChange(cctx, e.Index) {
+			m.applyMembershipContext(cc, cctx, nil)
+		}
 	case len(e.Data) > 0:
 		if err := m.applyProposal(e); err != nil {
 			return err

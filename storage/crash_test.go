@@ -193,7 +193,7 @@ func TestSnapshotterCrashAtEveryOperation(t *testing.T) {
 				require.Equal(t, next, got)
 			}
 			outcomes[got.Metadata.Index]++
-			require.NoError(t, s.Purge(1), "Purge clears any temporary file left")
+			require.NoError(t, s.Purge(1, ^uint64(0)), "Purge clears any temporary file left")
 		}
 	}
 	require.Positive(t, outcomes[10])

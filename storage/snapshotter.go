@@ -224,11 +224,13 @@ func decodeSnapshot(data []byte, f snapshotFile) (raft.Snapshot, error) {
 	return snap, nil
 }
 
-// Purge removes all but the newest keep snapshot files (keep >= 1), and any
-// temporary files left by a crash during Save. The snapshot the WAL's last
-// marker names must be among those kept: call Purge after
-// WAL.SaveSnapshotMarker of the newest.
-func (s *Snapshotter) Purge(keep int) error {
+// Purge removes the snapshot files above marker, the index of the
+// snapshot the WAL's last marker names (saved, but their marker was never
+// written: a full disk refused it), all but the newest keep (keep >= 1) of
+// the rest, and any temporary files left by a crash during Save. So the
+// file the marker names is always kept, whatever files a refused marker
+// left above it: call Purge after WAL.SaveSnapshotMarker, with its index.
+func (s *Snapshotter) Purge(keep int, marker uint64) error {
 	if keep < 1 {
 		return fmt.Errorf("snap: Purge must keep at least one snapshot, not %d", keep)
 	}
@@ -237,6 +239,10 @@ func (s *Snapshotter) Purge(keep int) error {
 		return err
 	}
 	var doomed []string
+	for len(files) > 0 && files[0].index > marker { // newest first
+		doomed = append(doomed, files[0].name)
+		files = files[1:]
+	}
 	if len(files) > keep {
 		for _, f := range files[keep:] {
 			doomed = append(doomed, f.name)

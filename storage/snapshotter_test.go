@@ -45,11 +45,27 @@ func TestSnapshotterSaveLoadPurge(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, got.IsEmpty())
 
-	require.Error(t, s.Purge(0))
-	require.NoError(t, s.Purge(2))
+	require.Error(t, s.Purge(0, ^uint64(0)))
+	require.NoError(t, s.Purge(2, ^uint64(0)))
 	names, err := fsys.List("snap")
 	require.NoError(t, err)
 	require.Equal(t, []string{snapshotName(2, 20), snapshotName(3, 30)}, names)
+}
+
+// TestSnapshotterPurgeKeepsTheMarkedFile: files above the WAL's marker
+// (saved, their marker refused) go, and the marked one stays even when
+// two newer files would otherwise have pushed it out.
+func TestSnapshotterPurgeKeepsTheMarkedFile(t *testing.T) {
+	fsys := NewMemFS()
+	s, err := NewSnapshotter(fsys, "snap")
+	require.NoError(t, err)
+	for _, i := range []uint64{10, 20, 30, 40} {
+		require.NoError(t, s.Save(testSnapshot(i, 1)))
+	}
+	require.NoError(t, s.Purge(2, 20))
+	names, err := fsys.List("snap")
+	require.NoError(t, err)
+	require.Equal(t, []string{snapshotName(1, 10), snapshotName(1, 20)}, names)
 }
 
 func TestSnapshotterEmptyData(t *testing.T) {
@@ -134,7 +150,7 @@ func TestSnapshotterCrashBeforeRename(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, skipped)
 		require.Equal(t, testSnapshot(10, 1), got)
-		require.NoError(t, s.Purge(1))
+		require.NoError(t, s.Purge(1, ^uint64(0)))
 		names, err := fsys.List("snap")
 		require.NoError(t, err)
 		require.Equal(t, []string{snapshotName(1, 10)}, names)
