@@ -163,8 +163,17 @@ const bootstrapTerm = 1
 func (n *Node) Tick() { n.r.ticks++; n.r.tick() }
 
 // Campaign makes the member start an election now (with a pre-vote if
-// configured).
-func (n *Node) Campaign() { n.r.hup(false) }
+// configured) — unless, with lease reads, it still promises its leader not
+// to (it heard the leader within an election timeout, or has just
+// restarted): its own vote would break the promise the leader's lease
+// rests on, and a read served on that lease could miss a newer leader's
+// writes.
+func (n *Node) Campaign() {
+	if n.r.readOnly.option == ReadOnlyLeaseBased && n.r.state != StateLeader && n.r.promising() {
+		return
+	}
+	n.r.hup(false)
+}
 
 // Propose proposes entries with the given data, in order, as one batch. On a
 // follower they are forwarded to the leader; ErrProposalDropped means they

@@ -235,7 +235,10 @@ func (r *raft) softState() SoftState { return SoftState{Lead: r.lead, State: r.s
 // send queues m, filling in From and Term, on the list that its kind
 // requires (see Ready for the persistence contract).
 func (r *raft) send(m Message) {
-	m.From = r.id
+	if m.Type != MsgTransferLeader || m.From == None {
+		// A forwarded transfer request names the transferee in From.
+		m.From = r.id
+	}
 	switch m.Type {
 	case MsgVote, MsgVoteResp, MsgPreVote, MsgPreVoteResp:
 		// Vote messages carry the term they are about, set by the caller.

@@ -188,9 +188,17 @@ func (r *raft) handleSnapshotChunk(m Message) {
 }
 
 // restore replaces the log and configuration with snapshot s. It returns
-// false if s brings nothing new.
+// false if s brings nothing new, or cannot be installed yet (committed
+// entries handed out are still being applied).
 func (r *raft) restore(s Snapshot) bool {
 	if s.Metadata.Index <= r.log.committed && !r.planted(BugSnapshotOverNewerEntries) {
+		return false
+	}
+	if r.log.applying > r.log.applied {
+		// Committed entries handed out in a Ready are not applied yet: the
+		// application would apply them, configuration changes included, on
+		// top of the snapshot's newer state. Refuse it for now (the leader
+		// sends it again), as a dropped message.
 		return false
 	}
 	if r.state != StateFollower {

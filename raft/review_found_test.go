@@ -1,0 +1,293 @@
+package raft
+
+// Found by a review of the raft core (2026-12-04), each failing before
+// its fix.
+
+import (
+	"fmt"
+	"testing"
+)
+
+// A follower forwards TransferLeadership(3) to the leader: the leader must
+// hand leadership to 3, not to the forwarding follower.
+func TestForwardedTransferNamesTheTransferee(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	c.nodes[2].TransferLeadership(3)
+	c.processReadies()
+	c.stabilize()
+	if l := c.leader(); l != 3 {
+		t.Fatalf("TransferLeadership(3) asked of follower 2: leader is %d, want 3", l)
+	}
+}
+
+// Node.Campaign on a member that acknowledged the leader's heartbeat less
+// than an election timeout ago: its own vote breaks the promise the
+// leader's lease rests on.
+func TestCampaignKeepsTheLeasePromise(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.CheckQuorum, cfg.PreVote, cfg.ReadOnlyOption = true, true, ReadOnlyLeaseBased
+	})
+	c.elect(1)
+	// Cut 3 off from 1 long enough for 3's promise to expire; 2 keeps
+	// acknowledging 1's heartbeats.
+	c.cut[[2]uint64{1, 3}], c.cut[[2]uint64{3, 1}] = true, true
+	for range 25 {
+		for _, id := range c.ids {
+			c.nodes[id].Tick()
+		}
+		c.stabilize()
+	}
+	if !c.nodes[1].HoldsLease() || !c.nodes[2].Promising() || c.nodes[3].Promising() {
+		t.Fatalf("setup: lease=%v promising2=%v promising3=%v", c.nodes[1].HoldsLease(), c.nodes[2].Promising(), c.nodes[3].Promising())
+	}
+	// Now isolate 1, and have the application call Campaign on 2.
+	c.partition([]uint64{1}, []uint64{2, 3})
+	c.nodes[2].Campaign()
+	c.processReadies()
+	c.stabilize()
+	if err := c.propose(2, "new"); err != nil {
+		t.Fatal(err)
+	}
+	c.stabilize()
+	_, ss2, _ := c.nodes[2].BasicStatus()
+	if ss2.State == StateLeader && c.nodes[2].r.committedInTerm() && c.nodes[1].HoldsLease() {
+		t.Fatalf("2 leads term %d and committed, while 1 (term %d) still holds its lease", c.nodes[2].r.Term, c.nodes[1].r.Term)
+	}
+}
+
+// The contract lets the application Step while a Ready is outstanding and
+// apply that Ready's CommittedEntries afterwards (step 4 may run in
+// parallel with step 2). If a snapshot is installed by such a Step, the
+// held Ready's configuration change is then applied on top of the
+// snapshot's (newer) configuration.
+func TestNoSnapshotOverUnappliedConfChanges(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	// cc1: add learner 4 (member 4 never runs; messages to it are dropped).
+	require := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	require(c.nodes[1].ProposeConfChange(ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeAddLearnerNode, NodeID: 4}}}))
+	c.processReadies()
+	// Run the cluster, but when member 3's Ready hands out cc1 to apply,
+	// carry out steps 1-3 and hold steps 4 and 6 (a slow state machine).
+	var held *Ready
+	for i := 0; i < 100 && held == nil; i++ {
+		msgs := c.inflight
+		c.inflight = nil
+		for _, m := range msgs {
+			if n, ok := c.nodes[m.To]; ok {
+				_ = n.Step(m)
+			}
+		}
+		c.processReady(1)
+		c.processReady(2)
+		n3 := c.nodes[3]
+		if !n3.HasReady() {
+			continue
+		}
+		rd := n3.Ready()
+		hasCC := false
+		for _, e := range rd.CommittedEntries {
+			hasCC = hasCC || e.Type == EntryConfChange && e.Index > 3
+		}
+		if !hasCC {
+			n3.Advance(rd) // nothing to hold; carry it out
+			_ = c.storage[3].Append(rd.Entries)
+			if !rd.HardState.IsEmpty() {
+				_ = c.storage[3].SetHardState(rd.HardState)
+			}
+			c.inflight = append(c.inflight, rd.Messages...)
+			c.inflight = append(c.inflight, rd.MessagesAfterPersist...)
+			for _, e := range rd.CommittedEntries {
+				c.applied[3] = append(c.applied[3], e)
+			}
+			continue
+		}
+		_ = c.storage[3].Append(rd.Entries)
+		if !rd.HardState.IsEmpty() {
+			_ = c.storage[3].SetHardState(rd.HardState)
+		}
+		c.inflight = append(c.inflight, rd.Messages...)
+		c.inflight = append(c.inflight, rd.MessagesAfterPersist...)
+		held = &rd
+	}
+	if held == nil {
+		t.Fatal("setup: member 3 never handed out cc1")
+	}
+	// Meanwhile the cluster removes 4 again (cc2) without 3, and the
+	// leader compacts its log: 3 will be sent a snapshot.
+	c.cut[[2]uint64{1, 3}], c.cut[[2]uint64{3, 1}] = true, true
+	c.stabilize()
+	require(c.nodes[1].ProposeConfChange(removal(4)))
+	c.processReadies()
+	c.stabilize()
+	require(c.propose(1, "x"))
+	c.stabilize()
+	require(c.compact(1))
+	snap, _ := c.storage[1].Snapshot()
+	t.Logf("leader's snapshot at %d, conf %+v", snap.Metadata.Index, snap.Metadata.ConfState)
+	// The leader's snapshot reaches 3 (one chunk), while 3's Ready is held.
+	hs, _, _ := c.nodes[1].BasicStatus()
+	_ = c.nodes[3].Step(Message{Type: MsgSnap, From: 1, To: 3, Term: hs.Term,
+		Snapshot: &SnapshotChunk{Metadata: snap.Metadata, Offset: 0, Total: uint64(len(snap.Data)), Data: snap.Data}})
+	t.Logf("3 after the snapshot: %+v", c.nodes[3].Status().Config)
+	// Now the application applies the held Ready's entries (step 4) and
+	// advances (step 6), as the contract says.
+	for _, e := range held.CommittedEntries {
+		if e.Type == EntryConfChange {
+			var cc ConfChange
+			require(cc.UnmarshalBinary(e.Data))
+			_, _ = c.nodes[3].ApplyConfChange(cc)
+		}
+	}
+	c.nodes[3].Advance(*held)
+	c.processReady(3) // writes and applies the snapshot, if it was taken
+	got, want := c.nodes[3].Status().Config, snap.Metadata.ConfState
+	if c.nodes[3].Status().Applied >= snap.Metadata.Index && fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("member 3 installed the snapshot of configuration %+v but now uses %+v", want, got)
+	}
+}
+
+// holdReadyWithConfChange runs the cluster; member id's Readys are carried
+// out normally until one hands out a configuration change (beyond the
+// bootstrap ones) to apply: of that one, steps 1-3 are carried out and
+// steps 4 and 6 (apply, Advance) are held. It returns the held Ready.
+func (c *testCluster) holdReadyWithConfChange(t *testing.T, id uint64, boot uint64) *Ready {
+	for i := 0; i < 200; i++ {
+		msgs := c.inflight
+		c.inflight = nil
+		for _, m := range msgs {
+			if c.cut[[2]uint64{m.From, m.To}] {
+				continue
+			}
+			if n, ok := c.nodes[m.To]; ok {
+				_ = n.Step(m)
+			}
+		}
+		for _, o := range c.ids {
+			if o != id {
+				c.processReady(o)
+			}
+		}
+		n := c.nodes[id]
+		if !n.HasReady() {
+			continue
+		}
+		rd := n.Ready()
+		hasCC := false
+		for _, e := range rd.CommittedEntries {
+			hasCC = hasCC || e.Type == EntryConfChange && e.Index > boot
+		}
+		_ = c.storage[id].Append(rd.Entries)
+		if !rd.HardState.IsEmpty() {
+			_ = c.storage[id].SetHardState(rd.HardState)
+		}
+		c.inflight = append(c.inflight, rd.Messages...)
+		c.inflight = append(c.inflight, rd.MessagesAfterPersist...)
+		if hasCC {
+			return &rd
+		}
+		c.applied[id] = append(c.applied[id], rd.CommittedEntries...)
+		n.Advance(rd)
+	}
+	t.Fatal("setup: no configuration change handed out")
+	return nil
+}
+
+func addVoter(id uint64) ConfChange {
+	return ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeAddNode, NodeID: id}}}
+}
+
+// The same, with voters: the stale changes shrink member 3's voter set by
+// two, and two leaders are elected in one term.
+func TestStaleConfChangesCannotElectTwoLeaders(t *testing.T) {
+	for limit := uint64(44); limit <= 44; limit += 4 {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) { staleConfChangesTwoLeaders(t, limit) })
+	}
+}
+
+func staleConfChangesTwoLeaders(t *testing.T, limit uint64) {
+	must := func(err error) {
+		if err != nil {
+			t.Helper()
+			t.Fatal(err)
+		}
+	}
+	c := newTestCluster(t, 5, func(cfg *Config) { cfg.MaxCommittedSizePerReady = limit })
+	c.elect(1)
+	// 3 is cut off while 5, then 4, are removed.
+	c.partition([]uint64{1, 2, 4, 5}, []uint64{3})
+	for i := range 20 {
+		must(c.propose(1, fmt.Sprintf("e%02d", i)))
+	}
+	c.stabilize()
+	must(c.nodes[1].ProposeConfChange(removal(5)))
+	c.processReadies()
+	c.stabilize()
+	must(c.nodes[1].ProposeConfChange(removal(4)))
+	c.processReadies()
+	c.stabilize()
+	t.Logf("1's configuration: %+v", c.nodes[1].Status().Config)
+	// 3 comes back, stores both removals and learns they committed; the
+	// Ready that hands them out to apply is held (slow state machine).
+	c.heal()
+	c.nodes[1].Tick() // a heartbeat finds 3 behind
+	c.processReadies()
+	held := c.holdReadyWithConfChange(t, 3, 5)
+	var ccs []ConfChange
+	for _, e := range held.CommittedEntries {
+		if e.Type == EntryConfChange {
+			var cc ConfChange
+			must(cc.UnmarshalBinary(e.Data))
+			ccs = append(ccs, cc)
+		}
+	}
+	t.Logf("held Ready of 3 carries %d configuration changes: %+v", len(ccs), ccs)
+	if len(ccs) < 2 {
+		t.Skip("only one change held")
+	}
+	// Without 3, the cluster adds 4 and 5 back, and the leader compacts.
+	c.partition([]uint64{1, 2, 4, 5}, []uint64{3})
+	c.inflight = nil
+	must(c.nodes[1].ProposeConfChange(addVoter(4)))
+	c.processReadies()
+	c.stabilize()
+	must(c.nodes[1].ProposeConfChange(addVoter(5)))
+	c.processReadies()
+	c.stabilize()
+	must(c.compact(1))
+	snap, _ := c.storage[1].Snapshot()
+	t.Logf("leader's snapshot at %d: %+v", snap.Metadata.Index, snap.Metadata.ConfState)
+	hs, _, _ := c.nodes[1].BasicStatus()
+	_ = c.nodes[3].Step(Message{Type: MsgSnap, From: 1, To: 3, Term: hs.Term,
+		Snapshot: &SnapshotChunk{Metadata: snap.Metadata, Total: uint64(len(snap.Data)), Data: snap.Data}})
+	// The application now applies the held Ready, as the contract allows.
+	for _, cc := range ccs {
+		_, _ = c.nodes[3].ApplyConfChange(cc)
+	}
+	c.nodes[3].Advance(*held)
+	c.inflight = nil
+	c.processReadies() // 3 writes and applies the snapshot
+	c.inflight = nil
+	t.Logf("3's configuration: %+v", c.nodes[3].Status().Config)
+	// A partition {1, 3} | {2, 4, 5}; 3 and 2 each time out.
+	c.partition([]uint64{1, 3}, []uint64{2, 4, 5})
+	c.nodes[3].Campaign()
+	c.processReadies()
+	c.stabilize()
+	c.nodes[2].Campaign()
+	c.processReadies()
+	c.stabilize()
+	var leaders []string
+	for _, id := range c.ids {
+		if hs, ss, _ := c.nodes[id].BasicStatus(); ss.State == StateLeader {
+			leaders = append(leaders, fmt.Sprintf("%d@term%d", id, hs.Term))
+		}
+	}
+	t.Logf("leaders: %v", leaders)
+	c.leader() // fails the test on two leaders of one term
+}
