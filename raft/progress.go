@@ -55,7 +55,7 @@ type Progress struct {
 	// chunk; a stalled transfer restarts from SnapshotAcked.
 	snapshotStalled int
 	// snapshotRewound says the transfer went back to SnapshotAcked after a
-	// lost chunk, and nothing new has been acknowledged since.
+	// lost chunk in this stall period (see handleSnapshotChunkAck).
 	snapshotRewound bool
 	// LastHeard is the leader's tick count when it last heard from the
 	// member (or when it started tracking it).

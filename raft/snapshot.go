@@ -85,10 +85,13 @@ func (r *raft) handleSnapshotChunkAck(m Message, pr *Progress) {
 	case c.Offset > c.Total:
 		return // nonsense
 	case m.Reject:
-		// A chunk went missing: go back to where the follower is, once.
-		// The chunks sent after the lost one are rejected too; rewinding
-		// for each of them would send the window again and again.
-		if pr.snapshotRewound && c.Offset == pr.SnapshotAcked {
+		// A chunk went missing: go back to where the follower is, once per
+		// stall period (resendStalledSnapshots clears the flag). The chunks
+		// sent after the lost one are rejected too, and with messages
+		// duplicated and reordered a window sent again brings rejections
+		// of its own: rewinding for each would send window after window,
+		// a storm that grows with every round.
+		if pr.snapshotRewound {
 			return
 		}
 		pr.SnapshotAcked, pr.SnapshotSent = c.Offset, c.Offset
@@ -96,7 +99,6 @@ func (r *raft) handleSnapshotChunkAck(m Message, pr *Progress) {
 	case c.Offset > pr.SnapshotAcked:
 		pr.SnapshotAcked = c.Offset
 		pr.SnapshotSent = max(pr.SnapshotSent, c.Offset)
-		pr.snapshotRewound = false
 	default:
 		return // old news
 	}

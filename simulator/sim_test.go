@@ -184,6 +184,8 @@ var foundSeeds = []struct {
 	{746010273, "kv", "all", "a follower resumed from a pause counted a tick twice and its promise ran out before the lease", 0, false},
 	{198, "kv", "all", "a snapshot a member addition asked for found the disk full and was never tried again: the new member waited for ever", 0, false},
 	{900001496, "kv", "all", "a leader whose disk was full sent a new member the old snapshot, which does not name it, again and again", 0, false},
+	{940001590, "kv", "all", "duplicated and reordered snapshot chunks: every rejection sent the window again, a storm of chunks", 0, false},
+	{941002544, "kv", "dup,delay,crash,diskfull,membership,slow", "duplicated and reordered snapshot chunks: every rejection sent the window again, a storm of chunks", 0, true},
 }
 
 func TestFoundSeeds(t *testing.T) {
