@@ -571,10 +571,20 @@ func (r *raft) stepHigherTerm(m Message) bool {
 		// A granted pre-vote is for the term we will campaign in; the term
 		// changes when the real election starts.
 	default:
+		elapsed, wasLeader := r.electionElapsed, r.state == StateLeader
 		if m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap {
 			r.becomeFollower(m.Term, m.From)
 		} else {
 			r.becomeFollower(m.Term, None)
+		}
+		if m.Type == MsgVote && !wasLeader {
+			// Figure 2 restarts the election timer on hearing the current
+			// leader or granting a vote (handleVoteRequest does), not on a
+			// higher term alone. Otherwise a candidate whose log is behind,
+			// timing out first again and again (a faster clock), would
+			// hold back every member able to win by bumping the term each
+			// time: no leader for ever.
+			r.electionElapsed = elapsed
 		}
 	}
 	return true

@@ -291,3 +291,33 @@ func staleConfChangesTwoLeaders(t *testing.T, limit uint64) {
 	t.Logf("leaders: %v", leaders)
 	c.leader() // fails the test on two leaders of one term
 }
+
+// TestRejectedVoteKeepsTheElectionTimer: a vote request of a higher term
+// from a candidate whose log is behind makes a follower adopt the term and
+// refuse, but does not restart its election timer (Figure 2 restarts it on
+// hearing the leader or granting a vote): otherwise a candidate that keeps
+// timing out first holds back every member able to win. Found by the
+// simulator (seed 940005289, in TestFoundSeeds).
+func TestRejectedVoteKeepsTheElectionTimer(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	if err := c.propose(1, "x"); err != nil {
+		t.Fatal(err)
+	}
+	c.stabilize()
+	r := c.nodes[2].r
+	r.electionElapsed = 5
+	term := r.Term
+	_ = c.nodes[2].Step(Message{Type: MsgVote, From: 3, To: 2, Term: term + 1, Index: 1, LogTerm: 1})
+	if r.Term != term+1 || r.Vote != None {
+		t.Fatalf("term %d vote %d, want term %d and no vote", r.Term, r.Vote, term+1)
+	}
+	if r.electionElapsed != 5 {
+		t.Fatalf("election timer %d after refusing a vote, want 5 (kept)", r.electionElapsed)
+	}
+	// Granting a vote restarts it.
+	_ = c.nodes[2].Step(Message{Type: MsgVote, From: 3, To: 2, Term: term + 2, Index: r.log.lastIndex(), LogTerm: r.log.lastTerm()})
+	if r.Vote != 3 || r.electionElapsed != 0 {
+		t.Fatalf("vote %d timer %d after granting, want 3 and 0", r.Vote, r.electionElapsed)
+	}
+}

@@ -186,6 +186,7 @@ var foundSeeds = []struct {
 	{900001496, "kv", "all", "a leader whose disk was full sent a new member the old snapshot, which does not name it, again and again", 0, false},
 	{940001590, "kv", "all", "duplicated and reordered snapshot chunks: every rejection sent the window again, a storm of chunks", 0, false},
 	{941002544, "kv", "dup,delay,crash,diskfull,membership,slow", "duplicated and reordered snapshot chunks: every rejection sent the window again, a storm of chunks", 0, true},
+	{940005289, "kv", "all", "a candidate whose log was behind timed out first again and again; each of its higher terms restarted the up-to-date follower's election timer: no leader for ever", 0, false},
 }
 
 func TestFoundSeeds(t *testing.T) {
