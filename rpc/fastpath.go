@@ -314,6 +314,7 @@ func (fc *fastConn) parse(head []byte) bool {
 	}
 	clear(r.Header)
 	r.Host, r.ContentLength = "", 0
+	hostSeen := false
 	for headers := 0; len(rest) > 2; headers++ {
 		var line []byte
 		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
@@ -325,9 +326,10 @@ func (fc *fastConn) parse(head []byte) bool {
 		key := headerName(name)
 		switch key {
 		case "Host":
-			if r.Host != "" {
+			if hostSeen { // net/http refuses a second Host, even after an empty one
 				return false
 			}
+			hostSeen = true
 			if string(value) != fc.host {
 				fc.host = string(value)
 			}
