@@ -160,9 +160,9 @@ func (c *testCluster) processReadies() bool {
 	return any
 }
 
-// deliver hands every in-flight message to its recipient (dropping those on
-// cut links) and processes the readies this causes, once.
-func (c *testCluster) deliver() bool {
+// stepInflight hands every in-flight message to its recipient (dropping
+// those on cut links) and reports whether there were any.
+func (c *testCluster) stepInflight() bool {
 	msgs := c.inflight
 	c.inflight = nil
 	for _, m := range msgs {
@@ -173,11 +173,18 @@ func (c *testCluster) deliver() bool {
 			_ = n.Step(m)
 		}
 	}
+	return len(msgs) > 0
+}
+
+// deliver hands every in-flight message to its recipient (dropping those on
+// cut links) and processes the readies this causes, once.
+func (c *testCluster) deliver() bool {
+	moved := c.stepInflight()
 	ready := false
 	for c.processReadies() {
 		ready = true
 	}
-	return len(msgs) > 0 || ready
+	return moved || ready
 }
 
 // stabilize delivers until nothing moves.

@@ -156,6 +156,17 @@ func (c *testCluster) leader() uint64 {
 	return 0
 }
 
+// follower returns the first member, in ID order, that is not lead.
+func (c *testCluster) follower(lead uint64) uint64 {
+	for _, id := range c.ids {
+		if id != lead {
+			return id
+		}
+	}
+	c.t.Fatal("no member but the leader")
+	return 0
+}
+
 // do submits req at member id and runs the testCluster until it is answered.
 func (c *testCluster) do(id uint64, req Request) Response {
 	var resp *Response

@@ -129,10 +129,7 @@ func TestRestartRecoversFromWAL(t *testing.T) {
 func TestSnapshotCompactsAndCatchesUpALaggingMember(t *testing.T) {
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.SnapshotEvery = 20; cfg.SnapshotKeep = 5 })
 	lead := c.leader()
-	lagger := c.ids[0]
-	if lagger == lead {
-		lagger = c.ids[1]
-	}
+	lagger := c.follower(lead)
 	c.down[lagger] = true
 	for i := range 60 {
 		require.NoError(t, c.do(lead, set(fmt.Sprintf("/s/%d", i), fmt.Sprint(i))).Err)
@@ -172,10 +169,7 @@ func TestSnapshotCompactsAndCatchesUpALaggingMember(t *testing.T) {
 func TestDamagedSnapshotFileIsReplaced(t *testing.T) {
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.SnapshotEvery = 20; cfg.SnapshotKeep = 5 })
 	lead := c.leader()
-	lagger := c.ids[0]
-	if lagger == lead {
-		lagger = c.ids[1]
-	}
+	lagger := c.follower(lead)
 	c.down[lagger] = true
 	for i := range 30 {
 		require.NoError(t, c.do(lead, set(fmt.Sprintf("/s/%d", i), fmt.Sprint(i))).Err)

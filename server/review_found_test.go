@@ -134,10 +134,7 @@ func TestFailedWALIsFatalThoughTheDiskWasFull(t *testing.T) {
 func TestDuplicatedConfChangeProposalAppliesOnce(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	lead := c.leader()
-	f := uint64(1)
-	if f == lead {
-		f = 2
-	}
+	f := c.follower(lead)
 	var saved []raft.Message
 	c.drop = func(m raft.Message) bool {
 		if m.Type == raft.MsgProp && m.From == f && len(m.Entries) == 1 && m.Entries[0].Type == raft.EntryConfChange {
@@ -216,10 +213,7 @@ func TestUnreadableSnapshotInAQuietClusterIsReplaced(t *testing.T) {
 		cfg.SnapshotEvery, cfg.SnapshotKeep = 10, 2
 	})
 	lead := c.leader()
-	f := uint64(1)
-	if f == lead {
-		f = 2
-	}
+	f := c.follower(lead)
 	m := c.members[lead]
 	c.drop = func(msg raft.Message) bool { return msg.To == f || msg.From == f }
 	// Write until the leader's latest snapshot is at its applied index.
