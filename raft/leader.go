@@ -87,11 +87,9 @@ func (r *raft) handlePropose(m Message) error {
 	if !r.appendEntry(true, m.Entries...) {
 		return ErrProposalDropped
 	}
-	if len(r.trk.ids) == 1 {
-		// Nobody to send to: a lone voter without learners.
-		return nil
+	if len(r.trk.ids) > 1 {
+		r.appendsDue = true
 	}
-	r.bcastAppend()
 	return nil
 }
 
@@ -135,7 +133,7 @@ func (r *raft) handleAppendAccepted(m Message, pr *Progress) {
 	}
 	if r.maybeCommit() {
 		// Followers learn the new commit index from the next append.
-		r.bcastAppend()
+		r.appendsDue = true
 	}
 	// Keep streaming while the window allows.
 	for r.maybeSendAppend(m.From, false) {
@@ -161,6 +159,18 @@ func (r *raft) handleAppendRejected(m Message, pr *Progress) {
 			pr.becomeProbe()
 		}
 		r.maybeSendAppend(m.From, false)
+	}
+}
+
+// flushAppends sends the appends made due since messages were last taken
+// (appendsDue).
+func (r *raft) flushAppends() {
+	if !r.appendsDue {
+		return
+	}
+	r.appendsDue = false
+	if r.state == StateLeader {
+		r.bcastAppend()
 	}
 }
 

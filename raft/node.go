@@ -240,7 +240,10 @@ func (n *Node) ReportUnreachable(id uint64) {
 
 // HasMessages reports whether messages wait that may be sent at once
 // (Ready.Messages' kind), whether or not a Ready is outstanding.
-func (n *Node) HasMessages() bool { return len(n.r.msgs) > 0 }
+func (n *Node) HasMessages() bool {
+	n.r.flushAppends()
+	return len(n.r.msgs) > 0
+}
 
 // TakeMessages returns, and hands over for sending, the messages that may be
 // sent at once: those that vouch for nothing unpersisted (a leader's
@@ -249,6 +252,7 @@ func (n *Node) HasMessages() bool { return len(n.r.msgs) > 0 }
 // while its own disk is busy. Messages that must wait for a write
 // (Ready.MessagesAfterPersist) stay for the next Ready.
 func (n *Node) TakeMessages() []Message {
+	n.r.flushAppends()
 	msgs := n.r.msgs
 	n.r.msgs = nil
 	return msgs
@@ -289,6 +293,7 @@ func (n *Node) HasReady() bool {
 	if n.outstanding {
 		return false
 	}
+	r.flushAppends()
 	if r.softState() != n.prevSoft {
 		return true
 	}
@@ -306,6 +311,7 @@ func (n *Node) Ready() Ready {
 		panic("raft: Ready called before the previous Ready was advanced")
 	}
 	r := n.r
+	r.flushAppends()
 	rd := Ready{
 		Entries:              r.log.unstable.entries,
 		CommittedEntries:     r.log.nextCommittedEnts(),

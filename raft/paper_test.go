@@ -44,6 +44,7 @@ func entsWithTerms(terms ...uint64) []Entry {
 
 // takeMsgs returns and clears everything r has queued to send.
 func takeMsgs(r *raft) []Message {
+	r.flushAppends()
 	msgs := append(r.msgs, r.msgsAfterPersist...)
 	r.msgs, r.msgsAfterPersist = nil, nil
 	return msgs
@@ -289,6 +290,55 @@ func TestPaperLeaderReplicatesProposals(t *testing.T) {
 	assert.Equal(t, uint64(2), r.trk.progress[2].Match)
 	assert.Equal(t, uint64(3), r.trk.progress[2].Next)
 	assert.Equal(t, uint64(2), r.log.committed, "committed once a quorum (1 and 2) holds it")
+}
+
+// A leader sends each follower one append per round of messages, however
+// many proposals and acknowledgements it stepped in between: the entries
+// of three proposals travel together, and so does a commit index that
+// several acknowledgements advanced. A leader that steps down before its
+// messages are taken sends no append.
+func TestLeaderSendsOneAppendPerFollowerPerRound(t *testing.T) {
+	r := newMember(t, 1, []uint64{1, 2, 3}, nil, HardState{Term: 1})
+	r.becomeCandidate()
+	r.becomeLeader()
+	persist(t, r)
+	for _, id := range []uint64{2, 3} {
+		require.NoError(t, r.Step(Message{Type: MsgAppResp, From: id, To: 1, Term: r.Term, Index: 1}))
+	}
+	takeMsgs(r)
+	n := &Node{r: r}
+	assert.False(t, n.HasMessages())
+
+	for _, data := range []string{"a", "b", "c"} {
+		require.NoError(t, r.Step(Message{Type: MsgProp, From: 1, Entries: []Entry{{Data: []byte(data)}}}))
+	}
+	assert.True(t, n.HasMessages())
+	msgs := n.TakeMessages()
+	require.Len(t, msgs, 2, "one append per follower: %v", msgTypes(msgs))
+	for i, m := range msgs {
+		assert.Equal(t, MsgApp, m.Type)
+		assert.Equal(t, uint64(i+2), m.To)
+		assert.Equal(t, uint64(1), m.Index)
+		assert.Equal(t, []uint64{2, 3, 4}, indexes(m.Entries))
+	}
+
+	persist(t, r)
+	for _, id := range []uint64{2, 3} {
+		require.NoError(t, r.Step(Message{Type: MsgAppResp, From: id, To: 1, Term: r.Term, Index: 4}))
+	}
+	assert.Equal(t, uint64(4), r.log.committed)
+	msgs = n.TakeMessages()
+	require.Len(t, msgs, 2, "one commit-carrying append per follower: %v", msgTypes(msgs))
+	for _, m := range msgs {
+		assert.Equal(t, Message{Type: MsgApp, From: 1, To: m.To, Term: r.Term, Index: 4, LogTerm: r.Term, Commit: 4}, m)
+	}
+
+	require.NoError(t, r.Step(Message{Type: MsgProp, From: 1, Entries: []Entry{{Data: []byte("d")}}}))
+	require.NoError(t, r.Step(Message{Type: MsgHeartbeat, From: 2, To: 1, Term: r.Term + 1}))
+	assert.Equal(t, StateFollower, r.state)
+	for _, m := range takeMsgs(r) {
+		assert.NotEqual(t, MsgApp, m.Type, "a follower sends no append: %v", m)
+	}
 }
 
 // Leaders: "If AppendEntries fails because of log inconsistency: decrement

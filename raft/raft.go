@@ -63,6 +63,11 @@ type raft struct {
 	// same Ready is durable (see Ready).
 	msgs             []Message
 	msgsAfterPersist []Message
+	// appendsDue says the leader has new entries or a new commit index for
+	// its followers, to send when its messages are next taken (flushAppends):
+	// however many proposals and acknowledgements it steps in between, each
+	// follower then gets one append, not one per step.
+	appendsDue bool
 
 	// ticks counts calls to Tick; leases are measured on it.
 	ticks uint64
@@ -292,6 +297,7 @@ func (r *raft) reset(term uint64) {
 	r.uncommittedSize = 0
 	r.readOnly = newReadOnly(r.cfg.ReadOnlyOption)
 	r.pendingReads = nil
+	r.appendsDue = false
 }
 
 func (r *raft) resetRandomizedElectionTimeout() {
@@ -700,7 +706,7 @@ func (r *raft) advance(rd Ready) {
 	if r.state == StateLeader {
 		pr := r.trk.progress[r.id]
 		if pr != nil && pr.maybeUpdate(r.log.unstable.offset-1) && r.maybeCommit() {
-			r.bcastAppend()
+			r.appendsDue = true
 		}
 	}
 }

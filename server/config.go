@@ -140,7 +140,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxSizePerMsg = 1 << 20
 	}
 	if c.MaxInflightMsgs == 0 {
-		c.MaxInflightMsgs = 256
+		// A few appends in flight keep a follower's disk busy on a LAN
+		// (one being written, the next waiting); under load more only
+		// split the same entries into more messages, each a system call,
+		// a decode, a step and an acknowledgement on both sides. Links
+		// whose round trip exceeds a few fsyncs want more.
+		c.MaxInflightMsgs = 4
 	}
 	if c.MaxProposalBatch == 0 {
 		c.MaxProposalBatch = 1024
