@@ -17,7 +17,11 @@ import (
 //
 // A lookup is a binary search over the chunks' first names, then one in a
 // chunk; an insert or removal moves at most a chunk's worth of pointers,
-// plus the chunk headers when a chunk splits or empties.
+// plus the chunk headers when a chunk splits or empties. A directory of
+// more than a chunk's worth of children also keeps an index from name to
+// child: a set of an existing key (the common write) then finds it with a
+// hash instead of some twenty string comparisons, each a cache miss in a
+// big directory.
 type childList struct {
 	// chunks hold the children.
 	// Invariant: every chunk is non-empty, sorted by name, at most
@@ -33,7 +37,15 @@ type childList struct {
 	// count is the number of children. Invariant: the sum of the chunks'
 	// lengths.
 	count int
+	// index finds the children by name while the list holds more than
+	// indexFrom of them; nil otherwise (it is dropped below indexFrom/2,
+	// so that a directory around the threshold does not rebuild it again
+	// and again). Invariant: nil, or holds exactly the children.
+	index *nameIndex
 }
+
+// indexFrom is the number of children above which a list keeps an index.
+const indexFrom = childChunkMax
 
 // childChunkMax bounds a chunk: small enough that inserting into one is a
 // short copy, large enough that the chunk headers are a small part of the
@@ -82,6 +94,9 @@ func (c *childList) get(name string) *node {
 	if c == nil || c.count == 0 {
 		return nil
 	}
+	if c.index != nil {
+		return c.index.get(name)
+	}
 	chunk, at, found := c.find(name)
 	if !found {
 		return nil
@@ -105,6 +120,15 @@ func (c *childList) insert(n *node) {
 		c.firsts[chunk] = n.name
 	}
 	c.count++
+	switch {
+	case c.index != nil:
+		c.index.add(n)
+	case c.count > indexFrom:
+		c.index = newNameIndex(c.count)
+		for child := range c.all() {
+			c.index.add(child)
+		}
+	}
 	if full := c.chunks[chunk]; len(full) > childChunkMax {
 		// Split in two. Names mostly arrive in order (keys with counters,
 		// in-order keys), so when the new name went last the first part
@@ -135,6 +159,12 @@ func (c *childList) remove(name string) bool {
 	}
 	c.chunks[chunk] = slices.Delete(c.chunks[chunk], at, at+1)
 	c.count--
+	if c.index != nil {
+		c.index.remove(name)
+		if c.count < indexFrom/2 {
+			c.index = nil
+		}
+	}
 	if len(c.chunks[chunk]) == 0 {
 		c.chunks = slices.Delete(c.chunks, chunk, chunk+1)
 		c.firsts = slices.Delete(c.firsts, chunk, chunk+1)

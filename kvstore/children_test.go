@@ -38,6 +38,45 @@ func (c *childList) check() error {
 	if total != c.count {
 		return fmt.Errorf("count %d, chunks hold %d", c.count, total)
 	}
+	return c.checkIndex()
+}
+
+// checkIndex verifies that the index is there exactly when the list is
+// big enough and finds every child, and nothing else, from its home slot.
+func (c *childList) checkIndex() error {
+	x := c.index
+	switch {
+	case x == nil && c.count > indexFrom:
+		return fmt.Errorf("%d children and no index", c.count)
+	case x == nil:
+		return nil
+	case c.count < indexFrom/2:
+		return fmt.Errorf("an index kept for %d children", c.count)
+	case x.count != c.count:
+		return fmt.Errorf("the index counts %d children, the list %d", x.count, c.count)
+	case len(x.slots)&(len(x.slots)-1) != 0 || 4*x.count > 3*len(x.slots):
+		return fmt.Errorf("an index of %d slots for %d children", len(x.slots), x.count)
+	}
+	held := 0
+	for i, n := range x.slots {
+		if n == nil {
+			continue
+		}
+		held++
+		for j := x.home(n.name); j != i; j = (j + 1) & (len(x.slots) - 1) {
+			if x.slots[j] == nil {
+				return fmt.Errorf("child %q in slot %d is past a free slot %d", n.name, i, j)
+			}
+		}
+	}
+	if held != x.count {
+		return fmt.Errorf("the index holds %d children and counts %d", held, x.count)
+	}
+	for n := range c.all() {
+		if x.get(n.name) != n {
+			return fmt.Errorf("the index does not find %q", n.name)
+		}
+	}
 	return nil
 }
 
@@ -114,4 +153,30 @@ func TestChildListCheckCatchesBrokenLists(t *testing.T) {
 	require.Error(t, list.check(), "a chunk's first name out of date")
 	list.firsts[0] = "a"
 	require.Panics(t, func() { list.insert(&node{name: "b"}) }, "a second child of the same name")
+
+	for i := range indexFrom {
+		list.insert(&node{name: fmt.Sprintf("n%05d", i)})
+	}
+	require.NotNil(t, list.index)
+	require.NoError(t, list.check())
+	victim := list.chunks[0][5]
+	list.index.remove(victim.name)
+	require.Error(t, list.check(), "a child missing from the index")
+	list.index.add(victim)
+	require.NoError(t, list.check())
+	// A child moved from its home slot to a free one after it is lost to
+	// lookups (they stop at the free home slot).
+	x, moved := list.index, false
+	for i, n := range x.slots {
+		next := (i + 1) & (len(x.slots) - 1)
+		if n != nil && x.home(n.name) == i && x.slots[next] == nil {
+			x.slots[i], x.slots[next] = nil, n
+			require.Error(t, list.check(), "a child past a free slot")
+			x.slots[i], x.slots[next] = n, nil
+			moved = true
+			break
+		}
+	}
+	require.True(t, moved, "no child at home before a free slot in an index %d/%d full", x.count, len(x.slots))
+	require.NoError(t, list.check())
 }
