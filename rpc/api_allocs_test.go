@@ -22,10 +22,10 @@ import (
 // it. Measured by counting the process's mallocs while a raw-socket client,
 // which allocates nothing per request, sends requests to a real
 // net/http server. See benchmarks/RESULTS.md, "side by side with etcd".
-// Measured: PUT 12, GET 9 (the fast path; a few more with net/http).
+// Measured: PUT 8, GET 5 (the fast path; a few more with net/http).
 const (
-	allocBudgetPut = 14
-	allocBudgetGet = 11
+	allocBudgetPut = 10
+	allocBudgetGet = 7
 )
 
 // TestClientPathAllocationBudget fails when a PUT or a GET costs more

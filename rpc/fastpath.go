@@ -223,14 +223,22 @@ func (fc *fastConn) serve() {
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	deadline := newRequestDeadline(ctx, fc.fs.api.opts.RequestTimeout)
+	defer deadline.disarm()
 	fc.r = bufio.NewReaderSize(fc.conn, fastHeadMax)
-	fc.req = *(&http.Request{}).WithContext(ctx)
+	fc.req = *(&http.Request{}).WithContext(deadline)
 	fc.req.Header = http.Header{}
 	fc.resp.header = http.Header{}
 	fc.remoteAddr = fc.conn.RemoteAddr().String()
 	fc.bodyCloser = io.NopCloser(&fc.body)
+	var idleUntil time.Time
 	for !fc.fs.shutdown.Load() {
-		fc.conn.SetReadDeadline(time.Now().Add(fastIdleTimeout))
+		// The idle deadline moves on at most once a second: setting it
+		// is a timer update in the network poller, every request.
+		if now := time.Now(); idleUntil.Sub(now) < fastIdleTimeout-time.Second {
+			idleUntil = now.Add(fastIdleTimeout)
+			fc.conn.SetReadDeadline(idleUntil)
+		}
 		head, ok, err := fc.readHead()
 		if err != nil {
 			return
@@ -248,7 +256,9 @@ func (fc *fastConn) serve() {
 		}
 		fc.busy.Store(true)
 		fc.resp.reset()
+		deadline.arm(time.Now())
 		fc.fs.api.ServeHTTP(&fc.resp, &fc.req)
+		deadline.disarm()
 		lifetrace.Mark(0, 0, 0, lifetrace.HandlerDone)
 		err = fc.resp.writeTo(fc.conn)
 		lifetrace.Mark(0, 0, 0, lifetrace.ResponseWritten)

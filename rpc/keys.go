@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/server"
@@ -33,8 +34,14 @@ func (a *API) serveKeys(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("value is %d bytes long, the limit is %d", len(req.Command.Value), a.opts.MaxValueSize)))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.opts.RequestTimeout)
-	defer cancel()
+	ctx := r.Context()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > a.opts.RequestTimeout {
+		// The fast path's requests carry the backstop already
+		// (requestDeadline).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.opts.RequestTimeout)
+		defer cancel()
+	}
 	resp, err := a.backend.Do(ctx, req)
 	if err == nil {
 		err = resp.Err
