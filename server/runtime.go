@@ -30,6 +30,8 @@ type Runtime struct {
 	tick      time.Duration
 	// clock is the wall clock (a test may replace it).
 	clock func() time.Time
+	// pendingCalls are Do's answered calls, for reuse.
+	pendingCalls sync.Pool
 
 	inbox    chan raft.Message
 	requests chan call
@@ -201,52 +203,89 @@ func (rt *Runtime) Do(ctx context.Context, req Request) (Response, error) {
 	if req.Now.IsZero() {
 		req.Now = rt.clock()
 	}
-	answer := make(chan Response, 1)
-	// When the caller stops waiting, a watcher registered for nobody is
-	// removed, whether its answer came just before or comes later.
-	var mu sync.Mutex
-	abandoned := false
-	done := func(r Response) {
-		lifetrace.Mark(rt.member.cfg.ID, 0, 0, lifetrace.Answered)
-		mu.Lock()
-		defer mu.Unlock()
-		if abandoned && r.Watcher != nil {
-			r.Watcher.Remove()
-		}
-		answer <- r
-	}
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		abandoned = true
-		select {
-		case r := <-answer:
-			if r.Watcher != nil {
-				r.Watcher.Remove()
-			}
-		default:
-		}
-	}()
+	p := rt.newPendingCall()
+	gen := p.gen
 	select {
-	case rt.requests <- call{req: req, done: done}:
+	case rt.requests <- call{req: req, done: func(r Response) { p.finish(gen, r) }}:
 	case <-rt.done:
 		return Response{}, ErrRuntimeStopped
 	case <-ctx.Done():
 		return Response{}, ctx.Err()
 	}
 	select {
-	case r := <-answer:
+	case r := <-p.answer:
+		// Answered: p may serve another request.
+		rt.pendingCalls.Put(p)
 		return r, nil
 	case <-rt.done:
 		// The loop answers pending requests as it stops.
 		select {
-		case r := <-answer:
+		case r := <-p.answer:
 			return r, nil
 		default:
+			p.abandon()
 			return Response{}, ErrRuntimeStopped
 		}
 	case <-ctx.Done():
+		p.abandon()
 		return Response{}, ctx.Err()
+	}
+}
+
+// pendingCall is a request handed to the loop and the wait for its answer.
+// Calls answered are reused (Runtime.pendingCalls), saving Do a channel
+// and a lock per request.
+type pendingCall struct {
+	rt     *Runtime
+	answer chan Response // capacity 1: the loop never waits
+	mu     sync.Mutex
+	// gen counts the requests p has served: an answer for an earlier one
+	// (there should be none: a request is answered once) is not taken
+	// for the current one's.
+	gen uint64
+	// abandoned says the caller stopped waiting: a watcher registered for
+	// nobody is removed, whether its answer came just before or comes
+	// later.
+	abandoned bool
+}
+
+func (rt *Runtime) newPendingCall() *pendingCall {
+	if p, _ := rt.pendingCalls.Get().(*pendingCall); p != nil {
+		p.mu.Lock()
+		p.gen++
+		p.mu.Unlock()
+		return p
+	}
+	return &pendingCall{rt: rt, answer: make(chan Response, 1)}
+}
+
+// finish hands the answer to request gen to its caller.
+func (p *pendingCall) finish(gen uint64, r Response) {
+	lifetrace.Mark(p.rt.member.cfg.ID, 0, 0, lifetrace.Answered)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if gen != p.gen || p.abandoned || len(p.answer) > 0 {
+		// Nobody waits for it.
+		if r.Watcher != nil {
+			r.Watcher.Remove()
+		}
+		return
+	}
+	p.answer <- r
+}
+
+// abandon stops waiting: an answer already there, or one to come, that
+// registered a watcher removes it. p is not reused.
+func (p *pendingCall) abandon() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.abandoned = true
+	select {
+	case r := <-p.answer:
+		if r.Watcher != nil {
+			r.Watcher.Remove()
+		}
+	default:
 	}
 }
 

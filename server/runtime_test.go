@@ -112,3 +112,28 @@ func TestRuntimeStopAnswersPendingRequests(t *testing.T) {
 	_, err = rts[0].Do(ctx, set("/b", "2"))
 	assert.ErrorIs(t, err, ErrRuntimeStopped)
 }
+
+// A reused call takes only its own request's answer: an answer for the
+// request it served before, or a second one, is dropped rather than handed
+// to the wrong caller.
+func TestPendingCallTakesOnlyItsRequestsAnswer(t *testing.T) {
+	rt := &Runtime{member: &Member{}}
+	p := rt.newPendingCall()
+	first := p.gen
+	p.finish(first, Response{RaftIndex: 1})
+	p.finish(first, Response{RaftIndex: 2})
+	require.Len(t, p.answer, 1)
+	assert.Equal(t, uint64(1), (<-p.answer).RaftIndex)
+
+	p.mu.Lock()
+	p.gen++ // reused, as newPendingCall does with a pooled call
+	p.mu.Unlock()
+	p.finish(first, Response{RaftIndex: 3})
+	assert.Empty(t, p.answer, "an answer for the earlier request")
+	p.finish(p.gen, Response{RaftIndex: 4})
+	assert.Equal(t, uint64(4), (<-p.answer).RaftIndex)
+
+	p.abandon()
+	p.finish(p.gen, Response{RaftIndex: 5})
+	assert.Empty(t, p.answer, "nobody waits after abandon")
+}
