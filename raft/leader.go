@@ -191,6 +191,13 @@ func (r *raft) bcastAppend() {
 func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 	pr := r.trk.progress[to]
 	if pr.isPaused() {
+		// A full window holds back entries, not the commit index: a
+		// streaming follower learns it at once, or it would wait for an
+		// acknowledgement to free the window (as etcd raft's
+		// ShouldSendMsgApp).
+		if pr.State == StateReplicate && pr.canBumpCommit(r.log.committed) {
+			return r.sendCommit(to, pr)
+		}
 		return false
 	}
 	prevIndex := pr.Next - 1
@@ -215,6 +222,20 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 		pr.sentEntries(last, bytes)
 	}
 	pr.sentCommit = max(pr.sentCommit, min(r.log.committed, last))
+	return true
+}
+
+// sendCommit sends a streaming member the commit index in an empty append
+// after the last entry sent to it. Were an earlier append lost, the member
+// refuses this one, and the leader probes, as for any lost append.
+func (r *raft) sendCommit(to uint64, pr *Progress) bool {
+	prevIndex := pr.Next - 1
+	prevTerm, err := r.log.term(prevIndex)
+	if err != nil {
+		return false // compacted: the member is sent a snapshot in time
+	}
+	r.send(Message{To: to, Type: MsgApp, Index: prevIndex, LogTerm: prevTerm, Commit: r.log.committed})
+	pr.sentCommit = max(pr.sentCommit, min(r.log.committed, prevIndex))
 	return true
 }
 

@@ -341,6 +341,40 @@ func TestLeaderSendsOneAppendPerFollowerPerRound(t *testing.T) {
 	}
 }
 
+// A follower whose window of appends is full still learns a new commit
+// index at once, in an empty append after the last entry sent to it: it
+// need not wait for its acknowledgements to free the window.
+func TestFullWindowStillCarriesTheCommitIndex(t *testing.T) {
+	r := newMember(t, 1, []uint64{1, 2, 3}, nil, HardState{Term: 1}, func(c *Config) { c.MaxInflightMsgs = 1 })
+	r.becomeCandidate()
+	r.becomeLeader()
+	persist(t, r)
+	for _, id := range []uint64{2, 3} {
+		require.NoError(t, r.Step(Message{Type: MsgAppResp, From: id, To: 1, Term: r.Term, Index: 1}))
+	}
+	takeMsgs(r)
+	require.NoError(t, r.Step(Message{Type: MsgProp, From: 1, Entries: []Entry{{Data: []byte("a")}}}))
+	persist(t, r)
+	require.Len(t, takeMsgs(r), 2, "an append to each follower fills its window of one")
+	require.True(t, r.trk.progress[3].isPaused())
+
+	require.NoError(t, r.Step(Message{Type: MsgAppResp, From: 2, To: 1, Term: r.Term, Index: 2}))
+	require.Equal(t, uint64(2), r.log.committed)
+	var to3 []Message
+	for _, m := range takeMsgs(r) {
+		if m.To == 3 {
+			to3 = append(to3, m)
+		}
+	}
+	require.Len(t, to3, 1)
+	assert.Equal(t, Message{Type: MsgApp, From: 1, To: 3, Term: r.Term, Index: 2, LogTerm: r.Term, Commit: 2}, to3[0],
+		"the commit index, after the entry in flight, with no entries")
+	assert.True(t, r.trk.progress[3].isPaused(), "the window is still full")
+
+	require.NoError(t, r.Step(Message{Type: MsgAppResp, From: 2, To: 1, Term: r.Term, Index: 2}))
+	assert.Empty(t, takeMsgs(r), "nothing new to tell")
+}
+
 // Leaders: "If AppendEntries fails because of log inconsistency: decrement
 // nextIndex and retry." With the follower's hint, the leader skips a whole
 // term at once (§5.3's optimization).
