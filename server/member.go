@@ -665,6 +665,17 @@ func (j *PersistJob) Entries() []raft.Entry     { return j.rd.Entries }
 func (j *PersistJob) HardState() raft.HardState { return j.rd.HardState }
 func (j *PersistJob) Sync() bool                { return j.rd.MustSync }
 
+// TakeAfterPersist returns the messages that may leave once Run has
+// returned nil (they vouch for what it wrote) and leaves none for the
+// round's end: a runtime sends them as soon as the write is durable,
+// rather than in Output.AfterPersist once the event loop has taken
+// PersistDone.
+func (j *PersistJob) TakeAfterPersist() []raft.Message {
+	msgs := j.rd.MessagesAfterPersist
+	j.rd.MessagesAfterPersist = nil
+	return msgs
+}
+
 // lastIndex is the index of the last entry the job writes, 0 if none.
 func (j *PersistJob) lastIndex() uint64 {
 	if n := len(j.rd.Entries); n > 0 {

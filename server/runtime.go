@@ -16,6 +16,7 @@ import (
 // from its event loop: Send must not block (queue, and drop when a queue is
 // full — raft retries). Received messages go to Runtime.Receive.
 type Transport interface {
+	// Send may be called by the event loop and the disk goroutine at once.
 	Send(msgs []raft.Message)
 }
 
@@ -154,6 +155,16 @@ func (rt *Runtime) diskLoop() {
 		lifetrace.Mark(rt.member.cfg.ID, 0, job.lastIndex(), lifetrace.DiskStart)
 		err := job.Run()
 		lifetrace.Mark(rt.member.cfg.ID, 0, job.lastIndex(), lifetrace.DiskDone)
+		if err == nil {
+			// The acknowledgements leave now, not once the event loop
+			// has woken for the result: a hop less on the commit's path.
+			if msgs := job.TakeAfterPersist(); len(msgs) > 0 {
+				if lifetrace.Enabled {
+					rt.traceMessages(msgs)
+				}
+				rt.transport.Send(msgs)
+			}
+		}
 		rt.diskDone <- diskResult{job: job, err: err}
 	}
 }
@@ -406,14 +417,16 @@ func (rt *Runtime) work() error {
 
 // traceRound records a round's sends and applies for lifetrace builds.
 func (rt *Runtime) traceRound(out Output) {
-	id := rt.member.cfg.ID
-	for _, msgs := range [][]raft.Message{out.Messages, out.AfterPersist} {
-		for i := range msgs {
-			lifetrace.Message(id, msgs[i].To, &msgs[i], lifetrace.AppendSent, lifetrace.AckSent)
-		}
-	}
+	rt.traceMessages(out.Messages)
+	rt.traceMessages(out.AfterPersist)
 	if n := len(out.Applied); n > 0 {
-		lifetrace.Mark(id, 0, out.Applied[n-1].Index, lifetrace.Applied)
+		lifetrace.Mark(rt.member.cfg.ID, 0, out.Applied[n-1].Index, lifetrace.Applied)
+	}
+}
+
+func (rt *Runtime) traceMessages(msgs []raft.Message) {
+	for i := range msgs {
+		lifetrace.Message(rt.member.cfg.ID, msgs[i].To, &msgs[i], lifetrace.AppendSent, lifetrace.AckSent)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/raft"
 	"github.com/raftkv/raftkv/storage"
 )
 
@@ -136,4 +137,99 @@ func TestPendingCallTakesOnlyItsRequestsAnswer(t *testing.T) {
 	p.abandon()
 	p.finish(p.gen, Response{RaftIndex: 5})
 	assert.Empty(t, p.answer, "nobody waits after abandon")
+}
+
+// gateFS holds every file Sync while its gate is shut, telling when one
+// waits.
+type gateFS struct {
+	storage.FS
+	mu      sync.Mutex
+	gate    chan struct{} // nil: open
+	waiting chan struct{}
+}
+
+func (g *gateFS) Create(name string) (storage.File, error) {
+	f, err := g.FS.Create(name)
+	return gateFile{f, g}, err
+}
+
+func (g *gateFS) Open(name string) (storage.File, error) {
+	f, err := g.FS.Open(name)
+	return gateFile{f, g}, err
+}
+
+type gateFile struct {
+	storage.File
+	g *gateFS
+}
+
+func (f gateFile) Sync() error {
+	f.g.mu.Lock()
+	gate, waiting := f.g.gate, f.g.waiting
+	f.g.mu.Unlock()
+	if gate != nil {
+		waiting <- struct{}{}
+		<-gate
+	}
+	return f.File.Sync()
+}
+
+// sentTransport records what a runtime sends.
+type sentTransport struct{ sent chan raft.Message }
+
+func (s sentTransport) Send(msgs []raft.Message) {
+	for _, m := range msgs {
+		s.sent <- m
+	}
+}
+
+// A follower acknowledges an append as soon as its disk has it, not when
+// its event loop next runs: here the loop is busy all along.
+func TestRuntimeAcknowledgesFromTheDisk(t *testing.T) {
+	infos := []MemberInfo{{ID: 1, Name: "m1"}, {ID: 2, Name: "m2"}, {ID: 3, Name: "m3"}}
+	fs := &gateFS{FS: storage.NewMemFS(), waiting: make(chan struct{}, 1)}
+	m, err := New(Config{ID: 2, Name: "m2", InitialCluster: infos, FS: fs, Dir: "data",
+		Rand: rand.New(rand.NewPCG(2, 1)), TickMillis: 1000, ElectionTicks: 100})
+	require.NoError(t, err)
+	tr := sentTransport{sent: make(chan raft.Message, 100)}
+	rt := NewRuntime(m, tr, RuntimeOptions{Tick: time.Hour})
+	rt.Start()
+	defer func() { assert.NoError(t, rt.Stop()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var last uint64 // the founding configuration's entries, applied
+	for last == 0 {
+		require.NoError(t, rt.Query(ctx, func(m *Member) { last = m.node.Status().Applied }))
+	}
+
+	fs.mu.Lock()
+	fs.gate = make(chan struct{})
+	fs.mu.Unlock()
+	rt.Receive(raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 2, Index: last, LogTerm: 1,
+		Entries: []raft.Entry{{Index: last + 1, Term: 2}}, Commit: last})
+	select {
+	case <-fs.waiting:
+	case <-ctx.Done():
+		t.Fatal("the append was never written")
+	}
+	loopBusy, loopFree := make(chan struct{}), make(chan struct{})
+	go rt.Query(context.Background(), func(*Member) { close(loopBusy); <-loopFree })
+	<-loopBusy
+	defer close(loopFree)
+	fs.mu.Lock()
+	close(fs.gate)
+	fs.gate = nil
+	fs.mu.Unlock()
+	for {
+		select {
+		case m := <-tr.sent:
+			if m.Type == raft.MsgAppResp {
+				assert.False(t, m.Reject)
+				assert.Equal(t, last+1, m.Index)
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("no acknowledgement while the event loop was busy")
+		}
+	}
 }
