@@ -324,7 +324,7 @@ func (fc *fastConn) parse(head []byte) bool {
 	}
 	clear(r.Header)
 	r.Host, r.ContentLength = "", 0
-	hostSeen := false
+	hostSeen, lengthSeen := false, false
 	for headers := 0; len(rest) > 2; headers++ {
 		var line []byte
 		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
@@ -346,10 +346,13 @@ func (fc *fastConn) parse(head []byte) bool {
 			r.Host = fc.host
 			continue
 		case "Content-Length":
+			// A second one, even equal (which net/http merges), goes to
+			// net/http.
 			n, ok := parseDigitsBytes(value)
-			if !ok || n > fastBodyMax || (r.Method == http.MethodGet && n > 0) || r.ContentLength != 0 {
+			if !ok || n > fastBodyMax || (r.Method == http.MethodGet && n > 0) || lengthSeen {
 				return false
 			}
+			lengthSeen = true
 			r.ContentLength = int64(n)
 		case "Transfer-Encoding", "Expect", "Upgrade", "Connection", "Trailer", "Te":
 			return false
