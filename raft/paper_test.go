@@ -262,20 +262,28 @@ func TestPaperLeaderSendsAppendOnElection(t *testing.T) {
 	}
 }
 
+// streamingLeader returns member 1 of three as the leader of term 2, its
+// no-op durable and accepted by both followers, so that it streams to them
+// (replicate state), with nothing left to send.
+func streamingLeader(t *testing.T, configure ...func(*Config)) *raft {
+	t.Helper()
+	r := newMember(t, 1, []uint64{1, 2, 3}, nil, HardState{Term: 1}, configure...)
+	r.becomeCandidate()
+	r.becomeLeader()
+	persist(t, r)
+	for _, id := range []uint64{2, 3} {
+		require.NoError(t, r.Step(Message{Type: MsgAppResp, From: id, To: 1, Term: r.Term, Index: 1}))
+	}
+	takeMsgs(r)
+	return r
+}
+
 // Leaders: "If command received from client: append entry to local log,
 // respond after entry applied to state machine." and "If last log index ≥
 // nextIndex for a follower: send AppendEntries RPC with log entries
 // starting at nextIndex. If successful: update nextIndex and matchIndex."
 func TestPaperLeaderReplicatesProposals(t *testing.T) {
-	r := newMember(t, 1, []uint64{1, 2, 3}, nil, HardState{Term: 1})
-	r.becomeCandidate()
-	r.becomeLeader()
-	persist(t, r)
-	// Followers accept the no-op, so they stream (replicate state).
-	for _, id := range []uint64{2, 3} {
-		require.NoError(t, r.Step(Message{Type: MsgAppResp, From: id, To: 1, Term: r.Term, Index: 1}))
-	}
-	takeMsgs(r)
+	r := streamingLeader(t)
 	require.NoError(t, r.Step(Message{Type: MsgProp, From: 1, Entries: []Entry{{Data: []byte("x")}}}))
 	assert.Equal(t, uint64(2), r.log.lastIndex(), "appended to the local log")
 	msgs := takeMsgs(r)
@@ -298,14 +306,7 @@ func TestPaperLeaderReplicatesProposals(t *testing.T) {
 // several acknowledgements advanced. A leader that steps down before its
 // messages are taken sends no append.
 func TestLeaderSendsOneAppendPerFollowerPerRound(t *testing.T) {
-	r := newMember(t, 1, []uint64{1, 2, 3}, nil, HardState{Term: 1})
-	r.becomeCandidate()
-	r.becomeLeader()
-	persist(t, r)
-	for _, id := range []uint64{2, 3} {
-		require.NoError(t, r.Step(Message{Type: MsgAppResp, From: id, To: 1, Term: r.Term, Index: 1}))
-	}
-	takeMsgs(r)
+	r := streamingLeader(t)
 	n := &Node{r: r}
 	assert.False(t, n.HasMessages())
 
@@ -345,14 +346,7 @@ func TestLeaderSendsOneAppendPerFollowerPerRound(t *testing.T) {
 // index at once, in an empty append after the last entry sent to it: it
 // need not wait for its acknowledgements to free the window.
 func TestFullWindowStillCarriesTheCommitIndex(t *testing.T) {
-	r := newMember(t, 1, []uint64{1, 2, 3}, nil, HardState{Term: 1}, func(c *Config) { c.MaxInflightMsgs = 1 })
-	r.becomeCandidate()
-	r.becomeLeader()
-	persist(t, r)
-	for _, id := range []uint64{2, 3} {
-		require.NoError(t, r.Step(Message{Type: MsgAppResp, From: id, To: 1, Term: r.Term, Index: 1}))
-	}
-	takeMsgs(r)
+	r := streamingLeader(t, func(c *Config) { c.MaxInflightMsgs = 1 })
 	require.NoError(t, r.Step(Message{Type: MsgProp, From: 1, Entries: []Entry{{Data: []byte("a")}}}))
 	persist(t, r)
 	require.Len(t, takeMsgs(r), 2, "an append to each follower fills its window of one")
