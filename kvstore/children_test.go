@@ -54,7 +54,22 @@ func (c *childList) checkIndex() error {
 		return fmt.Errorf("an index kept for %d children", c.count)
 	case x.count != c.count:
 		return fmt.Errorf("the index counts %d children, the list %d", x.count, c.count)
-	case len(x.slots)&(len(x.slots)-1) != 0 || 4*x.count > 3*len(x.slots):
+	}
+	if err := x.check(); err != nil {
+		return err
+	}
+	for n := range c.all() {
+		if x.get(n.name) != n {
+			return fmt.Errorf("the index does not find %q", n.name)
+		}
+	}
+	return nil
+}
+
+// check verifies the table itself: a power of two of slots at most 3/4
+// full, as many children as it counts, each reachable from its home slot.
+func (x *nameIndex) check() error {
+	if len(x.slots)&(len(x.slots)-1) != 0 || 4*x.count > 3*len(x.slots) {
 		return fmt.Errorf("an index of %d slots for %d children", len(x.slots), x.count)
 	}
 	held := 0
@@ -71,11 +86,6 @@ func (c *childList) checkIndex() error {
 	}
 	if held != x.count {
 		return fmt.Errorf("the index holds %d children and counts %d", held, x.count)
-	}
-	for n := range c.all() {
-		if x.get(n.name) != n {
-			return fmt.Errorf("the index does not find %q", n.name)
-		}
 	}
 	return nil
 }
