@@ -268,6 +268,20 @@ func (c *testCluster) compact(id uint64) error {
 }
 
 // appliedData returns the data of the normal, non-empty entries id applied.
+// sendSnapshot steps into member to the snapshot from's storage holds, as
+// one chunk of from's current term (whatever to's Ready state), and
+// returns its metadata.
+func (c *testCluster) sendSnapshot(from, to uint64) SnapshotMetadata {
+	snap, err := c.storage[from].Snapshot()
+	if err != nil {
+		c.t.Fatalf("member %d: snapshot: %v", from, err)
+	}
+	hs, _, _ := c.nodes[from].BasicStatus()
+	_ = c.nodes[to].Step(Message{Type: MsgSnap, From: from, To: to, Term: hs.Term,
+		Snapshot: &SnapshotChunk{Metadata: snap.Metadata, Total: uint64(len(snap.Data)), Data: snap.Data}})
+	return snap.Metadata
+}
+
 func (c *testCluster) appliedData(id uint64) []string {
 	var out []string
 	for _, e := range c.applied[id] {

@@ -129,12 +129,9 @@ func TestNoSnapshotOverUnappliedConfChanges(t *testing.T) {
 	must(c.propose(1, "x"))
 	c.stabilize()
 	must(c.compact(1))
-	snap, _ := c.storage[1].Snapshot()
-	t.Logf("leader's snapshot at %d, conf %+v", snap.Metadata.Index, snap.Metadata.ConfState)
 	// The leader's snapshot reaches 3 (one chunk), while 3's Ready is held.
-	hs, _, _ := c.nodes[1].BasicStatus()
-	_ = c.nodes[3].Step(Message{Type: MsgSnap, From: 1, To: 3, Term: hs.Term,
-		Snapshot: &SnapshotChunk{Metadata: snap.Metadata, Offset: 0, Total: uint64(len(snap.Data)), Data: snap.Data}})
+	snap := c.sendSnapshot(1, 3)
+	t.Logf("leader's snapshot at %d, conf %+v", snap.Index, snap.ConfState)
 	t.Logf("3 after the snapshot: %+v", c.nodes[3].Status().Config)
 	// Now the application applies the held Ready's entries (step 4) and
 	// advances (step 6), as the contract says.
@@ -143,8 +140,8 @@ func TestNoSnapshotOverUnappliedConfChanges(t *testing.T) {
 	}
 	c.nodes[3].Advance(*held)
 	c.processReady(3) // writes and applies the snapshot, if it was taken
-	got, want := c.nodes[3].Status().Config, snap.Metadata.ConfState
-	if c.nodes[3].Status().Applied >= snap.Metadata.Index && fmt.Sprint(got) != fmt.Sprint(want) {
+	got, want := c.nodes[3].Status().Config, snap.ConfState
+	if c.nodes[3].Status().Applied >= snap.Index && fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("member 3 installed the snapshot of configuration %+v but now uses %+v", want, got)
 	}
 }
@@ -215,18 +212,20 @@ func TestStaleConfChangesCannotElectTwoLeaders(t *testing.T) {
 	}
 	c := newTestCluster(t, 5, func(cfg *Config) { cfg.MaxCommittedSizePerReady = 44 })
 	c.elect(1)
+	change := func(cc ConfChange) {
+		t.Helper()
+		must(c.nodes[1].ProposeConfChange(cc))
+		c.processReadies()
+		c.stabilize()
+	}
 	// 3 is cut off while 5, then 4, are removed.
 	c.partition([]uint64{1, 2, 4, 5}, []uint64{3})
 	for i := range 20 {
 		must(c.propose(1, fmt.Sprintf("e%02d", i)))
 	}
 	c.stabilize()
-	must(c.nodes[1].ProposeConfChange(removal(5)))
-	c.processReadies()
-	c.stabilize()
-	must(c.nodes[1].ProposeConfChange(removal(4)))
-	c.processReadies()
-	c.stabilize()
+	change(removal(5))
+	change(removal(4))
 	t.Logf("1's configuration: %+v", c.nodes[1].Status().Config)
 	// 3 comes back, stores both removals and learns they committed; the
 	// Ready that hands them out to apply is held (slow state machine).
@@ -241,18 +240,11 @@ func TestStaleConfChangesCannotElectTwoLeaders(t *testing.T) {
 	// Without 3, the cluster adds 4 and 5 back, and the leader compacts.
 	c.partition([]uint64{1, 2, 4, 5}, []uint64{3})
 	c.inflight = nil
-	must(c.nodes[1].ProposeConfChange(addVoter(4)))
-	c.processReadies()
-	c.stabilize()
-	must(c.nodes[1].ProposeConfChange(addVoter(5)))
-	c.processReadies()
-	c.stabilize()
+	change(addVoter(4))
+	change(addVoter(5))
 	must(c.compact(1))
-	snap, _ := c.storage[1].Snapshot()
-	t.Logf("leader's snapshot at %d: %+v", snap.Metadata.Index, snap.Metadata.ConfState)
-	hs, _, _ := c.nodes[1].BasicStatus()
-	_ = c.nodes[3].Step(Message{Type: MsgSnap, From: 1, To: 3, Term: hs.Term,
-		Snapshot: &SnapshotChunk{Metadata: snap.Metadata, Total: uint64(len(snap.Data)), Data: snap.Data}})
+	snap := c.sendSnapshot(1, 3)
+	t.Logf("leader's snapshot at %d: %+v", snap.Index, snap.ConfState)
 	// The application now applies the held Ready, as the contract allows.
 	for _, cc := range ccs {
 		_, _ = c.nodes[3].ApplyConfChange(cc)
