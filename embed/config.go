@@ -64,6 +64,11 @@ type Config struct {
 	LeaseReads bool
 	// MaxRequestBytes bounds a request body (0: etcd's 10 MiB form limit).
 	MaxRequestBytes int64
+	// MaxInflightAppends bounds the appends a leader has in flight to one
+	// follower (0: the server's default, 4 — enough to keep a follower's
+	// disk busy on a LAN). Links whose round trip is longer than a few
+	// fsyncs want more.
+	MaxInflightAppends int
 	// CORSOrigins lists the origins allowed cross-origin requests (empty:
 	// every origin, as etcd's default).
 	CORSOrigins []string
@@ -153,6 +158,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("--heartbeat-interval %v is too short", c.HeartbeatInterval)
 	case c.ElectionTimeout < 5*c.HeartbeatInterval:
 		return c, fmt.Errorf("--election-timeout (%v) must be at least 5 times --heartbeat-interval (%v)", c.ElectionTimeout, c.HeartbeatInterval)
+	case c.MaxInflightAppends < 0:
+		return c, fmt.Errorf("--max-inflight-appends %d: want at least 1 (or 0 for the default)", c.MaxInflightAppends)
 	}
 	for _, list := range []struct {
 		flag string

@@ -177,6 +177,7 @@ func (m *Member) start() error {
 		TickMillis:    int(cfg.HeartbeatInterval / time.Millisecond),
 		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval), HeartbeatTicks: 1,
 		SnapshotEvery: cfg.SnapshotCount, LeaseReads: cfg.LeaseReads, TuneRaft: cfg.TuneRaft,
+		MaxInflightMsgs: cfg.MaxInflightAppends,
 	})
 	if err != nil {
 		return fmt.Errorf("start member %s: %w", cfg.Name, err)

@@ -88,6 +88,7 @@ Examples:
 	fl.BoolVar(&f.cfg.SerializableReads, "serializable-reads", false, "answer plain GETs from the local copy, as etcd does by default (faster, possibly stale); quorum=true stays linearizable")
 	fl.BoolVar(&f.cfg.LeaseReads, "lease-reads", false, "confirm linearizable reads with the leader's lease instead of a round of heartbeats (relies on bounded clock drift)")
 	fl.Int64Var(&f.cfg.MaxRequestBytes, "max-request-bytes", 0, "largest request body accepted (0: 10 MiB, as etcd)")
+	fl.IntVar(&f.cfg.MaxInflightAppends, "max-inflight-appends", 0, "appends a leader keeps in flight to each follower (0: 4, for a LAN; more for links whose round trip exceeds a few fsyncs)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.debug, "debug", false, "log at debug level (etcd's --debug)")
 	addLogFlags(fl, &f.log)
@@ -211,16 +212,28 @@ func runServe(stderr io.Writer, f serveFlags) error {
 }
 
 // warnUnknownFlags tells, on stderr, which flags of the command line raftkv
-// does not know (and ignores).
+// does not know (and ignores). A known flag's value is not a flag, even when
+// it starts with a dash (--max-request-bytes -1).
 func warnUnknownFlags(cmd *cobra.Command, args []string) {
-	for _, a := range args {
-		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {
+	fs := cmd.Flags()
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
 			continue
 		}
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		known := cmd.Flags().Lookup(name) != nil || (len(name) == 1 && cmd.Flags().ShorthandLookup(name) != nil)
-		if !known {
+		name, _, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		fl := fs.Lookup(name)
+		if fl == nil && len(name) == 1 {
+			fl = fs.ShorthandLookup(name)
+		}
+		switch {
+		case fl == nil:
 			fmt.Fprintf(cmd.ErrOrStderr(), "raftkv: ignoring flag %s (unknown to raftkv)\n", a)
+		case !inline && fl.NoOptDefVal == "":
+			i++ // the next argument is this flag's value
 		}
 	}
 }
