@@ -52,12 +52,15 @@ bench-memory:
 
 ## fuzz-http: fuzz the client API's fast-path request parser against net/http's for FUZZTIME, then its
 ## form decoder against ParseForm for FORM_FUZZTIME (FUZZTIME unless set); their seeds and saved
-## failures run in `make test`, and CI (.ci/run) fuzzes them for a minute and 30 s after it
+## failures run in `make test`, and CI (.ci/run) fuzzes them for a minute and 30 s after it.
+## FUZZ_MINIMIZE bounds the shrinking of each new input (go's default, 60 s, spent most of a 30 s
+## run shrinking one long form body: the fuzzer ran nothing else meanwhile)
 FUZZTIME ?= 5m
 FORM_FUZZTIME ?= $(FUZZTIME)
+FUZZ_MINIMIZE ?= 2s
 fuzz-http:
-	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzFastPathParse$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzKeyForm$$' -fuzztime $(FORM_FUZZTIME)
+	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzFastPathParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZ_MINIMIZE)
+	$(GO) test ./rpc/ -run '^$$' -fuzz '^FuzzKeyForm$$' -fuzztime $(FORM_FUZZTIME) -fuzzminimizetime $(FUZZ_MINIMIZE)
 
 ## sim: a longer simulation campaign (SEEDS=N to change its size), with a progress bar and a summary
 SEEDS ?= 2000
