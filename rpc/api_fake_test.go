@@ -29,9 +29,11 @@ type fakeBackend struct {
 	state     raft.StateType
 	members   []server.MemberInfo
 
-	// noSpace and storeStats are what Status reports of the member.
-	noSpace    bool
-	storeStats server.StoreStats
+	// noSpace, storeStats and leaderSince are what Status reports of the
+	// member.
+	noSpace     bool
+	storeStats  server.StoreStats
+	leaderSince time.Time
 
 	// doErr, when set, is returned by the next Do instead of an answer.
 	doErr error
@@ -135,7 +137,7 @@ func (f *fakeBackend) Status() server.RuntimeStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return server.RuntimeStatus{ID: f.self, Leader: f.leader, Term: fakeTerm, Commit: raftIndexBase + f.applied, State: f.state,
-		NoSpace: f.noSpace, Store: f.storeStats}
+		LeaderSince: f.leaderSince, NoSpace: f.noSpace, Store: f.storeStats}
 }
 
 func (f *fakeBackend) Done() <-chan struct{} { return f.done }

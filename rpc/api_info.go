@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -100,12 +99,6 @@ type apiStats struct {
 	startTime time.Time
 	// watchers counts open watch responses.
 	watchers atomic.Int64
-
-	mu sync.Mutex
-	// leader and leaderSince remember the leader last seen by
-	// /v2/stats/self and since when; guarded by mu.
-	leader      uint64
-	leaderSince time.Time
 }
 
 // storeStats is the body of /v2/stats/store, etcd's fields in etcd's order.
@@ -129,7 +122,7 @@ type storeStats struct {
 }
 
 func newAPIStats(now time.Time) *apiStats {
-	return &apiStats{startTime: now, leaderSince: now}
+	return &apiStats{startTime: now}
 }
 
 func (s *apiStats) storeStats(c server.StoreStats) storeStats {
@@ -169,13 +162,10 @@ func (a *API) serveSelfStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := a.backend.Status()
-	now := a.opts.Clock()
-	a.stats.mu.Lock()
-	if status.Leader != a.stats.leader {
-		a.stats.leader, a.stats.leaderSince = status.Leader, now
+	leaderSince := status.LeaderSince
+	if leaderSince.IsZero() {
+		leaderSince = a.stats.startTime
 	}
-	leaderSince := a.stats.leaderSince
-	a.stats.mu.Unlock()
 	appends := a.opts.Messages.appends()
 	name := ""
 	for _, m := range view.Members {
@@ -203,7 +193,7 @@ func (a *API) serveSelfStats(w http.ResponseWriter, r *http.Request) {
 	}{
 		Name: name, ID: formatID(view.Self), State: "State" + status.State.String(),
 		StartTime:            a.stats.startTime,
-		LeaderInfo:           leaderInfo{Leader: formatID(status.Leader), Uptime: now.Sub(leaderSince).String(), StartTime: leaderSince},
+		LeaderInfo:           leaderInfo{Leader: formatID(status.Leader), Uptime: a.opts.Clock().Sub(leaderSince).String(), StartTime: leaderSince},
 		RecvAppendRequestCnt: appends.RecvCount, RecvPkgRate: appends.RecvPkgRate, RecvBandwidthRate: appends.RecvBandwidthRate,
 		SendAppendRequestCnt: appends.SendCount, SendPkgRate: appends.SendPkgRate, SendBandwidthRate: appends.SendBandwidthRate,
 	})

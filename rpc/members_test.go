@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -184,10 +185,13 @@ func TestStats(t *testing.T) {
 		`"updateSuccess":7,"updateFail":8,"createSuccess":9,"createFail":10,"compareAndSwapSuccess":11,"compareAndSwapFail":12,`+
 		`"compareAndDeleteSuccess":13,"compareAndDeleteFail":14,"expireCount":15,"watchers":1}`, body)
 
+	// The member has led since 90 s before the API started: the uptime
+	// counts from then, not from the first request.
+	backend.leaderSince = fakeEpoch.Add(-90 * time.Second)
 	code, _, body = send(t, "GET", srv.URL+"/v2/stats/self", "", nil)
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, `{"name":"one","id":"1a2b","state":"StateLeader","startTime":"2024-05-01T10:00:00.123456789Z",`+
-		`"leaderInfo":{"leader":"1a2b","uptime":"0s","startTime":"2024-05-01T10:00:00.123456789Z"},`+
+		`"leaderInfo":{"leader":"1a2b","uptime":"1m30s","startTime":"2024-05-01T09:58:30.123456789Z"},`+
 		`"recvAppendRequestCnt":0,"sendAppendRequestCnt":0}`, body)
 
 	backend.state = raft.StateFollower

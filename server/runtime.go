@@ -77,6 +77,11 @@ type RuntimeStatus struct {
 	Commit  uint64
 	Applied uint64
 	State   raft.StateType
+	// LeaderSince is when this member first saw Leader lead, by the
+	// runtime's clock: for a leader when it won, for a follower when it
+	// first heard from it (etcd's leaderInfo.startTime); with no leader,
+	// since when it has had none.
+	LeaderSince time.Time
 	// NoSpace says the disk is full: writes are refused.
 	NoSpace bool
 	// IsLearner says the member is a learner (it does not vote).
@@ -432,8 +437,14 @@ func (rt *Runtime) traceMessages(msgs []raft.Message) {
 
 func (rt *Runtime) refreshStatus() {
 	hs, ss, applied := rt.member.node.BasicStatus()
+	var since time.Time
+	if prev := rt.status.Load(); prev != nil && prev.Leader == ss.Lead {
+		since = prev.LeaderSince
+	} else {
+		since = rt.clock()
+	}
 	rt.status.Store(&RuntimeStatus{
-		ID: rt.member.cfg.ID, Leader: ss.Lead, Term: hs.Term, Commit: hs.Commit,
+		ID: rt.member.cfg.ID, Leader: ss.Lead, LeaderSince: since, Term: hs.Term, Commit: hs.Commit,
 		Applied: applied, State: ss.State, NoSpace: rt.member.DiskFull(),
 		IsLearner: rt.member.IsLearner(), PendingProposals: rt.member.PendingProposals(),
 		Nodes: rt.member.NodeCount(), Store: rt.member.StoreStats(),

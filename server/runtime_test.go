@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,4 +233,47 @@ func TestRuntimeAcknowledgesFromTheDisk(t *testing.T) {
 			t.Fatal("no acknowledgement while the event loop was busy")
 		}
 	}
+}
+
+// TestRuntimeStatusTellsSinceWhenTheLeaderLeads checks that the status
+// dates the leader from when this member first heard from it, not from
+// its later messages, and dates a new leader afresh.
+func TestRuntimeStatusTellsSinceWhenTheLeaderLeads(t *testing.T) {
+	infos := []MemberInfo{{ID: 1, Name: "m1"}, {ID: 2, Name: "m2"}, {ID: 3, Name: "m3"}}
+	m, err := New(Config{ID: 2, Name: "m2", InitialCluster: infos, FS: storage.NewMemFS(), Dir: "data",
+		Rand: rand.New(rand.NewPCG(2, 1)), TickMillis: 1000, ElectionTicks: 100})
+	require.NoError(t, err)
+	tr := sentTransport{sent: make(chan raft.Message, 100)}
+	rt := NewRuntime(m, tr, RuntimeOptions{Tick: time.Hour})
+	var now atomic.Int64 // seconds after t0
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	rt.clock = func() time.Time { return t0.Add(time.Duration(now.Load()) * time.Second) }
+	rt.Start()
+	defer func() { assert.NoError(t, rt.Stop()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// heartbeat steps a heartbeat from a leader at the given second and
+	// returns the status of the round that stepped it: the answer leaves
+	// in that round, and a query runs only after the round's status.
+	heartbeat := func(at int64, from, term uint64) RuntimeStatus {
+		t.Helper()
+		now.Store(at)
+		rt.Receive(raft.Message{Type: raft.MsgHeartbeat, From: from, To: 2, Term: term})
+		for answered := false; !answered; {
+			select {
+			case m := <-tr.sent:
+				answered = m.Type == raft.MsgHeartbeatResp && m.To == from
+			case <-ctx.Done():
+				t.Fatal("the heartbeat was never answered")
+			}
+		}
+		require.NoError(t, rt.Query(ctx, func(*Member) {}))
+		st := rt.Status()
+		require.Equal(t, from, st.Leader)
+		return st
+	}
+	assert.Equal(t, t0.Add(5*time.Second), heartbeat(5, 1, 2).LeaderSince, "first heard from member 1")
+	assert.Equal(t, t0.Add(5*time.Second), heartbeat(9, 1, 2).LeaderSince, "member 1 still leads")
+	assert.Equal(t, t0.Add(20*time.Second), heartbeat(20, 3, 3).LeaderSince, "member 3 leads now")
 }
