@@ -99,10 +99,15 @@ const (
 	DefaultClusterToken       = "raftkv-cluster"
 	DefaultHeartbeatInterval  = 100 * time.Millisecond
 	DefaultElectionTimeout    = 1000 * time.Millisecond
-	DefaultSnapshotCount      = 10000
 	ClusterStateNew           = "new"
 	ClusterStateExisting      = "existing"
 	defaultDataDirSuffixStyle = "raftkv.data"
+
+	// DefaultSnapshotCount is etcd's (since 3.2). A snapshot is written
+	// and fsynced on the event loop, ~90 MB at a million keys: one every
+	// 10,000 entries made filling a million keys write a hundred of them
+	// (benchmarks/RESULTS.md, "Memory: a million keys").
+	DefaultSnapshotCount = 100000
 )
 
 // withDefaults fills in defaults and checks the configuration; every error
