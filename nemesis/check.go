@@ -73,6 +73,23 @@ func replay(applied AppliedHistory, from, to uint64) (map[string]Change, []uint6
 	return files, holes
 }
 
+// checkFinals compares each member's final listing with the applied
+// history replayed up to the index the listing was read at (the fence when
+// the listing failed): a write still in flight when the clients stopped
+// may be applied after the last acknowledged one, between two listings.
+func checkFinals(names []string, applied AppliedHistory, from, fence uint64, finals []map[string]Change, listed []uint64) []string {
+	var problems []string
+	for i, files := range finals {
+		at := listed[i]
+		if at == 0 {
+			at = fence
+		}
+		want, _ := replay(applied, from, at)
+		problems = append(problems, compareFinal(names[i], files, want)...)
+	}
+	return problems
+}
+
 // compareFinal compares a member's final files (key → value@index) with
 // the replayed ones.
 func compareFinal(member string, got map[string]Change, want map[string]Change) []string {

@@ -236,3 +236,20 @@ func TestCuts(t *testing.T) {
 		}
 	})
 }
+
+// TestFinalListingsAreCheckedAtTheirOwnIndex: a write still in flight when
+// the clients stopped lands after the last acknowledged one (index 14),
+// between two members' listings; each listing is checked against the
+// history up to the index it was read at.
+func TestFinalListingsAreCheckedAtTheirOwnIndex(t *testing.T) {
+	applied := AppliedHistory{11: set(11, "/a", "c0-1"), 12: set(12, "/b", "c1-1"), 13: set(13, "/a", "c2-1"),
+		14: set(14, "/nemesis-probe", "end"), 15: set(15, "/a", "c0-9")}
+	before := map[string]Change{"/a": applied[13], "/b": applied[12], "/nemesis-probe": applied[14]}
+	after := map[string]Change{"/a": applied[15], "/b": applied[12], "/nemesis-probe": applied[14]}
+	names := []string{"m1", "m2", "m3"}
+	mustPass(t, checkFinals(names, applied, 10, 15, []map[string]Change{before, after, after}, []uint64{14, 15, 15}))
+	mustFind(t, checkFinals(names, applied, 10, 15, []map[string]Change{before, before, after}, []uint64{14, 15, 15}),
+		`m2 holds /a="c2-1"@13, the applied history "c0-9"@15`)
+	// A listing that failed is held to the whole history.
+	mustFind(t, checkFinals(names, applied, 10, 15, []map[string]Change{before, after, {}}, []uint64{14, 15, 0}), "m3 lacks /a")
+}

@@ -64,8 +64,10 @@
 //   - serializable reads may be stale but must show a state that was: the
 //     change at their modifiedIndex, and never going back for one client
 //     of one member process;
-//   - every member's final key space must be the applied history replayed,
-//     and every acknowledged in-order create must still be there;
+//   - every member's final key space must be the applied history replayed
+//     up to the index its listing was read at (a write the clients gave up
+//     on may still land after the last acknowledged one), and every
+//     acknowledged in-order create must still be there;
 //   - liveness: after each heal a write must succeed within a bound (five
 //     election timeouts), or the run fails with every member's /v2/stats
 //     and the end of its log.

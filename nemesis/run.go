@@ -478,7 +478,17 @@ func (r *runner) finish() {
 	if _, ok := r.probe(3 * r.cfg.LivenessBound); !ok {
 		r.report.Problems = append(r.report.Problems, r.stuck(AppliedFault{Description: "the final heal"}))
 	}
+	// The final reads and listings come before the watches drain, and the
+	// fence covers what the listings show: a write still in flight when
+	// the clients stopped (a member holds a request until its timeout, and
+	// queues its proposal while there is no leader) may be applied after
+	// the last acknowledged write, and each listing is checked against the
+	// applied history up to its own index.
+	finals, listed := r.finalReads()
 	fence := r.lastAck()
+	for _, x := range listed {
+		fence = max(fence, x)
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for _, w := range r.watchers {
 		for w.last() < fence && time.Now().Before(deadline) {
@@ -491,8 +501,7 @@ func (r *runner) finish() {
 	}
 	r.stopWatch()
 	r.watchWG.Wait()
-	finals := r.finalReads()
-	r.check(fence, finals)
+	r.check(fence, finals, listed)
 }
 
 // lastAck is the index of the last acknowledged write.
@@ -526,8 +535,9 @@ func (r *runner) availability() float64 {
 }
 
 // finalReads reads every key through every member, linearizably, into
-// the history, and lists each member's files.
-func (r *runner) finalReads() []map[string]Change {
+// the history, and lists each member's files, with the index each listing
+// was read at (0 when it failed).
+func (r *runner) finalReads() ([]map[string]Change, []uint64) {
 	r.load.mu.Lock()
 	keys := slices.Clone(r.load.keys)
 	r.load.mu.Unlock()
@@ -542,8 +552,10 @@ func (r *runner) finalReads() []map[string]Change {
 	// that no listing shows can have been seen by no operation of the
 	// history (see settlePending).
 	var finals []map[string]Change
+	var listed []uint64
 	for _, m := range r.cluster.Members {
 		files := map[string]Change{}
+		var at uint64
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		resp, err := r.probes[m.Index].Get(ctx, "/", &client.GetOptions{Quorum: true, Recursive: true})
 		cancel()
@@ -551,10 +563,12 @@ func (r *runner) finalReads() []map[string]Change {
 			r.report.Problems = append(r.report.Problems, fmt.Sprintf("final listing through %s: %v", m.Name, err))
 		} else {
 			flatten(resp.Node, files)
+			at = resp.Index
 		}
 		finals = append(finals, files)
+		listed = append(listed, at)
 	}
-	return finals
+	return finals, listed
 }
 
 // flatten lists the files under n.
@@ -571,8 +585,9 @@ func flatten(n *client.Node, out map[string]Change) {
 	}
 }
 
-// check runs every check and fills in the report.
-func (r *runner) check(fence uint64, finals []map[string]Change) {
+// check runs every check and fills in the report. finals are the members'
+// final listings, listed the indexes they were read at.
+func (r *runner) check(fence uint64, finals []map[string]Change, listed []uint64) {
 	rep := r.report
 	var streams []WatchStream
 	for _, w := range r.watchers {
@@ -594,7 +609,7 @@ func (r *runner) check(fence uint64, finals []map[string]Change) {
 	for _, s := range streams {
 		from = min(from, s.After)
 	}
-	want, holes := replay(applied, from, fence)
+	_, holes := replay(applied, from, fence)
 	rep.SettledApplied, rep.SettledNoEffect = r.settlePending(applied, len(holes) == 0, finals)
 	h := r.rec.History()
 	rep.Ops += len(h.Operations)
@@ -609,9 +624,11 @@ func (r *runner) check(fence uint64, finals []map[string]Change) {
 		problems = append(problems, fmt.Sprintf("no watch saw the changes at %d indexes between %d and %d (first: %d): every watch had a gap there",
 			len(holes), from+1, fence, holes[0]))
 	} else {
-		for i, files := range finals {
-			problems = append(problems, compareFinal(r.cluster.Members[i].Name, files, want)...)
+		var names []string
+		for _, m := range r.cluster.Members {
+			names = append(names, m.Name)
 		}
+		problems = append(problems, checkFinals(names, applied, from, fence, finals, listed)...)
 	}
 	for i, files := range finals {
 		for _, p := range checkAcked(acks, files) {
