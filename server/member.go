@@ -715,6 +715,10 @@ func (m *Member) flushProposals() {
 		m.proposalsBlocked = true
 		return
 	}
+	m.dropAnswered()
+	if len(m.proposals) == 0 {
+		return
+	}
 	n := min(len(m.proposals), m.cfg.MaxProposalBatch)
 	if err := m.node.Propose(m.proposals[:n]...); err != nil {
 		// Dropped (a transfer under way, too much uncommitted): the batch
@@ -731,6 +735,23 @@ func (m *Member) flushProposals() {
 	if len(m.proposals) == 0 {
 		m.proposals, m.proposalIDs = nil, nil
 	}
+}
+
+// dropAnswered takes out of the queue the writes already answered: those
+// whose timeout passed while they waited for a leader (their clients were
+// told the outcome is unknown, and may have written the key again since)
+// and those a copy proposed earlier has applied. Neither is proposed.
+func (m *Member) dropAnswered() {
+	kept := 0
+	for i, id := range m.proposalIDs {
+		if id != 0 && m.writes[id] == nil {
+			continue
+		}
+		m.proposals[kept], m.proposalIDs[kept] = m.proposals[i], id
+		kept++
+	}
+	clear(m.proposals[kept:])
+	m.proposals, m.proposalIDs = m.proposals[:kept], m.proposalIDs[:kept]
 }
 
 // queue adds a proposal for the next flush; id is the request that waits

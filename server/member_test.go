@@ -411,3 +411,36 @@ func heartbeatAfterPause(t *testing.T, pause time.Duration) (c *testCluster, fol
 		Term: st.Term, Commit: st.Commit}, resumed)
 	return c, follower, resumed
 }
+
+// TestTimedOutWriteNeverLandsLater: a write submitted while its member
+// knows no leader waits in the member's queue. Once its client has been
+// told it timed out, it must not be proposed when a leader appears: a
+// client that then writes the key again, elsewhere, would see its newer
+// value overwritten by the one it was told had not made it in time.
+func TestTimedOutWriteNeverLandsLater(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	f := c.follower(lead)
+	for _, id := range c.ids {
+		c.down[id] = id != f
+	}
+	for i := 0; c.members[f].Leader() != raft.None; i++ {
+		require.Less(t, i, 100, "the cut-off follower still names a leader")
+		c.tick(1)
+	}
+	timedOut := c.do(f, set("/k", "stale"))
+	var kerr *kvstore.Error
+	require.True(t, errors.As(timedOut.Err, &kerr), "%v", timedOut.Err)
+	require.Contains(t, kerr.Cause, "timed out")
+
+	// The other two write the key meanwhile; then f hears from their
+	// leader again and flushes its queue.
+	for _, id := range c.ids {
+		c.down[id] = id == f
+	}
+	require.NoError(t, c.do(c.follower(f), set("/k", "fresh")).Err)
+	c.down[f] = false
+	c.tick(30)
+	assert.Equal(t, "fresh", valueOf(t, c.do(f, Request{Kind: RequestRead, Path: "/k"})))
+	c.requireConverged()
+}
